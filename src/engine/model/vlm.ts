@@ -79,11 +79,17 @@ export function parameterSpecs(c: ModelConfig): ParamSpec[] {
   return buildTrainingGraph(c, { withGrads: false }).params;
 }
 
+// Serving graphs bake the weights in as initializers. Without `weights` they take them as inputs
+// instead: GRPO rollouts decode with the policy being trained, whose weights change every step.
+function servingParams(g: Graph, weights: Weights | undefined): ParamSource {
+  return new ParamSource(g, weights ? { kind: 'initializers', weights } : { kind: 'inputs' });
+}
+
 /** Serving: patches [B, Np, P] -> image_embeds [B, Np, D]. */
-export function buildVisionGraph(c: ModelConfig, weights: Weights): Graph {
+export function buildVisionGraph(c: ModelConfig, weights?: Weights): Graph {
   validateConfig(c);
   const g = new Graph('clinvqa_vision_encoder');
-  const ps = new ParamSource(g, { kind: 'initializers', weights });
+  const ps = servingParams(g, weights);
   const patches = g.input('patches', 'float32', ['batch', numPatches(c), patchDim(c)]);
   g.output(visionEncoder(ps, c, patches), 'image_embeds');
   return g;
@@ -102,10 +108,10 @@ export function presentNames(layer: number): { key: string; value: string } {
  * `past_key_values.{l}.key|value` [B, H, P, Dh] (P = 0 on the first step). Outputs `logits`
  * [B, V] at the last position and `present.{l}.key|value` [B, H, P+I+T, Dh].
  */
-export function buildDecoderGraph(c: ModelConfig, weights: Weights): Graph {
+export function buildDecoderGraph(c: ModelConfig, weights?: Weights): Graph {
   validateConfig(c);
   const g = new Graph('clinvqa_decoder');
-  const ps = new ParamSource(g, { kind: 'initializers', weights });
+  const ps = servingParams(g, weights);
   const t = c.text;
   const headDim = t.dim / t.heads;
   const image = g.input('image_embeds', 'float32', ['batch', 'image', t.dim]);

@@ -1,0 +1,205 @@
+// Wiring only: builds the parts (metrics, audit log, model registry with one batcher per model,
+// A/B table, feedback store), loads every package in the models directory, and assembles the
+// express app in the order a request flows through it. Tests call createApp with a fake runtime
+// loader; src/http/serve.ts adds the listening socket and graceful shutdown.
+import express, { type Express, type Router } from 'express';
+import { AuditLog, type AuditSink } from './audit/audit-log.ts';
+import { createLogger, type Logger } from './audit/logger.ts';
+import type { Config } from './config.ts';
+import { FeedbackStore } from './feedback/feedback-store.ts';
+import { abortWhenDraining } from './http/middleware/drain.ts';
+import { auditTrail } from './http/middleware/audit-trail.ts';
+import { authenticate } from './http/middleware/auth.ts';
+import { errorHandler, notFound } from './http/middleware/error-handler.ts';
+import { httpMetrics } from './http/middleware/http-metrics.ts';
+import { resolveOperation, validateRequest } from './http/middleware/openapi-validate.ts';
+import { requestId } from './http/middleware/request-id.ts';
+import { parseBodies } from './http/middleware/upload.ts';
+import { OpenApiSpec } from './http/openapi/spec.ts';
+import { contextOf } from './http/request-context.ts';
+import { createAdminAbRouter } from './http/routes/admin-ab.route.ts';
+import { adminModelsRouter } from './http/routes/admin-models.route.ts';
+import { chatRouter } from './http/routes/chat.route.ts';
+import { createFeedbackRouter } from './http/routes/feedback.route.ts';
+import { healthRouter } from './http/routes/health.route.ts';
+import { metricsRouter } from './http/routes/metrics.route.ts';
+import { modelsRouter } from './http/routes/models.route.ts';
+import { vqaRouter } from './http/routes/vqa.route.ts';
+import { Metrics } from './metrics/metrics.ts';
+import { listModelPackages } from './registry/model-package.ts';
+import { ModelRegistry } from './registry/registry.ts';
+import { AbTableStore } from './routing/ab-table-store.ts';
+import { pickVariant } from './routing/sticky-router.ts';
+import { Batcher } from './runtime/batcher.ts';
+import type { ModelRuntime, RuntimeLoader } from './runtime/types.ts';
+import { ChatService } from './serving/chat.service.ts';
+import type { VariantSelector } from './serving/variant-selection.ts';
+import { VqaService } from './serving/vqa.service.ts';
+
+export interface AppDeps {
+  config: Config;
+  loader: RuntimeLoader;
+  logger?: Logger;
+  /** Default: the JSON-lines audit log under the data dir. */
+  audit?: AuditSink;
+  /** Default: a fresh registry with process metrics. */
+  metrics?: Metrics;
+  spec?: OpenApiSpec;
+  /** Routers mounted after the built-in ones, behind the same auth and validation (e.g. fine-tunes). */
+  extraRouters?(parts: AppParts): Router[];
+}
+
+export interface AppParts {
+  config: Config;
+  registry: ModelRegistry;
+  abTable: AbTableStore;
+  feedback: FeedbackStore;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+export interface ClinvqaApp extends AppParts {
+  app: Express;
+  audit: AuditSink;
+  /** Readiness turns 503 and new inferences are refused; in-flight ones finish. */
+  startDraining(): void;
+  isDraining(): boolean;
+  /** Waits for in-flight batches, disposes every runtime, closes the stores. */
+  close(): Promise<void>;
+}
+
+function batcherFor(config: Config, logger: Logger) {
+  return (runtime: ModelRuntime): Batcher =>
+    new Batcher(
+      (reqs) => runtime.generateBatch(reqs),
+      { ...config.batching, maxBatch: Math.max(1, Math.min(config.batching.maxBatch, runtime.maxBatch)) },
+      {
+        onBatch: ({ size, durationMs, failed }) => {
+          if (failed) logger.error('inference batch failed', { model: runtime.id, size, duration_ms: Math.round(durationMs) });
+        },
+      },
+    );
+}
+
+/** Loads every package in the models directory; a broken package is logged and skipped. */
+async function loadAll(registry: ModelRegistry, config: Config, logger: Logger): Promise<void> {
+  let warnedFallback = false;
+  for (const pkg of await listModelPackages(config.modelsDir)) {
+    try {
+      const loaded = await registry.loadPackage(pkg.dir);
+      const provider = loaded.runtime.executionProvider;
+      const wanted = config.executionProviders[0];
+      if (!warnedFallback && provider !== undefined && provider !== wanted) {
+        warnedFallback = true;
+        logger.warn(`execution provider "${wanted}" is not available; running on ${provider}`, { requested: config.executionProviders, using: provider });
+      }
+    } catch (error) {
+      logger.error('model package not loaded', { model: pkg.id, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+}
+
+export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
+  const { config } = deps;
+  const logger = deps.logger ?? createLogger(config.logLevel);
+  const spec = deps.spec ?? OpenApiSpec.load();
+  const audit = deps.audit ?? new AuditLog(config.dataDir, (error) => logger.error('audit log write failed', { error: error.message }));
+  let registry!: ModelRegistry;
+  const metrics = deps.metrics ?? new Metrics({ queueDepth: () => registry.list().map((m) => ({ model: m.id, depth: m.batcher.queued })) });
+  registry = new ModelRegistry({
+    loader: deps.loader,
+    executionProviders: config.executionProviders,
+    createBatcher: batcherFor(config, logger),
+    log: (message, fields) => logger.info(message, fields),
+  });
+
+  // 1. models, then the A/B table over them (a default table follows what loaded)
+  await loadAll(registry, config, logger);
+  const abTable = AbTableStore.open({
+    dataDir: config.dataDir,
+    isKnownModel: (id) => registry.has(id),
+    defaultModels: () => registry.list().map((m) => m.id),
+    defaultStickyHeader: config.stickyHeader,
+    log: (message, fields) => logger.info(message, fields),
+  });
+  const feedback = FeedbackStore.open(config.dataDir);
+
+  // 2. services
+  const selector: VariantSelector = {
+    stickyHeader: () => abTable.current.stickyHeader,
+    choose: (clientId, available) => {
+      const picked = pickVariant(abTable.current, clientId, (id) => available.includes(id));
+      return picked ? { model: picked.variant.model, variant: picked.variant.name, tableVersion: picked.tableVersion } : undefined;
+    },
+  };
+  const vqa = new VqaService({ registry, selector, recorder: feedback, metrics, limits: config.limits, logger });
+  const chat = new ChatService(vqa);
+  const parts: AppParts = { config, registry, abTable, feedback, metrics, logger };
+
+  // 3. the request pipeline: id → metrics/audit hooks → contract operation → auth → body → contract check → route
+  let draining = false;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(requestId());
+  app.use(httpMetrics(metrics));
+  app.use(auditTrail(audit));
+  app.use(resolveOperation(spec));
+  app.use(abortWhenDraining(() => draining));
+  app.use(authenticate({ apiKeys: config.apiKeys, insecureDev: config.insecureDev }));
+  app.use(parseBodies({ maxImageBytes: config.limits.maxImageBytes }));
+  app.use(validateRequest(spec));
+
+  app.use(healthRouter({ registry, isDraining: () => draining }));
+  app.use(metricsRouter({ metrics }));
+  app.use(modelsRouter({ registry }));
+  app.use(vqaRouter({ service: vqa, selector }));
+  app.use(chatRouter({ service: chat, selector }));
+  app.use(createFeedbackRouter({
+    store: feedback,
+    keyIdOf: (_req, res) => contextOf(res).caller?.keyId,
+    onFeedback: (record) => metrics.observeFeedback(record.variant, record.correct),
+  }));
+  app.use(createAdminAbRouter({
+    table: abTable,
+    stats: feedback,
+    audit: (event, _req, res) => {
+      const ctx = contextOf(res);
+      ctx.audit.action = event.action;
+      ctx.audit.details = { ...event };
+    },
+  }));
+  app.use(adminModelsRouter({
+    registry,
+    modelsDir: config.modelsDir,
+    isRouted: (id) => abTable.current.variants.some((v) => v.model === id && v.weight > 0),
+    onChange: () => abTable.followModels(registry.list().map((m) => m.id)),
+    logger,
+  }));
+  for (const router of deps.extraRouters?.(parts) ?? []) app.use(router);
+
+  app.use(notFound());
+  app.use(errorHandler(logger));
+
+  let closed: Promise<void> | undefined;
+  return {
+    ...parts,
+    app,
+    audit,
+    startDraining: () => {
+      draining = true;
+    },
+    isDraining: () => draining,
+    close: () => {
+      closed ??= (async () => {
+        draining = true;
+        await registry.close();
+        feedback.close();
+        await audit.close();
+      })();
+      return closed;
+    },
+  };
+}
+
+

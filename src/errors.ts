@@ -1,0 +1,97 @@
+// The one error type that crosses the HTTP boundary. Everything a client can be told about a failed
+// request is an ApiError(status, code, detail); the error handler renders it as RFC 7807
+// application/problem+json. Other modules throw their own typed errors (ImageInputError,
+// QueueFullError, ...) and serving/error-mapping.ts turns them into ApiErrors in one place.
+
+/** Stable machine-readable codes; clients branch on `code`, never on `detail` wording. */
+export const ERROR_CATALOGUE = {
+  invalid_request: { status: 400, title: 'The request does not match the API contract' },
+  bad_json: { status: 400, title: 'The body is not valid JSON' },
+  bad_base64: { status: 400, title: 'The image is not valid base64' },
+  image_missing: { status: 400, title: 'No image was sent' },
+  image_url_not_supported: { status: 400, title: 'Only data: URLs are accepted for images' },
+  question_empty: { status: 400, title: 'The question is empty' },
+  unauthorized: { status: 401, title: 'A valid API key is required' },
+  forbidden: { status: 403, title: 'This API key may not use this route' },
+  not_found: { status: 404, title: 'No such route' },
+  model_not_found: { status: 404, title: 'No such model is loaded' },
+  response_not_found: { status: 404, title: 'No such response id' },
+  method_not_allowed: { status: 405, title: 'Method not allowed on this route' },
+  conflict: { status: 409, title: 'The request conflicts with the current state' },
+  payload_too_large: { status: 413, title: 'The request body is too large' },
+  image_too_large_bytes: { status: 413, title: 'The image file is too large' },
+  image_too_large_pixels: { status: 413, title: 'The image has too many pixels' },
+  unsupported_media_type: { status: 415, title: 'Unsupported media type' },
+  dicom_unsupported_transfer_syntax: { status: 415, title: 'Unsupported DICOM transfer syntax' },
+  dicom_unsupported_pixel_format: { status: 415, title: 'Unsupported DICOM pixel format' },
+  image_unreadable: { status: 422, title: 'The image could not be decoded' },
+  invalid_ab_table: { status: 422, title: 'The A/B table is not valid' },
+  model_load_failed: { status: 422, title: 'The model package could not be loaded' },
+  internal_error: { status: 500, title: 'Internal server error' },
+  not_ready: { status: 503, title: 'The server is not ready' },
+  queue_full: { status: 503, title: 'The server is at capacity' },
+  model_unavailable: { status: 503, title: 'The model is not available right now' },
+  inference_timeout: { status: 504, title: 'The model did not answer in time' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export interface ApiErrorOptions {
+  /** Extra response headers, e.g. Retry-After on 503 or WWW-Authenticate on 401. */
+  headers?: Record<string, string>;
+  /** Extension members of the problem document (RFC 7807 §3.2), e.g. validation `errors`. */
+  extensions?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  readonly headers: Record<string, string>;
+  readonly extensions: Record<string, unknown>;
+
+  /** `detail` is shown to the client: no internal paths, no patient data. */
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    readonly detail: string,
+    options: ApiErrorOptions = {},
+  ) {
+    super(detail, { cause: options.cause });
+    this.headers = options.headers ?? {};
+    this.extensions = options.extensions ?? {};
+  }
+
+  /** An ApiError whose status is the catalogue's for `code`. */
+  static of(code: ErrorCode, detail: string, options?: ApiErrorOptions): ApiError {
+    return new ApiError(ERROR_CATALOGUE[code].status, code, detail, options);
+  }
+}
+
+export interface ProblemDocument {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  instance?: string;
+  request_id?: string;
+  [extension: string]: unknown;
+}
+
+export function problemTypeUri(code: ErrorCode): string {
+  return `urn:clinvqa:problem:${code}`;
+}
+
+export function toProblem(error: ApiError, context: { requestId?: string; instance?: string } = {}): ProblemDocument {
+  const entry = ERROR_CATALOGUE[error.code];
+  return {
+    ...error.extensions,
+    type: problemTypeUri(error.code),
+    title: entry.title,
+    status: error.status,
+    detail: error.detail,
+    code: error.code,
+    ...(context.instance !== undefined ? { instance: context.instance } : {}),
+    ...(context.requestId !== undefined ? { request_id: context.requestId } : {}),
+  };
+}

@@ -1,0 +1,73 @@
+// Body parsing. Multipart parsing for image uploads: in memory (images are small and go straight to sharp), one
+// file part named `image`, the byte limit enforced while streaming so an oversized upload is cut
+// off early. Multer's and busboy's errors become problem documents here.
+import express, { type RequestHandler } from 'express';
+import multer from 'multer';
+import { ApiError } from '../../errors.ts';
+import { contextOf } from '../request-context.ts';
+import { mediaTypeOf } from './openapi-validate.ts';
+
+export interface UploadOptions {
+  maxImageBytes: number;
+  /** Name of the file part. */
+  field?: string;
+}
+
+// Enough for a 2,000-character question in any script (4 bytes per code point) plus slack.
+const MAX_FIELD_BYTES = 16 * 1024;
+
+function toApiError(error: unknown, maxImageBytes: number): ApiError {
+  if (error instanceof multer.MulterError) {
+    switch (error.code) {
+      case 'LIMIT_FILE_SIZE':
+        return ApiError.of('image_too_large_bytes', `The image is larger than the limit of ${maxImageBytes} bytes.`);
+      case 'LIMIT_UNEXPECTED_FILE':
+        return ApiError.of('invalid_request', `Unexpected file part "${error.field ?? ''}"; send the image as the part "image".`);
+      case 'LIMIT_FIELD_VALUE':
+        return ApiError.of('invalid_request', `The form field "${error.field ?? ''}" is too long.`);
+      default:
+        return ApiError.of('invalid_request', `The multipart body breaks a limit (${error.code}).`);
+    }
+  }
+  // busboy: malformed or truncated multipart bodies.
+  const message = error instanceof Error ? error.message : String(error);
+  return ApiError.of('invalid_request', `The multipart body is malformed: ${message.slice(0, 200)}`, { cause: error });
+}
+
+export function imageUpload(options: UploadOptions): RequestHandler {
+  const parse = multer({
+    storage: multer.memoryStorage(),
+    limits: { fileSize: options.maxImageBytes, files: 1, fields: 16, parts: 17, fieldSize: MAX_FIELD_BYTES },
+  }).single(options.field ?? 'image');
+  return (req, res, next) => {
+    parse(req, res, (error?: unknown) => {
+      if (error === undefined || error === null) return next();
+      next(toApiError(error, options.maxImageBytes));
+    });
+  };
+}
+
+/** Operations whose bodies carry an image, and so get the image-sized body limits. */
+export const IMAGE_OPERATIONS = new Set(['answerQuestion', 'createChatCompletion']);
+const SMALL_JSON_LIMIT = 64 * 1024;
+
+/**
+ * Body parsing by operation, before contract validation: multipart (image upload) and JSON with
+ * a limit sized for a base64 image on inference routes, a small one elsewhere. Bodies of routes
+ * outside the contract are left to their routers.
+ */
+export function parseBodies(options: UploadOptions): RequestHandler {
+  const upload = imageUpload(options);
+  // base64 is 4/3 of the bytes; the rest of the JSON (question, options) fits in the slack.
+  const largeJson = express.json({ limit: Math.ceil((options.maxImageBytes * 4) / 3) + SMALL_JSON_LIMIT, strict: true });
+  const smallJson = express.json({ limit: SMALL_JSON_LIMIT, strict: true });
+  return (req, res, next) => {
+    const operation = contextOf(res).operation;
+    if (!operation || operation.requestBodies.size === 0) return next();
+    const type = mediaTypeOf(req);
+    const imageRoute = IMAGE_OPERATIONS.has(operation.operationId);
+    if (type === 'multipart/form-data' && imageRoute) return upload(req, res, next);
+    if (type === 'application/json') return (imageRoute ? largeJson : smallJson)(req, res, next);
+    next();
+  };
+}

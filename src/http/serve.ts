@@ -1,0 +1,75 @@
+// The process around the app: listen, and on SIGTERM/SIGINT drain — readiness goes 503, the
+// listening socket closes, in-flight requests (and the batches they are in) finish, idle
+// keep-alive sockets are closed as they free up — then dispose the models and exit. Past the
+// grace period the remaining connections are cut.
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp, type AppDeps, type ClinvqaApp } from '../app.ts';
+import { createLogger } from '../audit/logger.ts';
+
+export interface RunningServer {
+  clinvqa: ClinvqaApp;
+  server: Server;
+  port: number;
+  /** Drains and closes; resolves when everything is closed. Idempotent. */
+  shutdown(reason: string): Promise<void>;
+}
+
+export async function startServer(deps: AppDeps, options: { handleSignals?: boolean } = {}): Promise<RunningServer> {
+  const logger = deps.logger ?? createLogger(deps.config.logLevel);
+  const clinvqa = await createApp({ ...deps, logger });
+  const { config } = deps;
+  const server = clinvqa.app.listen(config.port, config.host);
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  // Generous socket timeouts: an answer can take a while under load; the batcher's own deadline
+  // (CLINVQA_REQUEST_TIMEOUT_MS) is what bounds a request.
+  server.requestTimeout = config.batching.timeoutMs + 30_000;
+  server.headersTimeout = 60_000;
+  const port = (server.address() as AddressInfo).port;
+  logger.info('listening', {
+    port,
+    models: clinvqa.registry.list().map((m) => m.id),
+    auth: config.apiKeys.length > 0 ? `${config.apiKeys.length} keys` : 'DISABLED (CLINVQA_INSECURE_DEV=1)',
+    batching: config.batching.enabled ? { max_batch: config.batching.maxBatch, max_wait_ms: config.batching.maxWaitMs } : 'off',
+  });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (reason: string): Promise<void> => {
+    stopping ??= (async () => {
+      logger.info('shutting down: draining in-flight requests', { reason, grace_ms: config.shutdownGraceMs });
+      clinvqa.startDraining();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Connections finishing a response become idle; close them as they do.
+      const sweep = setInterval(() => server.closeIdleConnections(), 50);
+      const grace = setTimeout(() => {
+        logger.warn('grace period over: closing remaining connections');
+        server.closeAllConnections();
+      }, config.shutdownGraceMs);
+      server.closeIdleConnections();
+      await closed;
+      clearInterval(sweep);
+      clearTimeout(grace);
+      await clinvqa.close();
+      logger.info('shut down');
+    })();
+    return stopping;
+  };
+
+  if (options.handleSignals) {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(signal, () => {
+        shutdown(signal).then(
+          () => process.exit(0),
+          (error: unknown) => {
+            logger.error('shutdown failed', { error: error instanceof Error ? error.message : String(error) });
+            process.exit(1);
+          },
+        );
+      });
+    }
+  }
+  return { clinvqa, server, port, shutdown };
+}

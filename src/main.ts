@@ -1,0 +1,27 @@
+// Boot: read the configuration, serve every package in the models directory on the configured
+// execution providers, and drain on SIGTERM. A configuration problem (e.g. no API keys without
+// CLINVQA_INSECURE_DEV=1) stops the process with the reason, before anything listens.
+import { createLogger } from './audit/logger.ts';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { startServer } from './http/serve.ts';
+import { loadModelRuntime } from './runtime/model-runtime.ts';
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`clinvqa: refusing to start: ${error.message}\n`);
+  process.exit(78); // EX_CONFIG
+}
+
+const logger = createLogger(config.logLevel);
+if (config.insecureDev && config.apiKeys.length === 0) {
+  logger.warn('CLINVQA_INSECURE_DEV=1 and no API keys: authentication is OFF; every caller is an admin. Never do this on a shared network.');
+}
+try {
+  await startServer({ config, loader: loadModelRuntime, logger }, { handleSignals: true });
+} catch (error) {
+  logger.error('failed to start', { error: error instanceof Error ? error.message : String(error) });
+  process.exit(1);
+}

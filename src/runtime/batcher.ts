@@ -1,0 +1,191 @@
+// Dynamic batching in front of one model. Requests queue; a batch leaves when it is full
+// (maxBatch) or when its oldest request has waited maxWaitMs, and only one batch runs at a time,
+// so while the model is busy the next batch fills up by itself. The queue is bounded (overflow is
+// refused at once, with a retry hint) and every request has a deadline.
+import type { InferenceRequest, InferenceResult } from './types.ts';
+
+export interface BatcherOptions {
+  /** false = one request per call, no waiting: the benchmark's baseline. */
+  enabled: boolean;
+  maxBatch: number;
+  maxWaitMs: number;
+  /** Requests that may wait (not counting the running batch) before new ones are refused. */
+  maxQueue: number;
+  /** Deadline per request from enqueue to result. */
+  timeoutMs: number;
+}
+
+export interface BatchHooks {
+  /** Called when a batch finishes (or fails), for metrics. */
+  onBatch?(info: { size: number; durationMs: number; failed: boolean }): void;
+}
+
+export interface Completed {
+  result: InferenceResult;
+  queueMs: number;
+  inferenceMs: number;
+  /** Size of the batch this request ran in. */
+  batchSize: number;
+}
+
+export interface Ticket {
+  readonly done: Promise<Completed>;
+  /** The caller no longer wants the answer (client went away): leave the queue if still in it. */
+  cancel(): void;
+}
+
+export class QueueFullError extends Error {
+  override readonly name = 'QueueFullError';
+  constructor(readonly retryAfterSeconds: number) {
+    super('inference queue is full');
+  }
+}
+
+export class InferenceTimeoutError extends Error {
+  override readonly name = 'InferenceTimeoutError';
+  constructor(readonly timeoutMs: number) {
+    super(`no result within ${timeoutMs} ms`);
+  }
+}
+
+export class RequestCancelledError extends Error {
+  override readonly name = 'RequestCancelledError';
+}
+
+type RunBatch = (reqs: InferenceRequest[]) => Promise<InferenceResult[]>;
+
+interface Pending {
+  req: InferenceRequest;
+  enqueuedAt: number;
+  settled: boolean;
+  timer: NodeJS.Timeout;
+  resolve(value: Completed): void;
+  reject(error: Error): void;
+}
+
+export class Batcher {
+  private readonly queue: Pending[] = [];
+  private running = 0;
+  private waitTimer: NodeJS.Timeout | undefined;
+  private idleWaiters: Array<() => void> = [];
+  /** Moving average of batch duration, for the Retry-After estimate. */
+  private avgBatchMs = 0;
+
+  constructor(
+    private readonly run: RunBatch,
+    private readonly options: BatcherOptions,
+    private readonly hooks: BatchHooks = {},
+  ) {
+    if (options.maxBatch < 1 || options.maxQueue < 1) throw new RangeError('maxBatch and maxQueue must be >= 1');
+  }
+
+  /** Requests waiting, not yet in a running batch. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  get busy(): boolean {
+    return this.running > 0;
+  }
+
+  /** Joins the queue; throws QueueFullError synchronously when there is no room. */
+  enqueue(req: InferenceRequest): Ticket {
+    if (this.queue.length >= this.options.maxQueue) throw new QueueFullError(this.retryAfterSeconds());
+    let pending!: Pending;
+    const done = new Promise<Completed>((resolve, reject) => {
+      pending = { req, enqueuedAt: performance.now(), settled: false, resolve, reject, timer: undefined as never };
+    });
+    pending.timer = setTimeout(() => this.fail(pending, new InferenceTimeoutError(this.options.timeoutMs)), this.options.timeoutMs);
+    this.queue.push(pending);
+    this.schedule();
+    return {
+      done,
+      cancel: () => {
+        // Nobody awaits a cancelled ticket any more; swallow its rejection.
+        done.catch(() => undefined);
+        this.fail(pending, new RequestCancelledError('cancelled by caller'));
+      },
+    };
+  }
+
+  /** Resolves once nothing is queued or running (graceful shutdown, runtime disposal). */
+  idle(): Promise<void> {
+    if (this.queue.length === 0 && this.running === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private retryAfterSeconds(): number {
+    const batchesAhead = Math.ceil(this.queue.length / this.effectiveMaxBatch()) + 1;
+    return Math.max(1, Math.ceil((batchesAhead * Math.max(this.avgBatchMs, 1)) / 1000));
+  }
+
+  private effectiveMaxBatch(): number {
+    return this.options.enabled ? this.options.maxBatch : 1;
+  }
+
+  private fail(pending: Pending, error: Error): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    clearTimeout(pending.timer);
+    const index = this.queue.indexOf(pending);
+    if (index >= 0) this.queue.splice(index, 1);
+    pending.reject(error);
+    this.notifyIfIdle();
+  }
+
+  private schedule(): void {
+    if (this.running > 0 || this.queue.length === 0) return;
+    const maxBatch = this.effectiveMaxBatch();
+    const waited = performance.now() - this.queue[0]!.enqueuedAt;
+    const due = !this.options.enabled || this.queue.length >= maxBatch || waited >= this.options.maxWaitMs;
+    if (due) {
+      if (this.waitTimer) clearTimeout(this.waitTimer);
+      this.waitTimer = undefined;
+      void this.dispatch(this.queue.splice(0, maxBatch));
+    } else if (!this.waitTimer) {
+      this.waitTimer = setTimeout(() => {
+        this.waitTimer = undefined;
+        this.schedule();
+      }, Math.max(0, this.options.maxWaitMs - waited));
+    }
+  }
+
+  private async dispatch(batch: Pending[]): Promise<void> {
+    this.running++;
+    const started = performance.now();
+    let failed = false;
+    try {
+      // Every request in the batch runs, even one that timed out meanwhile: the runtime has no
+      // per-row cancel, and dropping rows would change batch composition mid-flight.
+      const results = await Promise.resolve().then(() => this.run(batch.map((p) => p.req)));
+      if (!Array.isArray(results) || results.length !== batch.length) {
+        throw new Error(`runtime returned ${Array.isArray(results) ? results.length : 'no'} results for a batch of ${batch.length}`);
+      }
+      const inferenceMs = performance.now() - started;
+      batch.forEach((pending, i) => {
+        if (pending.settled) return;
+        pending.settled = true;
+        clearTimeout(pending.timer);
+        pending.resolve({ result: results[i]!, queueMs: started - pending.enqueuedAt, inferenceMs, batchSize: batch.length });
+      });
+    } catch (error) {
+      failed = true;
+      const reason = error instanceof Error ? error : new Error(String(error));
+      for (const pending of batch) this.fail(pending, reason);
+    } finally {
+      const durationMs = performance.now() - started;
+      this.avgBatchMs = this.avgBatchMs === 0 ? durationMs : 0.8 * this.avgBatchMs + 0.2 * durationMs;
+      this.running--;
+      this.hooks.onBatch?.({ size: batch.length, durationMs, failed });
+      this.schedule();
+      this.notifyIfIdle();
+    }
+  }
+
+  private notifyIfIdle(): void {
+    if (this.queue.length > 0 || this.running > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

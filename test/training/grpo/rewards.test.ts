@@ -2,13 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   accuracyReward,
-  buildRewardFunctions,
   combineRewards,
   formatReward,
   lengthScore,
   makeLengthReward,
   makeSemanticReward,
-  scoreCompletions,
   type RewardCase,
 } from '../../../src/training/grpo/rewards.ts';
 import { RuleBasedSemanticJudge, type SemanticJudge } from '../../../src/training/grpo/semantic-judge.ts';
@@ -98,21 +96,3 @@ test('rewards reject misaligned inputs', () => {
   assert.throws(() => accuracyReward(['yes'], []), /1 completions but 0 cases/);
 });
 
-test('buildRewardFunctions + scoreCompletions: the trainer path from config names to totals and step stats', async () => {
-  const funcs = buildRewardFunctions(['accuracy', 'format', 'length', 'semantic'], {
-    length: { mode: 'cwr', targetWords: 2 },
-    judge: new RuleBasedSemanticJudge(),
-  });
-  assert.deepEqual(Object.keys(funcs), ['accuracy', 'format', 'length', 'semantic']);
-  const completions = [wrap('X-ray of the lungs.', 'yes'), wrap('CT', 'no')];
-  const scored = await scoreCompletions(funcs, completions, [yesNo, yesNo], { format: 0.5 });
-  assert.deepEqual(scored.perFunction, { accuracy: [1, 0], format: [1, 1], length: [1, 0], semantic: [1, 0] });
-  close(scored.total, [3.5, 0.5]);
-  assert.equal(scored.summary.accuracy!.mean, 0.5);
-  assert.ok(Math.abs(scored.summary.accuracy!.std! - Math.SQRT1_2) < 1e-12);
-  assert.deepEqual(scored.summary.format, { mean: 1, std: 0 });
-  assert.throws(() => buildRewardFunctions(['length']), /length options/);
-  assert.throws(() => buildRewardFunctions(['semantic']), /judge/);
-  assert.throws(() => buildRewardFunctions(['bleu']), /unknown reward/);
-  assert.throws(() => buildRewardFunctions(['format', 'format']), /twice/);
-});

@@ -7,6 +7,8 @@ import { VqaTokenizer } from '../data/tokenizer.ts';
 import { parseCompletion } from '../data/grounded-trace.ts';
 import { numPatches, validateConfig, type ModelConfig } from '../engine/model/config.ts';
 import { openSession } from '../engine/ort/session.ts';
+import { exportServingOnnx } from '../engine/export/onnx-export.ts';
+import type { Weights } from '../engine/model/params.ts';
 import { verifyModelPackage } from '../registry/model-package.ts';
 import { generate, type ServingSessions } from './generate.ts';
 import { promptIds } from './prompt.ts';
@@ -89,6 +91,18 @@ export async function loadRuntime(packageDir: string, opts: RuntimeOptions): Pro
     { config, vision: vision.session, decoder: decoder.session },
     decoder.provider, opts.maxBatch ?? DEFAULT_MAX_BATCH,
   );
+}
+
+/**
+ * A runtime over weights still in memory (training-time evaluation): the same serving graphs a
+ * package would hold, built and opened without touching the disk.
+ */
+export async function runtimeFromWeights(id: string, config: ModelConfig, weights: Weights, tokenizer: VqaTokenizer, opts: RuntimeOptions): Promise<OnnxModelRuntime> {
+  const onnx = exportServingOnnx(config, weights);
+  const sessionOpts = { executionProviders: opts.executionProviders, intraOpThreads: opts.intraOpThreads };
+  const vision = await openSession(onnx['onnx/vision_encoder.onnx'], sessionOpts);
+  const decoder = await openSession(onnx['onnx/decoder.onnx'], sessionOpts);
+  return new OnnxModelRuntime(id, {}, config, tokenizer, { config, vision: vision.session, decoder: decoder.session }, decoder.provider, opts.maxBatch ?? DEFAULT_MAX_BATCH);
 }
 
 /** The loader the server uses: one runtime per package directory. */

@@ -1,0 +1,227 @@
+// GRPO (and Dr. GRPO / DAPO) as one readable loop:
+//   1. rollouts — G sampled completions per prompt from the current policy (KV-cache decoding);
+//   2. rewards — each configured reward function, weighted and summed;
+//   3. advantages — reward minus group mean, scaled per scale_rewards;
+//   4. log-probs — current policy, old policy (num_iterations > 1) and reference (beta > 0);
+//   5. loss and dLoss/dlogp in TS, weight gradients from the ONNX training graph, AdamW.
+// Checkpoints resume to exactly the next step: prompt order and sampling seeds derive from
+// (seed, step), never from state that a restart would lose.
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { VqaTokenizer } from '../../data/tokenizer.ts';
+import type { VqaCase } from '../../data/vqa-case.ts';
+import { loadVqaUnion } from '../../data/jsonl-loader.ts';
+import type { Weights } from '../../engine/model/params.ts';
+import { numPatches } from '../../engine/model/config.ts';
+import { TrainingSession } from '../../engine/train/training-session.ts';
+import { AdamW } from '../../engine/optim/adamw.ts';
+import { clipGradNorm } from '../../engine/optim/grad-clip.ts';
+import { warmupCosineSchedule } from '../../engine/optim/lr-schedule.ts';
+import { exportModelPackage } from '../../engine/export/package-export.ts';
+import type { JsonObject } from '../../registry/manifest.ts';
+import { runtimeFromWeights } from '../../runtime/model-runtime.ts';
+import { generate } from '../../runtime/generate.ts';
+import { promptIds } from '../../runtime/prompt.ts';
+import { evaluateByDataset } from '../../eval/evaluate.ts';
+import { assembleBatch } from '../batches.ts';
+import { latestCheckpoint, saveCheckpoint, type TrainerState } from '../checkpoint.ts';
+import { buildPatchCache, type PatchCache } from '../image-cache.ts';
+import { initialModel } from '../model-init.ts';
+import { RunLog } from '../run-log.ts';
+import { epochOrder, stripNulls } from '../sft-trainer.ts';
+import { computeAdvantages } from './advantages.ts';
+import { grpoLoss } from './loss.ts';
+import { openPolicySessions } from './policy-sessions.ts';
+import { buildRewardFunctions, type NamedReward } from './reward-set.ts';
+import type { RewardCase } from './rewards.ts';
+import type { GrpoConfig } from './grpo-config.ts';
+import { validateGrpoConfig } from './grpo-config.ts';
+
+export interface GrpoResult {
+  runDir: string;
+  steps: number;
+  /** Mean combined reward of each step, in order (this process's steps only). */
+  rewardCurve: number[];
+  validation: Record<string, Record<string, number | null>> | null;
+  packageDir: string | null;
+  wallSeconds: number;
+  weights: Weights;
+}
+
+export interface GrpoHooks {
+  /** Extra reward functions (tests); added to the configured ones with weight 1. */
+  extraRewards?: NamedReward[];
+  /** Called after every optimizer step (the fine-tune worker reports progress through it). */
+  onStep?(r: Record<string, number>): void;
+  /** Checked between steps; true stops the run after saving a checkpoint. */
+  shouldStop?(): boolean;
+  /** Stop (after checkpointing) once this many steps have been taken in total; for tests. */
+  stopAfterStep?: number;
+  quiet?: boolean;
+  /** Cases already loaded (the fine-tune worker passes the uploaded set). */
+  trainCases?: VqaCase[];
+  validationCases?: VqaCase[];
+  trainSha256?: string;
+}
+
+function toRewardCase(c: VqaCase): RewardCase {
+  return { question: c.question, answer: c.answer, answerType: c.answerType, options: c.options, modality: c.modality, organ: c.organ, contentType: c.contentType, questionType: c.questionType };
+}
+
+async function loadCases(paths: string[]): Promise<{ cases: VqaCase[]; sha256: string }> {
+  const u = await loadVqaUnion(paths);
+  if (u.errors.length) throw new Error(`${u.errors.length} bad records, first: ${u.errors[0].file}:${u.errors[0].line} ${u.errors[0].message}`);
+  return { cases: u.cases, sha256: u.sha256 };
+}
+
+export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise<GrpoResult> {
+  validateGrpoConfig(cfg);
+  const started = performance.now();
+  const log = new RunLog(cfg.out, hooks.quiet);
+  const tokenizerBytes = await readFile(cfg.tokenizer);
+  const tk = new VqaTokenizer(JSON.parse(tokenizerBytes.toString('utf8')) as object);
+  const train = hooks.trainCases ? { cases: hooks.trainCases, sha256: hooks.trainSha256 ?? '' } : await loadCases(cfg.train);
+  const validation = hooks.validationCases ?? (cfg.validation.length ? (await loadCases(cfg.validation)).cases : []);
+
+  // The reference policy is the initial model, also when resuming.
+  const ref = await initialModel(cfg.init, cfg.preset, tk.vocabSize, cfg.seed);
+  const resumed = await latestCheckpoint(cfg.out);
+  const policy = resumed ? await initialModel(resumed.dir, cfg.preset, tk.vocabSize, cfg.seed) : ref;
+  const { config, specs } = policy;
+  // Without a KL term the reference is never read, so the policy may own the initial arrays.
+  const weights: Weights = new Map([...policy.weights].map(([k, v]) => [k, policy === ref && cfg.beta !== 0 ? v.slice() : v]));
+  const np = numPatches(config);
+  const maxPrompt = config.text.maxPositions - np - cfg.max_completion_length;
+  if (maxPrompt < 8) throw new Error(`max_completion_length ${cfg.max_completion_length} leaves no room for the question`);
+
+  const evalCases = cfg.eval_samples > 0 ? validation.slice(0, cfg.eval_samples) : validation;
+  const patches: PatchCache = await buildPatchCache([...train.cases, ...evalCases].map((c) => c.imagePath), config);
+  const rewards = [...buildRewardFunctions(cfg), ...(hooks.extraRewards ?? [])];
+  const totalSteps = cfg.max_steps;
+  log.info(`grpo: ${train.cases.length} prompts, ${totalSteps} steps × ${cfg.prompts_per_step} prompts × ${cfg.num_generations} generations, loss ${cfg.loss_type}, scale_rewards ${cfg.scale_rewards}, rewards ${rewards.map((r) => `${r.name}×${r.weight}`).join(' + ')}, init ${cfg.init}${resumed ? ` (resuming ${resumed.dir})` : ''}`);
+
+  const decays = new Set(specs.filter((s) => s.decay).map((s) => s.name));
+  const opt = new AdamW(weights, { weightDecay: cfg.weight_decay, noWeightDecay: (n) => !decays.has(n) });
+  if (resumed?.optimizer) opt.importState(resumed.optimizer);
+  const lr = warmupCosineSchedule({ peakLr: cfg.learning_rate, warmupSteps: Math.min(cfg.warmup, totalSteps), totalSteps, minRatio: cfg.min_lr_ratio });
+  const trainer = await TrainingSession.create(config, { withGrads: true, intraOpThreads: cfg.threads });
+  const scorer = await TrainingSession.create(config, { withGrads: false, intraOpThreads: cfg.threads });
+  const policySessions = await openPolicySessions(config, cfg.threads);
+  const state = (step: number): TrainerState => ({
+    method: 'grpo', step, totalSteps, cursor: {}, seed: cfg.seed, modelConfig: config, trainerConfig: cfg, createdAt: new Date().toISOString(),
+  });
+
+  const G = cfg.num_generations;
+  const P = cfg.prompts_per_step;
+  const stepsPerEpoch = Math.max(1, Math.floor(train.cases.length / P));
+  const rewardCurve: number[] = [];
+  let step = resumed?.state.step ?? 0;
+  try {
+    while (step < totalSteps) {
+      if (hooks.shouldStop?.() || (hooks.stopAfterStep !== undefined && step >= hooks.stopAfterStep)) break;
+      const t0 = performance.now();
+      const epoch = Math.floor(step / stepsPerEpoch);
+      const order = epochOrder(train.cases.length, cfg.seed, epoch);
+      const at = (step % stepsPerEpoch) * P;
+      const prompts = Array.from({ length: Math.min(P, train.cases.length) }, (_, i) => train.cases[order[(at + i) % order.length]]);
+
+      // 1. rollouts: G completions per prompt, sampling seeded by (seed, step, row)
+      const rows = prompts.flatMap((c, p) => Array.from({ length: G }, (_, g) => ({
+        case: c,
+        patches: patches.get(c.imagePath)!,
+        promptIds: promptIds(tk, c.question, maxPrompt),
+        sampling: { temperature: cfg.temperature, topP: cfg.top_p },
+        maxTokens: cfg.max_completion_length,
+        seed: (cfg.seed * 1_000_003 + step * 9176 + p * G + g) >>> 0,
+      })));
+      const rollout = await generate(policySessions.withWeights(weights), rows, { stopIds: [tk.answerEndId, tk.eosId], padId: tk.padId });
+      const completions = rollout.rows.map((r) => tk.decode(r.tokens.filter((t) => t !== tk.eosId)));
+      const tRollout = performance.now();
+
+      // 2. rewards, 3. advantages
+      const cases = rows.map((r) => toRewardCase(r.case));
+      const perFunction: Record<string, number[]> = {};
+      const combined = new Array<number>(rows.length).fill(0);
+      for (const rf of rewards) {
+        const values = await rf.fn(completions, cases);
+        perFunction[rf.name] = values;
+        values.forEach((v, i) => { if (Number.isFinite(v)) combined[i] += rf.weight * v; });
+      }
+      const adv = computeAdvantages(combined, G, cfg.scale_rewards);
+
+      // 4. log-probs of the sampled tokens under the current, old and reference policies
+      const batch = assembleBatch(config, rows.map((r, i) => ({ ids: [...r.promptIds, ...rollout.rows[i].tokens], promptLength: r.promptIds.length, patches: r.patches })), tk.padId);
+      const logpOld = cfg.num_iterations > 1 ? (await scorer.forward(weights, batch.patches, batch.batch)).logprobs : undefined;
+      const logpRef = cfg.beta !== 0 ? (await scorer.forward(ref.weights, batch.patches, batch.batch)).logprobs : undefined;
+      const terminated = rollout.rows.map((r) => r.finishReason === 'stop');
+
+      // 5. num_iterations optimizer steps on this generation batch
+      let metrics: ReturnType<typeof grpoLoss>['metrics'] | null = null;
+      let loss = 0;
+      let gradNorm = 0;
+      for (let it = 0; it < cfg.num_iterations && step < totalSteps; it++) {
+        const cur = await scorer.forward(weights, batch.patches, batch.batch);
+        const l = grpoLoss(
+          { numSequences: rows.length, seqLen: batch.batch.text, logpNew: cur.logprobs, logpOld, logpRef, mask: batch.lossMask, advantages: adv.advantages, terminated, entropy: cur.entropy },
+          { lossType: cfg.loss_type, epsilonLow: cfg.epsilon, epsilonHigh: cfg.epsilon_high ?? cfg.epsilon, beta: cfg.beta, maxCompletionLength: cfg.max_completion_length, maskTruncatedCompletions: cfg.mask_truncated_completions },
+        );
+        const { grads } = await trainer.backward(weights, batch.patches, batch.batch, l.grad);
+        gradNorm = clipGradNorm(grads, cfg.grad_clip);
+        step += 1;
+        opt.step(grads, lr(step));
+        metrics = l.metrics;
+        loss = l.loss;
+      }
+
+      const meanReward = combined.reduce((a, b) => a + b, 0) / combined.length;
+      rewardCurve.push(meanReward);
+      const record: Record<string, number> = {
+        loss, reward: meanReward, reward_std: adv.stats.batchRewardStd, frac_reward_zero_std: adv.stats.fracZeroStdGroups,
+        kl: metrics?.meanKl ?? 0, entropy: metrics?.meanEntropy ?? 0,
+        completion_length: rollout.rows.reduce((a, r) => a + r.tokens.length, 0) / rows.length,
+        clip_ratio: metrics?.regionClipFraction ?? 0, grad_norm: gradNorm, lr: lr(step),
+        rollout_ms: tRollout - t0, step_ms: performance.now() - t0,
+      };
+      for (const [name, values] of Object.entries(perFunction)) {
+        const finite = values.filter(Number.isFinite);
+        const m = finite.reduce((a, b) => a + b, 0) / Math.max(1, finite.length);
+        record[`rewards/${name}/mean`] = m;
+        record[`rewards/${name}/std`] = Math.sqrt(finite.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, finite.length - 1));
+      }
+      log.step({ step, total: totalSteps, ...record });
+      hooks.onStep?.({ step, total: totalSteps, ...record });
+      if (step % cfg.checkpoint_every === 0 || step === totalSteps || step === hooks.stopAfterStep) await saveCheckpoint(cfg.out, state(step), weights, opt.exportState());
+    }
+    // A cooperative stop (cancel) keeps its progress.
+    if (step < totalSteps && hooks.shouldStop?.()) await saveCheckpoint(cfg.out, state(step), weights, opt.exportState());
+  } finally {
+    await Promise.all([trainer.release(), scorer.release(), policySessions.release()]);
+  }
+
+  if (step < totalSteps) {
+    return { runDir: cfg.out, steps: step, rewardCurve, validation: null, packageDir: null, wallSeconds: (performance.now() - started) / 1000, weights };
+  }
+  let metrics: GrpoResult['validation'] = null;
+  if (evalCases.length) {
+    const rt = await runtimeFromWeights('grpo-eval', config, weights, tk, { executionProviders: ['cpu'], intraOpThreads: cfg.threads });
+    metrics = await evaluateByDataset(rt, evalCases, patches, { onProgress: (d, n) => log.progress(`eval ${d}/${n}`) });
+    await rt.dispose();
+    log.info(`validation: ${JSON.stringify(metrics)}`);
+  }
+  const wallSeconds = (performance.now() - started) / 1000;
+  let packageDir: string | null = null;
+  if (cfg.package_dir) {
+    packageDir = resolve(cfg.package_dir);
+    await exportModelPackage(packageDir, {
+      config, specs, weights, tokenizerJson: tokenizerBytes,
+      manifest: {
+        id: packageDir.split(/[\\/]/).pop()!, version: cfg.package_version, parent: ref.parent, method: 'grpo', seed: cfg.seed,
+        training: { ...(cfg as unknown as JsonObject), wall_seconds: Math.round(wallSeconds) },
+        dataset: { name: cfg.train.map((p) => p.split(/[\\/]/).slice(-2).join('/')).join('+'), sha256: train.sha256 },
+        eval: metrics ? { validation: stripNulls(metrics) } : {},
+      },
+    });
+    log.info(`package written: ${packageDir}`);
+  }
+  return { runDir: cfg.out, steps: step, rewardCurve, validation: metrics, packageDir, wallSeconds, weights };
+}

@@ -1,0 +1,125 @@
+// GET /admin/ab, PUT /admin/ab, GET /admin/ab/report, POST /admin/models/{id}/promote and
+// /rollback. HTTP only: the table's rules live in routing/ab-table.ts, its persistence and atomic
+// swap in routing/ab-table-store.ts, the statistics in feedback/ab-report.ts. Roles: `admin` on all;
+// enforced by the server's auth middleware mounted before this router.
+import { Router, type Request, type Response } from 'express';
+import { ApiError } from '../../errors.ts';
+import { buildAbReport } from '../../feedback/ab-report.ts';
+import type { FeedbackStore } from '../../feedback/feedback-store.ts';
+import { AbTableConflictError, AbTableError, describeProblems, toAbTableJson, type AbTable, type AbVariant } from '../../routing/ab-table.ts';
+import type { AbTableStore } from '../../routing/ab-table-store.ts';
+import { jsonBody } from './feedback.route.ts';
+
+/** What an A/B change adds to the audit log: versions, model ids and weights (no patient data). */
+export interface AbAuditEvent {
+  action: 'ab_table.replace' | 'ab_table.promote' | 'ab_table.rollback';
+  /** The model promoted or rolled back. */
+  model?: string;
+  previous_version: number;
+  version: number;
+  variants: { name: string; model: string; weight: number }[];
+  sticky_header: string;
+}
+
+export interface AdminAbRouterDeps {
+  /** The table in effect; PUT validates models against the store's `isKnownModel`. */
+  table: Pick<AbTableStore, 'current' | 'replaceFromInput' | 'promote' | 'rollback'>;
+  stats: Pick<FeedbackStore, 'variantStats'>;
+  /**
+   * Called after a change has taken effect. Rejected changes are not reported here; the server's
+   * per-request audit line records them with their status.
+   */
+  audit(event: AbAuditEvent, req: Request, res: Response): void;
+  /**
+   * Before a promotion: make sure the model is loaded (e.g. registry.ensureLoaded on its package) and
+   * say whether it now is; false → 404. Without it, only already-loaded models can be promoted.
+   */
+  ensureModel?(id: string): Promise<boolean>;
+}
+
+const TABLE_BODY_LIMIT = '32kb';
+
+export function createAdminAbRouter(deps: AdminAbRouterDeps): Router {
+  const router = Router();
+
+  router.get('/admin/ab', (_req, res) => {
+    res.json(toAbTableJson(deps.table.current));
+  });
+
+  /** Runs one table change, audits it once it is in effect, and answers with the new table. */
+  const change = (
+    req: Request,
+    res: Response,
+    action: AbAuditEvent['action'],
+    apply: () => AbTable,
+    model?: string,
+  ): void => {
+    const previous = deps.table.current;
+    let next: AbTable;
+    try {
+      next = apply();
+    } catch (error) {
+      throw abTableErrorToApiError(error);
+    }
+    deps.audit(
+      {
+        action,
+        ...(model !== undefined ? { model } : {}),
+        previous_version: previous.version,
+        version: next.version,
+        variants: next.variants.map(plainVariant),
+        sticky_header: next.stickyHeader,
+      },
+      req,
+      res,
+    );
+    res.json(toAbTableJson(next));
+  };
+
+  router.put('/admin/ab', jsonBody(TABLE_BODY_LIMIT), (req, res) => {
+    change(req, res, 'ab_table.replace', () => deps.table.replaceFromInput(req.body));
+  });
+
+  router.post('/admin/models/:id/promote', async (req, res) => {
+    const id = req.params.id;
+    const notFound = () => ApiError.of('model_not_found', `No model "${id}" is loaded or can be loaded.`);
+    if (deps.ensureModel !== undefined && !(await deps.ensureModel(id))) throw notFound();
+    change(req, res, 'ab_table.promote', () => {
+      try {
+        return deps.table.promote(id);
+      } catch (error) {
+        // The only way a promotion's table is invalid: its model is not loaded.
+        throw error instanceof AbTableError ? notFound() : error;
+      }
+    }, id);
+  });
+
+  router.post('/admin/models/:id/rollback', (req, res) => {
+    change(req, res, 'ab_table.rollback', () => deps.table.rollback(req.params.id), req.params.id);
+  });
+
+  router.get('/admin/ab/report', (_req, res) => {
+    res.json(buildAbReport(deps.stats.variantStats(), deps.table.current));
+  });
+
+  return router;
+}
+
+/**
+ * AbTableError → 400 invalid_request (malformed) or 422 invalid_ab_table, listing every problem;
+ * AbTableConflictError (rollback of a model that is not the promotion in effect) → 409 conflict.
+ * An ApiError or anything else is returned unchanged.
+ */
+export function abTableErrorToApiError(error: unknown): unknown {
+  if (error instanceof ApiError) return error;
+  if (error instanceof AbTableConflictError) return ApiError.of('conflict', error.message);
+  if (!(error instanceof AbTableError)) return error;
+  const extensions = { errors: error.problems.map((p) => ({ path: p.path, message: p.message })) };
+  return error.kind === 'malformed'
+    ? ApiError.of('invalid_request', `The A/B table is malformed: ${describeProblems(error.problems)}.`, { extensions })
+    : ApiError.of('invalid_ab_table', `The A/B table cannot be put in effect: ${describeProblems(error.problems)}.`, { extensions });
+}
+
+function plainVariant(v: AbVariant): { name: string; model: string; weight: number } {
+  return { name: v.name, model: v.model, weight: v.weight };
+}

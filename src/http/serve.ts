@@ -59,8 +59,14 @@ export async function startServer(deps: AppDeps, options: { handleSignals?: bool
   };
 
   if (options.handleSignals) {
+    // `on`, not `once`: a repeated signal while draining must not fall back to the default action
+    // (instant death) and drop the requests being drained. The grace period bounds the wait.
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      process.once(signal, () => {
+      process.on(signal, () => {
+        if (stopping) {
+          logger.info('already draining', { signal });
+          return;
+        }
         shutdown(signal).then(
           () => process.exit(0),
           (error: unknown) => {

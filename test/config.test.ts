@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { ConfigError, hashApiKey, loadConfig, parseApiKeys } from '../src/config.ts';
+
+const KEYS = { CLINVQA_API_KEYS: 'clinician:abcdefghijklmnop1,admin:ABCDEFGHIJKLMNOP2' };
+
+test('defaults: port 8080, ./var data dir, CPU provider, batching on', () => {
+  const c = loadConfig(KEYS);
+  assert.equal(c.port, 8080);
+  assert.equal(c.dataDir, path.resolve('./var'));
+  assert.equal(c.modelsDir, path.resolve('./models'));
+  assert.deepEqual(c.executionProviders, ['cpu']);
+  assert.equal(c.batching.enabled, true);
+  assert.equal(c.stickyHeader, 'X-Client-Id');
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.batching));
+});
+
+test('API keys are kept only as hashes with a non-reversible key id', () => {
+  const keys = parseApiKeys(KEYS.CLINVQA_API_KEYS);
+  assert.deepEqual(keys.map((k) => k.role), ['clinician', 'admin']);
+  assert.deepEqual(keys[0]!.hash, hashApiKey('abcdefghijklmnop1'));
+  assert.match(keys[0]!.keyId, /^key_[0-9a-f]{12}$/);
+  assert.ok(!JSON.stringify(keys).includes('abcdefghijklmnop1'));
+  assert.throws(() => parseApiKeys('doctor:abcdefghijklmnop1'), ConfigError);
+  assert.throws(() => parseApiKeys('clinician:short'), /at least 16/);
+  assert.throws(() => parseApiKeys('abcdefghijklmnop1'), ConfigError);
+});
+
+test('no keys: refused unless CLINVQA_INSECURE_DEV=1', () => {
+  assert.throws(() => loadConfig({}), /No API keys configured.*CLINVQA_INSECURE_DEV=1/s);
+  const dev = loadConfig({ CLINVQA_INSECURE_DEV: '1' });
+  assert.equal(dev.insecureDev, true);
+  assert.equal(dev.apiKeys.length, 0);
+});
+
+test('execution providers: an ordered list that always ends on CPU; unknown names refused', () => {
+  assert.deepEqual(loadConfig({ ...KEYS, CLINVQA_EXECUTION_PROVIDERS: 'cuda' }).executionProviders, ['cuda', 'cpu']);
+  assert.deepEqual(loadConfig({ ...KEYS, CLINVQA_EXECUTION_PROVIDERS: 'CUDA, webgpu ,cpu' }).executionProviders, ['cuda', 'webgpu', 'cpu']);
+  assert.throws(() => loadConfig({ ...KEYS, CLINVQA_EXECUTION_PROVIDERS: 'tpu' }), /unknown provider "tpu"/);
+});
+
+test('numbers and switches are range-checked', () => {
+  assert.equal(loadConfig({ ...KEYS, PORT: '9000' }).port, 9000);
+  assert.throws(() => loadConfig({ ...KEYS, PORT: 'eighty' }), /PORT must be an integer/);
+  assert.throws(() => loadConfig({ ...KEYS, CLINVQA_MAX_BATCH: '0' }), /CLINVQA_MAX_BATCH/);
+  assert.equal(loadConfig({ ...KEYS, CLINVQA_BATCHING: '0' }).batching.enabled, false);
+  assert.throws(() => loadConfig({ ...KEYS, CLINVQA_BATCHING: 'maybe' }), /must be 1 or 0/);
+  assert.throws(() => loadConfig({ ...KEYS, CLINVQA_STICKY_HEADER: 'bad header' }), /not a valid header/);
+});

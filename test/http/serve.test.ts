@@ -1,0 +1,84 @@
+// Graceful shutdown with a real process: SIGTERM while requests are in the model → they all
+// finish with 200, new connections are refused, the audit log has every request, exit code 0.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { smallPng } from '../helpers/images.ts';
+import { CLINICIAN_KEY, writeFakePackage } from '../helpers/test-app.ts';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+function post(port: number, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, path: '/v1/vqa', method: 'POST', agent: false, headers: { 'content-type': 'application/json', authorization: `Bearer ${CLINICIAN_KEY}`, 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+test('SIGTERM (even twice) drains in-flight requests, refuses new connections, then exits 0', { timeout: 60_000 }, async () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'clinvqa-serve-'));
+  try {
+    writeFakePackage(path.join(root, 'models'), 'clinvqa-sft');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/fake-server-main.ts'], {
+      cwd: repo,
+      env: {
+        ...process.env,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        CLINVQA_API_KEYS: `clinician:${CLINICIAN_KEY}`,
+        CLINVQA_DATA_DIR: path.join(root, 'var'),
+        CLINVQA_MODELS_DIR: path.join(root, 'models'),
+        CLINVQA_MAX_BATCH: '2',
+        CLINVQA_BATCH_MAX_WAIT_MS: '0',
+        FAKE_DELAY_MS: '400',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString();
+        const line = stdout.split('\n').find((l) => l.includes('"msg":"listening"'));
+        if (line) resolve(JSON.parse(line).port as number);
+      });
+      child.on('exit', () => reject(new Error(`server exited early: ${stderr}`)));
+    });
+
+    const body = JSON.stringify({ image: (await smallPng()).toString('base64'), question: 'Normal?' });
+    // Four requests: two batches of two, 400 ms each, so the last ones are still queued at SIGTERM.
+    const inflight = Array.from({ length: 4 }, () => post(port, body));
+    await new Promise((r) => setTimeout(r, 150));
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGTERM'); // an impatient second signal must not cut the drain short
+    await new Promise((r) => setTimeout(r, 50));
+    await assert.rejects(post(port, body), /ECONNREFUSED|ECONNRESET/, 'no new connections while draining');
+
+    const results = await Promise.all(inflight);
+    assert.deepEqual(results.map((r) => r.status), [200, 200, 200, 200], results.map((r) => r.body).join('\n'));
+    assert.equal(await exited, 0, stderr);
+    assert.match(stdout, /shutting down: draining/);
+    assert.match(stdout, /"msg":"shut down"/);
+    const audit = readFileSync(path.join(root, 'var', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n');
+    assert.equal(audit.length, 4);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

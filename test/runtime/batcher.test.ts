@@ -1,0 +1,113 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Batcher, InferenceTimeoutError, QueueFullError, RequestCancelledError, type BatcherOptions } from '../../src/runtime/batcher.ts';
+import type { InferenceRequest, InferenceResult } from '../../src/runtime/types.ts';
+
+const OPTS: BatcherOptions = { enabled: true, maxBatch: 4, maxWaitMs: 5, maxQueue: 100, timeoutMs: 5_000 };
+
+function req(question: string): InferenceRequest {
+  return { patches: new Float32Array(4), question, params: { temperature: 0, topP: 1, maxTokens: 8 } };
+}
+
+/** A model that takes `ms` per batch and echoes each question, recording batch sizes. */
+function model(ms: number) {
+  const batches: string[][] = [];
+  const run = async (reqs: InferenceRequest[]): Promise<InferenceResult[]> => {
+    batches.push(reqs.map((r) => r.question));
+    await new Promise((r) => setTimeout(r, ms));
+    return reqs.map((r) => ({ text: r.question, answer: r.question, reasoning: '', promptTokens: 1, completionTokens: 1, finishReason: 'stop', timings: { visionMs: 0, decodeMs: 0 } }));
+  };
+  return { run, batches };
+}
+
+test('concurrent requests share batches of at most maxBatch, each gets its own answer', async () => {
+  const m = model(20);
+  const batcher = new Batcher(m.run, OPTS);
+  const done = await Promise.all(Array.from({ length: 10 }, (_, i) => batcher.enqueue(req(`q${i}`)).done));
+  done.forEach((d, i) => assert.equal(d.result.answer, `q${i}`));
+  assert.ok(m.batches.every((b) => b.length <= 4));
+  assert.deepEqual(m.batches.map((b) => b.length), [4, 4, 2]);
+  assert.equal(done[0]!.batchSize, 4);
+  assert.deepEqual(m.batches.flat(), Array.from({ length: 10 }, (_, i) => `q${i}`), 'FIFO order');
+});
+
+test('a lone request leaves after maxWaitMs without waiting for company', async () => {
+  const m = model(0);
+  const batcher = new Batcher(m.run, { ...OPTS, maxWaitMs: 30 });
+  const started = performance.now();
+  const d = await batcher.enqueue(req('alone')).done;
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed >= 25 && elapsed < 500, `took ${elapsed} ms`);
+  assert.ok(d.queueMs >= 25);
+});
+
+test('batching off: every request runs alone', async () => {
+  const m = model(5);
+  const batcher = new Batcher(m.run, { ...OPTS, enabled: false });
+  await Promise.all(Array.from({ length: 5 }, (_, i) => batcher.enqueue(req(`q${i}`)).done));
+  assert.deepEqual(m.batches.map((b) => b.length), [1, 1, 1, 1, 1]);
+});
+
+test('a full queue refuses at once with a Retry-After estimate', async () => {
+  const m = model(50);
+  const batcher = new Batcher(m.run, { ...OPTS, maxBatch: 1, maxQueue: 2, maxWaitMs: 0 });
+  const first = batcher.enqueue(req('running'));
+  await new Promise((r) => setTimeout(r, 5)); // first is now running, queue empty
+  const waiting = [batcher.enqueue(req('w1')), batcher.enqueue(req('w2'))];
+  assert.throws(() => batcher.enqueue(req('overflow')), (e: unknown) => e instanceof QueueFullError && e.retryAfterSeconds >= 1);
+  await Promise.all([first.done, ...waiting.map((w) => w.done)]);
+  // Room again once the queue drained.
+  await batcher.enqueue(req('later')).done;
+});
+
+test('a request past its deadline fails with InferenceTimeoutError; others are unaffected', async () => {
+  const m = model(80);
+  const batcher = new Batcher(m.run, { ...OPTS, maxBatch: 1, maxWaitMs: 0, timeoutMs: 100 });
+  const a = batcher.enqueue(req('a'));
+  const b = batcher.enqueue(req('b')); // waits 80 ms, then runs 80 ms: past 100 ms
+  await a.done;
+  await assert.rejects(b.done, InferenceTimeoutError);
+  await batcher.idle();
+});
+
+test('a cancelled request leaves the queue and never reaches the model', async () => {
+  const m = model(30);
+  const batcher = new Batcher(m.run, { ...OPTS, maxBatch: 1, maxWaitMs: 0 });
+  const a = batcher.enqueue(req('a'));
+  const b = batcher.enqueue(req('b'));
+  b.cancel();
+  await assert.rejects(b.done, RequestCancelledError);
+  await a.done;
+  await batcher.idle();
+  assert.deepEqual(m.batches, [['a']]);
+});
+
+test('a failing batch rejects each of its requests; the batcher keeps serving', async () => {
+  let fail = true;
+  const batcher = new Batcher(async (reqs) => {
+    if (fail) throw new Error('boom');
+    return model(0).run(reqs);
+  }, OPTS);
+  const failed = await Promise.allSettled([batcher.enqueue(req('x')).done, batcher.enqueue(req('y')).done]);
+  assert.ok(failed.every((r) => r.status === 'rejected' && (r.reason as Error).message === 'boom'));
+  fail = false;
+  assert.equal((await batcher.enqueue(req('z')).done).result.answer, 'z');
+});
+
+test('a runtime returning the wrong number of results fails the batch instead of mismatching answers', async () => {
+  const batcher = new Batcher(async () => [], OPTS);
+  await assert.rejects(batcher.enqueue(req('x')).done, /0 results for a batch of 1/);
+});
+
+test('idle() resolves once queued and running work is done', async () => {
+  const m = model(20);
+  const batcher = new Batcher(m.run, OPTS);
+  const tickets = Array.from({ length: 6 }, (_, i) => batcher.enqueue(req(`q${i}`)));
+  let settled = 0;
+  for (const t of tickets) void t.done.then(() => settled++);
+  await batcher.idle();
+  await Promise.resolve();
+  assert.equal(settled, 6);
+  assert.equal(batcher.busy, false);
+  assert.equal(batcher.queued, 0);
+});

@@ -21,8 +21,7 @@ export interface SftConfig {
   grad_clip: number;
   seed: number;
   checkpoint_every: number;
-  /** Evaluate on (a sample of) the validation splits every this many steps; 0 = only at the end. */
-  eval_every: number;
+  /** Validation cases scored at the end, evenly spread over the splits (0 = all). */
   eval_samples: number;
   threads: number;
   /** Run directory: log.jsonl and checkpoints. */
@@ -51,8 +50,7 @@ export const SFT_DEFAULTS: SftConfig = {
   grad_clip: 1.0,
   seed: 1,
   checkpoint_every: 200,
-  eval_every: 0,
-  eval_samples: 256,
+  eval_samples: 0,
   threads: 0,
   out: 'runs/sft',
   package_dir: '',

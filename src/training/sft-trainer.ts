@@ -137,7 +137,7 @@ export async function trainSft(cfg: SftConfig, hooks: SftHooks = {}): Promise<Sf
   let metrics: SftResult['validation'] = null;
   if (validation) {
     const rt = await runtimeFromWeights('sft-eval', config, weights, tk, { executionProviders: ['cpu'], intraOpThreads: cfg.threads });
-    metrics = await evaluateByDataset(rt, validation.cases, patches, { onProgress: (d, n) => log.progress(`eval ${d}/${n}`) });
+    metrics = await evaluateByDataset(rt, spreadSample(validation.cases, cfg.eval_samples), patches, { onProgress: (d, n) => log.progress(`eval ${d}/${n}`) });
     await rt.dispose();
     log.info(`validation: ${JSON.stringify(metrics)}`);
   }
@@ -158,6 +158,12 @@ export async function trainSft(cfg: SftConfig, hooks: SftHooks = {}): Promise<Sf
     log.info(`package written: ${packageDir}`);
   }
   return { runDir: cfg.out, steps: totalSteps, losses, finalLoss: lastLoss, validation: metrics, packageDir, wallSeconds, weights };
+}
+
+/** `n` cases evenly spaced over `cases` (all when n is 0 or too large), so every split is represented. */
+export function spreadSample<T>(cases: readonly T[], n: number): T[] {
+  if (n <= 0 || n >= cases.length) return [...cases];
+  return Array.from({ length: n }, (_, i) => cases[Math.floor((i * cases.length) / n)]);
 }
 
 /** Manifest metrics are numbers; a rate over an empty subset (null) is left out. */

@@ -39,6 +39,20 @@ export const PRESETS: Record<string, Omit<ModelConfig, 'text'> & { text: Omit<Mo
     text: { dim: 16, layers: 2, heads: 2, mlpRatio: 2, maxPositions: 96 },
     layerNormEps: 1e-5,
   },
+  // Size-sweep candidates around `small` (scripts/size-sweep.ts compares them on validation
+  // accuracy and single-answer CPU latency; README "Choosing the small preset" has the figures).
+  mini: {
+    family: 'clinvqa-vlm', preset: 'mini', imageSize: 96, patchSize: 16, channels: 3, ...IMAGE_NORM,
+    vision: { dim: 96, layers: 1, heads: 4, mlpRatio: 4 },
+    text: { dim: 128, layers: 2, heads: 4, mlpRatio: 4, maxPositions: 192 },
+    layerNormEps: 1e-5,
+  },
+  base: {
+    family: 'clinvqa-vlm', preset: 'base', imageSize: 128, patchSize: 16, channels: 3, ...IMAGE_NORM,
+    vision: { dim: 192, layers: 4, heads: 4, mlpRatio: 4 },
+    text: { dim: 256, layers: 4, heads: 4, mlpRatio: 4, maxPositions: 256 },
+    layerNormEps: 1e-5,
+  },
   // 96 px / 16 px patches = 36 image tokens. Sized so a grounded answer (~30 tokens) comes back
   // well under 300 ms on a 2-core CPU and an SFT epoch over both datasets takes minutes, not hours.
   small: {

@@ -28,7 +28,7 @@ import { latestCheckpoint, saveCheckpoint, type TrainerState } from '../checkpoi
 import { buildPatchCache, type PatchCache } from '../image-cache.ts';
 import { initialModel } from '../model-init.ts';
 import { RunLog } from '../run-log.ts';
-import { epochOrder, stripNulls } from '../sft-trainer.ts';
+import { epochOrder, spreadSample, stripNulls } from '../sft-trainer.ts';
 import { computeAdvantages } from './advantages.ts';
 import { grpoLoss } from './loss.ts';
 import { openPolicySessions } from './policy-sessions.ts';
@@ -94,7 +94,7 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
   const maxPrompt = config.text.maxPositions - np - cfg.max_completion_length;
   if (maxPrompt < 8) throw new Error(`max_completion_length ${cfg.max_completion_length} leaves no room for the question`);
 
-  const evalCases = cfg.eval_samples > 0 ? validation.slice(0, cfg.eval_samples) : validation;
+  const evalCases = spreadSample(validation, cfg.eval_samples);
   const patches: PatchCache = await buildPatchCache([...train.cases, ...evalCases].map((c) => c.imagePath), config);
   const rewards = [...buildRewardFunctions(cfg), ...(hooks.extraRewards ?? [])];
   const totalSteps = cfg.max_steps;

@@ -1,0 +1,169 @@
+// Admin fine-tunes (issue 5), shaped like OpenAI's fine-tuning jobs. HTTP only: the upload's rules
+// live in jobs/upload-validation.ts, the job lifecycle in jobs/job-queue.ts. Mounted behind the
+// server's auth, which requires an admin key for every /admin path.
+//   POST /admin/fine-tunes                 multipart upload → 201 job (status validating_files)
+//   GET  /admin/fine-tunes                 newest first; ?limit=&after=<job id>
+//   GET  /admin/fine-tunes/:id
+//   GET  /admin/fine-tunes/:id/events      JSON list (?after=<event id>&limit=), or SSE with
+//                                          Accept: text/event-stream (ends when the job ends)
+//   POST /admin/fine-tunes/:id/cancel
+import { Router, type Request, type Response } from 'express';
+import { ApiError } from '../../errors.ts';
+import { JobFinishedError, UnknownBaseModelError, type JobQueue } from '../../jobs/job-queue.ts';
+import { JOB_ID_PATTERN, TERMINAL_STATUSES, toJobJson, type FineTuneJob, type JobEvent, type JobStore } from '../../jobs/job-store.ts';
+import { receiveFineTuneUpload, receivedParts, requestProblemToApiError } from '../../jobs/multipart-receiver.ts';
+import { RequestProblem, parseFineTuneRequest, type UploadLimits } from '../../jobs/upload-validation.ts';
+import { contextOf } from '../request-context.ts';
+
+export interface AdminJobsDeps {
+  queue: Pick<JobQueue, 'submit' | 'cancel' | 'emitter'>;
+  store: Pick<JobStore, 'get' | 'list' | 'events'>;
+  limits: UploadLimits;
+  /** SSE keep-alive comment interval (default 15 s). */
+  heartbeatMs?: number;
+}
+
+const TERMINAL_EVENT_TYPES = new Set<string>(TERMINAL_STATUSES);
+
+/** What the audit log records of an admin action on a job: ids and settings, never data. */
+function audit(res: Response, action: string, details: Record<string, unknown>): void {
+  const ctx = contextOf(res);
+  ctx.audit.action = action;
+  ctx.audit.details = details;
+}
+
+function intParam(value: unknown, name: string, fallback: number, max: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (typeof value !== 'string' || !Number.isInteger(n) || n < 0 || n > max) throw ApiError.of('invalid_request', `${name} must be an integer from 0 to ${max}.`);
+  return n;
+}
+
+export function adminJobsRouter(deps: AdminJobsDeps): Router {
+  const router = Router();
+  const jobOr404 = (id: string): FineTuneJob => {
+    const job = JOB_ID_PATTERN.test(id) ? deps.store.get(id) : undefined;
+    if (!job) throw ApiError.of('not_found', `No fine-tune job "${id.slice(0, 64)}".`);
+    return job;
+  };
+
+  router.post('/admin/fine-tunes', receiveFineTuneUpload(deps.limits), async (req, res) => {
+    audit(res, 'fine_tune.create', {});
+    let request;
+    try {
+      request = parseFineTuneRequest((req.body ?? {}) as Record<string, unknown>, receivedParts(res), deps.limits);
+    } catch (error) {
+      throw error instanceof RequestProblem ? requestProblemToApiError(error) : error;
+    }
+    let job: FineTuneJob;
+    try {
+      job = await deps.queue.submit(request);
+    } catch (error) {
+      if (error instanceof UnknownBaseModelError) {
+        throw new ApiError(422, 'invalid_request', `The base model "${request.baseModel}" is not in the models directory.`, {
+          extensions: { errors: [{ path: '/base_model', message: 'unknown model' }] },
+        });
+      }
+      throw error;
+    }
+    audit(res, 'fine_tune.create', {
+      job_id: job.id, base_model: job.base_model, files: request.upload.files.size,
+      validation_fraction: request.validationFraction, canary_weight: request.canaryWeight, max_steps: request.hyperparameters.max_steps,
+    });
+    res.status(201).location(`/admin/fine-tunes/${job.id}`).json(toJobJson(job));
+  });
+
+  router.get('/admin/fine-tunes', (req, res) => {
+    const limit = Math.max(1, intParam(req.query.limit, 'limit', 20, 100));
+    const after = typeof req.query.after === 'string' ? req.query.after : undefined;
+    const page = deps.store.list({ limit, ...(after !== undefined ? { after } : {}) });
+    res.json({ object: 'list', data: page.jobs.map(toJobJson), has_more: page.hasMore });
+  });
+
+  router.get('/admin/fine-tunes/:id', (req, res) => {
+    res.json(toJobJson(jobOr404(req.params.id)));
+  });
+
+  router.post('/admin/fine-tunes/:id/cancel', (req, res) => {
+    const id = req.params.id;
+    jobOr404(id);
+    audit(res, 'fine_tune.cancel', { job_id: id });
+    let job: FineTuneJob | undefined;
+    try {
+      job = deps.queue.cancel(id);
+    } catch (error) {
+      if (error instanceof JobFinishedError) throw ApiError.of('conflict', `The job cannot be cancelled: ${error.message}.`);
+      throw error;
+    }
+    res.json(toJobJson(job ?? jobOr404(id)));
+  });
+
+  router.get('/admin/fine-tunes/:id/events', (req, res) => {
+    const job = jobOr404(req.params.id);
+    if (req.accepts(['application/json', 'text/event-stream']) === 'text/event-stream' && (req.get('accept') ?? '').includes('text/event-stream')) {
+      streamEvents(req, res, job, deps);
+      return;
+    }
+    const limit = Math.max(1, intParam(req.query.limit, 'limit', 1000, 10_000));
+    const afterId = intParam(req.query.after, 'after', 0, Number.MAX_SAFE_INTEGER);
+    const events = deps.store.events(job.id, { afterId, limit: limit + 1 });
+    res.json({ object: 'list', data: events.slice(0, limit).map(toEventJson), has_more: events.length > limit });
+  });
+
+  return router;
+}
+
+function toEventJson(e: JobEvent): Record<string, unknown> {
+  return { object: 'fine_tuning.job.event', id: e.id, created_at: e.created_at, level: e.level, type: e.type, message: e.message, data: e.data };
+}
+
+/**
+ * Server-sent events: the backlog after Last-Event-ID (or ?after=), then live events as the queue
+ * records them; the stream ends after the job's final status event, or when the server shuts down.
+ */
+function streamEvents(req: Request, res: Response, job: FineTuneJob, deps: AdminJobsDeps): void {
+  const header = req.get('last-event-id') ?? (typeof req.query.after === 'string' ? req.query.after : undefined);
+  let lastSent = header !== undefined && /^\d+$/.test(header) ? Number(header) : 0;
+  res.status(200);
+  res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-cache, no-transform');
+  res.setHeader('X-Accel-Buffering', 'no');
+  res.flushHeaders();
+
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    deps.queue.emitter.off('event', onEvent);
+    deps.queue.emitter.off('close', end);
+    clearInterval(heartbeat);
+    res.end();
+  };
+  const write = (e: JobEvent) => {
+    if (ended || e.id <= lastSent) return;
+    lastSent = e.id;
+    res.write(`id: ${e.id}\nevent: ${e.type}\ndata: ${JSON.stringify(toEventJson(e))}\n\n`);
+    if (TERMINAL_EVENT_TYPES.has(e.type)) end();
+  };
+  const buffered: JobEvent[] = [];
+  let replaying = true;
+  function onEvent(e: JobEvent): void {
+    if (e.job_id !== job.id) return;
+    if (replaying) buffered.push(e);
+    else write(e);
+  }
+  // Subscribe before reading the backlog so nothing recorded in between is missed.
+  deps.queue.emitter.on('event', onEvent);
+  deps.queue.emitter.on('close', end);
+  const heartbeat = setInterval(() => {
+    if (!ended) res.write(': keep-alive\n\n');
+  }, deps.heartbeatMs ?? 15_000);
+  req.on('close', end);
+
+  for (const e of deps.store.events(job.id, { afterId: lastSent })) write(e);
+  replaying = false;
+  for (const e of buffered) write(e);
+  // A job that had already ended before this stream (and whose final event was already seen) ends it now.
+  const current = deps.store.get(job.id);
+  if (current && TERMINAL_STATUSES.includes(current.status)) end();
+}

@@ -308,6 +308,7 @@ export function toJobJson(job: FineTuneJob): Record<string, unknown> {
     result_model: job.result_model,
     error: job.error,
     attempts: job.attempts,
+    crashes: job.crashes,
     cancel_requested: job.cancel_requested,
   };
 }

@@ -66,7 +66,7 @@ test('upload → job succeeds → listed → answers when named → canary traff
   form.append('hyperparameters', JSON.stringify({ max_steps: 4, checkpoint_every: 2, prompts_per_step: 2, num_generations: 2, max_completion_length: 8, eval_samples: 6, seed: 5 }));
   form.append('validation_fraction', '0.25');
   form.append('canary_weight', '0.5');
-  form.append('archive', new Blob([archiveOfFixtures()]), 'rad.tar.gz');
+  form.append('archive', new Blob([new Uint8Array(archiveOfFixtures())]), 'rad.tar.gz');
   const created = await fetch(`${server.url}/admin/fine-tunes`, { method: 'POST', headers: ADMIN, body: form });
   assert.equal(created.status, 201, await created.clone().text());
   const { id } = (await created.json()) as { id: string };

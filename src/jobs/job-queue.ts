@@ -396,7 +396,8 @@ async function killStaleWorker(pid: number | null, jobId: string): Promise<void>
   }
   for (let i = 0; i < 100; i++) {
     try {
-      readFileSync(`/proc/${pid}/cmdline`);
+      // A zombie (dead, not yet reaped by init) has an empty command line: it is gone for our purposes.
+      if (readFileSync(`/proc/${pid}/cmdline`).length === 0) return;
     } catch {
       return;
     }

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { verifyModelPackage } from '../../src/registry/model-package.ts';
 import { writeTarArchive } from './support/tar-writer.ts';
-import { ADMIN, CLINICIAN, getJson, startFineTuneServer, type ServerProcess } from './support/server-process.ts';
+import { ADMIN, CLINICIAN, getJson, startFineTuneServer, waitFor, type ServerProcess } from './support/server-process.ts';
 import { writeTinyBase } from './support/tiny-base.ts';
 
 let root: string;
@@ -123,9 +123,13 @@ test('upload → job succeeds → listed → answers when named → canary traff
   assert.equal(restored.promoted, null);
   assert.deepEqual(restored.variants.map((v) => v.weight), table.variants.map((v) => v.weight));
 
-  // 7. the audit trail: who uploaded, promoted and rolled back (ids only)
-  const audit = readFileSync(path.join(root, 'var', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { action: string; status: number; details: { job_id?: string } | null });
-  assert.ok(audit.some((a) => a.action === 'fine_tune.create' && a.status === 201 && a.details?.job_id === id));
-  assert.ok(audit.some((a) => a.action === 'ab_table.promote' && a.status === 200));
-  assert.ok(audit.some((a) => a.action === 'ab_table.rollback' && a.status === 200));
+  // 7. the audit trail: who uploaded, promoted and rolled back (ids only). Lines are appended after
+  // each response is sent, so the last one may land a moment after the client has its answer.
+  type AuditLine = { action: string; status: number; details: { job_id?: string } | null };
+  const wanted = (lines: AuditLine[]) =>
+    lines.some((a) => a.action === 'fine_tune.create' && a.status === 201 && a.details?.job_id === id) &&
+    lines.some((a) => a.action === 'ab_table.promote' && a.status === 200) &&
+    lines.some((a) => a.action === 'ab_table.rollback' && a.status === 200);
+  const readAudit = async () => readFileSync(path.join(root, 'var', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditLine);
+  await waitFor('the audit lines of the upload, the promotion and the rollback', readAudit, wanted, 5000);
 });

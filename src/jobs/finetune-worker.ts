@@ -103,7 +103,12 @@ class Worker {
       return;
     }
 
-    // 1. data
+    // 1. the base model and the data; if either is gone or altered, retrying cannot help
+    try {
+      await verifyModelPackage(spec.base_dir);
+    } catch (error) {
+      throw new Fatal(`the base model ${job.base_model} cannot be used: ${(error as Error).message.split(spec.models_dir).join('models')}`);
+    }
     if (!job.dataset_sha256) throw new Fatal('the job has no stored dataset');
     const jsonlPath = path.join(datasetDir(dataDir, job.dataset_sha256), DATASET_JSONL);
     const loaded = await loadVqaJsonl(jsonlPath, { dataset: UPLOAD_DATASET_NAME });

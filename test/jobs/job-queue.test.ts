@@ -1,10 +1,11 @@
 // The queue with real worker processes on a tiny real base model: one job trains at a time and the
 // next waits; cancel stops the worker at a checkpoint; a worker killed with SIGKILL is restarted from
 // the last checkpoint until the crash limit fails the job with a clear error; a graceful shutdown
-// pauses the job and a new queue over the same data dir resumes it.
+// pauses the job and a new queue over the same data dir resumes it; an unusable base model fails
+// the job at once instead of being retried as a crash.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { silentLogger } from '../../src/audit/logger.ts';
@@ -129,4 +130,21 @@ test('a graceful shutdown pauses the job; a new queue on the same data dir resum
   assert.ok(second.events.some((e) => e.type === 'resumed'));
   await second.queue.close();
   second.store.close();
+});
+
+test('a base model that cannot be used fails the job at once, without retries', async () => {
+  const dataDir = path.join(root, 'var-broken');
+  mkdirSync(path.join(modelsDir, 'broken-base'), { recursive: true });
+  writeFileSync(path.join(modelsDir, 'broken-base', 'manifest.json'), '{"id": "broken-base"}');
+  const { store, queue } = makeQueue(dataDir);
+  await queue.start();
+  const job = await queue.submit({ ...request(3), baseModel: 'broken-base' });
+  const failed = await until('failure', () => store.get(job.id), isDone);
+  assert.equal(failed!.status, 'failed');
+  assert.equal(failed!.error!.code, 'training_failed');
+  assert.match(failed!.error!.message, /base model broken-base cannot be used/);
+  assert.equal(failed!.crashes, 0);
+  assert.equal(failed!.attempts, 1);
+  await queue.close();
+  store.close();
 });

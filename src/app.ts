@@ -2,8 +2,10 @@
 // A/B table, feedback store), loads every package in the models directory, and assembles the
 // express app in the order a request flows through it. Tests call createApp with a fake runtime
 // loader; src/http/serve.ts adds the listening socket and graceful shutdown.
+import path from 'node:path';
 import express, { type Express, type Router } from 'express';
 import { AuditLog, type AuditSink } from './audit/audit-log.ts';
+import { ApiError } from './errors.ts';
 import { createLogger, type Logger } from './audit/logger.ts';
 import type { Config } from './config.ts';
 import { FeedbackStore } from './feedback/feedback-store.ts';
@@ -47,6 +49,8 @@ export interface AppDeps {
   spec?: OpenApiSpec;
   /** Routers mounted after the built-in ones, behind the same auth and validation (e.g. fine-tunes). */
   extraRouters?(parts: AppParts): Router[];
+  /** Runs first on close, before the models are disposed (e.g. stop a fine-tune worker at a checkpoint). */
+  onClose?(): Promise<void>;
 }
 
 export interface AppParts {
@@ -160,13 +164,28 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
     keyIdOf: (_req, res) => contextOf(res).caller?.keyId,
     onFeedback: (record) => metrics.observeFeedback(record.variant, record.correct),
   }));
+  // Promoting a model that has a package but is not loaded yet loads it first.
+  const ensureModel = async (id: string): Promise<boolean> => {
+    if (registry.has(id)) return true;
+    if (!(await listModelPackages(config.modelsDir)).some((p) => p.id === id)) return false;
+    try {
+      await registry.loadPackage(path.join(config.modelsDir, id));
+    } catch (error) {
+      logger.warn('model load for promotion failed', { model: id, error: error instanceof Error ? error.message : String(error) });
+      throw ApiError.of('model_load_failed', `Package "${id}" could not be loaded; see the server log.`);
+    }
+    abTable.followModels(registry.list().map((m) => m.id));
+    return true;
+  };
   app.use(createAdminAbRouter({
     table: abTable,
     stats: feedback,
+    ensureModel,
     audit: (event, _req, res) => {
       const ctx = contextOf(res);
       ctx.audit.action = event.action;
       ctx.audit.details = { ...event };
+      if (event.model !== undefined) ctx.audit.model = event.model;
     },
   }));
   app.use(adminModelsRouter({
@@ -193,6 +212,7 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
     close: () => {
       closed ??= (async () => {
         draining = true;
+        await deps.onClose?.();
         await registry.close();
         feedback.close();
         await audit.close();

@@ -4,6 +4,7 @@
 import { createLogger } from './audit/logger.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startServer } from './http/serve.ts';
+import { createFineTunes } from './jobs/fine-tunes.ts';
 import { loadModelRuntime } from './runtime/model-runtime.ts';
 
 let config: Config;
@@ -19,8 +20,13 @@ const logger = createLogger(config.logLevel);
 if (config.insecureDev && config.apiKeys.length === 0) {
   logger.warn('CLINVQA_INSECURE_DEV=1 and no API keys: authentication is OFF; every caller is an admin. Never do this on a shared network.');
 }
+// Admin fine-tunes (issue 5): job store and worker under the data dir, routes behind admin auth.
+const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir: config.modelsDir });
 try {
-  await startServer({ config, loader: loadModelRuntime, logger }, { handleSignals: true });
+  await startServer(
+    { config, loader: loadModelRuntime, logger, extraRouters: (parts) => fineTunes.routers(parts), onClose: () => fineTunes.close() },
+    { handleSignals: true },
+  );
 } catch (error) {
   logger.error('failed to start', { error: error instanceof Error ? error.message : String(error) });
   process.exit(1);

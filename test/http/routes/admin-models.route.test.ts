@@ -93,3 +93,23 @@ test('admin actions are audited with the key id, target and outcome', async () =
     await t.cleanup();
   }
 });
+
+test('promoting a package that is not loaded yet loads it, sends it all traffic, and rollback restores the table', async () => {
+  const t = await makeTestApp();
+  try {
+    writeFakePackage(t.modelsDir, 'clinvqa-grpo');
+    const promoted = await request(t.clinvqa.app).post('/admin/models/clinvqa-grpo/promote').set(ADMIN_AUTH);
+    assert.equal(promoted.status, 200, promoted.text);
+    assertContract('POST', '/admin/models/clinvqa-grpo/promote', promoted);
+    assert.equal(promoted.body.promoted, 'clinvqa-grpo');
+    const png = await smallPng();
+    const res = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).send({ image: png.toString('base64'), question: 'Normal?' });
+    assert.equal(res.body.model, 'clinvqa-grpo');
+    const rolled = await request(t.clinvqa.app).post('/admin/models/clinvqa-grpo/rollback').set(ADMIN_AUTH);
+    assert.equal(rolled.status, 200, rolled.text);
+    assert.equal(rolled.body.promoted, null);
+    assertProblem('POST', '/admin/models/nope/promote', await request(t.clinvqa.app).post('/admin/models/nope/promote').set(ADMIN_AUTH), 404, 'model_not_found');
+  } finally {
+    await t.cleanup();
+  }
+});

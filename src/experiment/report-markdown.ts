@@ -113,6 +113,33 @@ function signalTable(result: ExperimentResult): string[] {
   return lines;
 }
 
+/** Statements about the training curves that hold for this run's data (each one is conditional on it). */
+export function trainingObservations(result: ExperimentResult): string[] {
+  const seen = new Set<string>();
+  const runs = result.rows.filter((r) => r.row.kind === 'grpo' && r.curves.length >= 4 && !seen.has(r.runDir) && seen.add(r.runDir));
+  const lines: string[] = [];
+  // "Silent": no step's mean reward reached 0.05 (e.g. only token-F1 crumbs on random text).
+  const maxReward = (r: RowResult) => Math.max(...r.curves.map((p) => p.reward));
+  const silent = runs.filter((r) => maxReward(r) < 0.05);
+  if (silent.length) {
+    lines.push(`- ${silent.map((r) => `\`${r.row.id}\` (highest step mean reward ${maxReward(r).toFixed(3)})`).join(', ')} almost never sampled a completion that earned a reward, so nearly every group's rewards were equal, the advantages were about zero and GRPO had next to nothing to learn from: RL cannot start from a policy that never produces a rewarded answer.`);
+  }
+  // Validation, not the training reward, says whether RL helped: a step's training reward depends on
+  // which prompts that step drew.
+  const baseline = result.rows.find((r) => r.row.kind === 'sft' && r.metrics)?.metrics?.all?.accuracy;
+  const trained = result.rows.filter((r) => r.row.kind === 'grpo' && r.metrics && !silent.some((x) => x.runDir === r.runDir));
+  if (typeof baseline === 'number' && trained.length) {
+    const below = trained.filter((r) => (r.metrics!.all?.accuracy ?? 0) < baseline);
+    lines.push(`- ${below.length} of ${trained.length} GRPO rows that received a reward signal scored below the SFT baseline (${pct(baseline)}%) on validation.` +
+      (below.length * 2 > trained.length
+        ? ' At this budget RL mostly moved the policy away from the SFT solution rather than improving it; a likely reason is that with a few prompts per step the policy-gradient estimate is dominated by sampling noise, and AdamW normalises each weight\'s step, so noise still makes full-size updates.'
+        : ''));
+  }
+  if (lines.length) lines.unshift('What the training curves show:', '');
+  if (lines.length) lines.push('');
+  return lines;
+}
+
 function claimLine(c: ClaimCheck): string {
   const d = c.diffPoints === null ? 'not run' : `${c.diffPoints >= 0 ? '+' : '−'}${Math.abs(c.diffPoints).toFixed(1)} points, p = ${c.pValue!.toFixed(3)}`;
   return `\`${c.claim.better}\` > \`${c.claim.worse}\`: ${d} → **${c.verdict}**`;
@@ -140,7 +167,9 @@ export function renderReport(result: ExperimentResult, charts: ChartFiles): stri
 
   out.push('## What was run', '');
   out.push(`- Command: \`${result.command}\` (config \`${result.configPath}\`); resumable — rerunning continues unfinished rows and reuses finished ones.`);
-  out.push(`- Date: ${result.startedAt} – ${result.finishedAt} (this invocation; reused rows keep the wall time of the run that produced them).`);
+  const finished = result.rows.map((r) => r.finishedAt).filter((t): t is string => t !== null).sort();
+  const reused = result.rows.filter((r) => r.reused).length;
+  out.push(`- Date: this report was written ${result.finishedAt}${finished.length ? `; the rows' results were produced between ${finished[0]} and ${finished[finished.length - 1]}` : ''}${reused ? ` (${reused} of ${result.rows.length} rows reused from an earlier invocation, with the wall time of the run that produced them)` : ''}.`);
   out.push(`- Machine: ${result.machine.cores} × ${result.machine.cpu}, ${result.machine.memoryGiB} GiB, ${result.machine.platform}, Node ${result.machine.node}, ONNX Runtime on CPU; 1-minute load average at start ${result.machine.loadAverageAtStart}.`);
   out.push(`- Budget, identical for every GRPO row: preset \`${b.preset}\`, ${b.max_steps} steps × ${b.prompts_per_step} prompts × ${b.num_generations} generations (${b.max_steps * b.prompts_per_step * b.num_generations} sampled completions), max ${b.max_completion_length} completion tokens, temperature ${b.temperature}, β ${b.beta}, ε ${b.epsilon}, learning rate ${b.learning_rate} (warmup ${b.warmup}), seed ${b.seed}.`);
   out.push(`- Reward weights: ${Object.entries(cfg.reward_weights).map(([k, v]) => `${k} ${v}`).join(', ') || 'all 1'}; length reward target ${b.length_target_words} words, cap ${b.length_cap_words} (its mode per row).`);
@@ -176,7 +205,7 @@ export function renderReport(result: ExperimentResult, charts: ChartFiles): stri
   }
 
   out.push('## Training curves', '');
-  out.push('Per step, from each run\'s `log.jsonl` (rows that share a run are drawn once). The combined reward is not comparable across rows with different reward functions; the accuracy reward is.', '');
+  out.push('Per step, from each run\'s `log.jsonl` (rows that share a run are drawn once). Every run draws the same prompts at the same step (the prompt order follows the seed), so the curves are comparable across runs step by step, but a rise or fall along one curve partly reflects which prompts each step drew. The combined reward is not comparable across rows with different reward functions; the accuracy reward is.', '');
   const signal = signalTable(result);
   if (signal.length) out.push(...signal, '');
   out.push(`![combined reward per step](${charts.reward})`, '', `![accuracy reward per step](${charts.accuracy})`, '', `![mean completion length per step](${charts.length})`, '');
@@ -190,11 +219,12 @@ export function renderReport(result: ExperimentResult, charts: ChartFiles): stri
     }
     out.push('');
   }
+  out.push(...trainingObservations(result));
   const totalWall = result.rows.reduce((a, r) => a + (r.wallSeconds ?? 0), 0);
   out.push(
     'How far to trust this:',
     '',
-    `- **Scale.** Our \`${b.preset}\` model, trained from scratch on ${result.data.trainCases} questions, is not a 2B-parameter VLM pretrained on the web: it has no world knowledge for RL to sharpen, and and its SFT targets are template traces built from each case's metadata. The absolute accuracies are not comparable to the paper's; only the directions of the differences are.`,
+    `- **Scale.** Our \`${b.preset}\` model, trained from scratch on ${result.data.trainCases} questions, is not a 2B-parameter VLM pretrained on the web: it has no world knowledge for RL to sharpen, and its SFT targets are template traces built from each case's metadata. The absolute accuracies are not comparable to the paper's; only the directions of the differences are.`,
     `- **Budget.** ${b.max_steps * b.prompts_per_step} prompts per GRPO row (${((b.max_steps * b.prompts_per_step) / Math.max(1, result.data.trainCases) * 100).toFixed(0)}% of one pass over the training set); the rows' wall times add up to ${(totalWall / 60).toFixed(1)} minutes. Effects that need many updates (length drift under ECR, slow gains of a semantic reward) may not have had time to appear.`,
     `- **Noise.** One seed per row and ${result.data.evalCases} scored questions: the 95% interval of one accuracy is about ±${(196 * Math.sqrt(0.25 / Math.max(1, result.data.evalCases))).toFixed(1)} points, so most differences of 1–3 points are indistinguishable from noise. The rows are scored on the same questions, so an unpaired test is conservative.`,
     `- **Rewards.** The semantic reward here is the embedded rule-based judge (is the trace consistent with the answer and with the case's modality/organ metadata), not an LLM judge; ECR/CWR reward think-block length in words up to a target, as configured above.`,

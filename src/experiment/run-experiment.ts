@@ -38,6 +38,8 @@ export interface RowResult {
   resumedFromStep: number;
   /** True when this invocation found the row already finished and reused it. */
   reused: boolean;
+  /** When the row's result was produced (by this or an earlier invocation). */
+  finishedAt: string | null;
   curves: StepPoint[];
 }
 
@@ -201,6 +203,7 @@ export async function runExperiment(cfg: ExperimentConfig, opts: RunExperimentOp
       wallSeconds: s?.result.wall_seconds ?? null,
       resumedFromStep: s?.result.resumed_from_step ?? 0,
       reused: s?.reused ?? false,
+      finishedAt: s?.result.finished_at ?? null,
       curves,
     });
   }

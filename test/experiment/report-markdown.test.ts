@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseExperimentConfig } from '../../src/experiment/experiment-config.ts';
-import { cell, checkClaim, pct, renderReport } from '../../src/experiment/report-markdown.ts';
+import { cell, checkClaim, pct, renderReport, trainingObservations } from '../../src/experiment/report-markdown.ts';
 import type { ExperimentResult, Metrics, RowResult } from '../../src/experiment/run-experiment.ts';
 
 function metrics(accuracy: number, n = 200): Metrics {
@@ -26,7 +26,7 @@ const CONFIG = parseExperimentConfig({
 
 function row(id: string, m: Metrics | null, runDir = `runs/x/${id}`): RowResult {
   const r = CONFIG.rows.find((x) => x.id === id)!;
-  return { row: r, runDir, metrics: m, steps: m ? 10 : 3, trainSeconds: 12.3, wallSeconds: m ? 40 : null, resumedFromStep: 0, reused: false, curves: [] };
+  return { row: r, runDir, metrics: m, steps: m ? 10 : 3, trainSeconds: 12.3, wallSeconds: m ? 40 : null, resumedFromStep: 0, reused: id === 'sft', finishedAt: m ? `2026-01-01T00:0${CONFIG.rows.findIndex((x) => x.id === id)}:00.000Z` : null, curves: [] };
 }
 
 function result(rows: RowResult[]): ExperimentResult {
@@ -69,6 +69,7 @@ test('the report has every row, the budget, the paper column and a partial-run n
   assert.match(md, /Partial run.*`late`/);
   assert.match(md, /10 steps × 4 prompts × 4 generations \(160 sampled completions\)/);
   assert.match(md, /seed 7/);
+  assert.match(md, /produced between 2026-01-01T00:00:00\.000Z and 2026-01-01T00:02:00\.000Z \(1 of 4 rows reused/);
   assert.match(md, /2 × Test CPU/);
   assert.match(md, /`ref` > `sft`: \+10\.0 points, p = 0\.04\d → \*\*reproduces\*\*/);
   assert.match(md, /`late` > `sft`: not run → \*\*not run\*\*/);
@@ -93,4 +94,20 @@ test('formatting helpers', () => {
   assert.equal(pct(0.6111), '61.1');
   assert.equal(pct(null), '–');
   assert.equal(cell('a|b\nc'), 'a\\|b c');
+});
+
+test('observations are stated only when the data shows them', () => {
+  const curve = (acc: (s: number) => number) =>
+    [1, 2, 3, 4, 5, 6, 7, 8].map((s) => ({ step: s, reward: acc(s), accuracyReward: acc(s), completionLength: 20, kl: 0, stepMs: 1 }));
+  const silent = { ...row('late', metrics(0)), curves: curve((s) => (s === 3 ? 0.004 : 0)) };
+  const ref = { ...row('ref', metrics(0.45)), curves: curve(() => 0.5) };
+  const grpo = { ...row('grpo', metrics(0.6)), curves: curve(() => 0.5) };
+  const text = trainingObservations(result([row('sft', metrics(0.5)), ref, grpo, silent])).join('\n');
+  assert.match(text, /`late` \(highest step mean reward 0\.004\) almost never sampled a completion that earned a reward/);
+  assert.match(text, /1 of 2 GRPO rows that received a reward signal scored below the SFT baseline \(50\.0%\)/);
+  assert.ok(!text.includes('likely reason'), 'no explanation of a decline that only half the rows show');
+  const worse = trainingObservations(result([row('sft', metrics(0.5)), ref, { ...grpo, metrics: metrics(0.49) }, { ...row('late', metrics(0.3)), curves: curve(() => 0.2) }])).join('\n');
+  assert.match(worse, /3 of 3 GRPO rows .* likely reason/);
+  assert.ok(!worse.includes('never sampled'), 'runs with real rewards are not called silent');
+  assert.deepEqual(trainingObservations(result([row('sft', metrics(0.5))])), []);
 });

@@ -9,7 +9,8 @@ export type TensorData = Float32Array | Float64Array | BigInt64Array | Uint8Arra
 export class Value {
   constructor(
     readonly graph: Graph,
-    readonly name: string,
+    /** Settable only through Graph.output, which renames a node's result instead of copying it. */
+    public name: string,
     readonly dtype: DType,
     readonly shape: Shape,
     /** Small int64 constants (axes, shapes) keep their numbers here so rules can read them. */
@@ -121,11 +122,22 @@ export class Graph {
     return outs;
   }
 
-  /** Marks a value as a graph output, under `name` (an Identity node renames it when needed). */
+  /**
+   * Marks a value as a graph output, under `name`. A node's result is renamed in place; only graph
+   * inputs, initializers and values already output under another name get an Identity copy. (ORT
+   * keeps Identity nodes that feed graph outputs, and copying a KV cache each decode step costs.)
+   */
   output(v: Value, name?: string): Value {
     let out = v;
     if (name && name !== v.name) {
-      [out] = this.node('Identity', [v], [{ dtype: v.dtype, shape: v.shape, name }]);
+      const producedHere = this.nodes.some((n) => n.outputs.includes(v));
+      if (producedHere && !this.outputs.includes(v)) {
+        this.claim(name);
+        this.names.delete(v.name);
+        v.name = name;
+      } else {
+        [out] = this.node('Identity', [v], [{ dtype: v.dtype, shape: v.shape, name }]);
+      }
     }
     this.outputs.push(out);
     return out;

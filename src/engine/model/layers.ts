@@ -3,10 +3,19 @@ import type { Value } from '../graph/builder.ts';
 import * as o from '../graph/ops.ts';
 import type { ParamSource } from './params.ts';
 
+/**
+ * x·W + b over the last axis. The leading axes are folded into one before the MatMul: ORT runs
+ * [B, S, D]·[D, E] as B separate GEMMs, each reading all of W, so a batch of single-token decode
+ * steps cost B× one step (measured: batch 16 at 9–10 ms/step vs 0.5 ms alone). As one
+ * [B·S, D]·[D, E] GEMM the weights are read once per step.
+ */
 export function linear(ps: ParamSource, name: string, x: Value, inDim: number, outDim: number, scaled = false): Value {
   const w = ps.get(`${name}.weight`, [inDim, outDim], scaled ? 'normal_scaled' : 'normal');
   const b = ps.get(`${name}.bias`, [outDim], 'zeros');
-  return o.add(o.matmul(x, w), b);
+  if (x.rank === 2) return o.add(o.matmul(x, w), b);
+  const rows = o.add(o.matmul(o.reshape(x, [-1, inDim]), w), b);
+  const outShape = o.concat([o.slice(o.shapeOf(x), [0], [x.rank - 1], [0]), x.graph.constInts([outDim])], 0);
+  return o.reshape(rows, outShape, [...x.shape.slice(0, -1), outDim]);
 }
 
 /**

@@ -3,7 +3,7 @@
 import type { VqaCase } from '../data/vqa-case.ts';
 import type { ModelRuntime } from '../runtime/types.ts';
 import type { PatchCache } from '../training/image-cache.ts';
-import { computeEvalMetrics, type EvalMetrics, type EvalPrediction } from './metrics.ts';
+import { computeEvalMetrics, evalJsonSummary, type EvalMetrics, type EvalPrediction } from './metrics.ts';
 
 export interface EvaluateOptions {
   batchSize?: number;
@@ -60,18 +60,11 @@ export async function evaluateCases(rt: ModelRuntime, cases: readonly VqaCase[],
   };
 }
 
-/** The flat summary `npm run eval -- --json` prints and manifests record. */
+/** The flat summary `npm run eval -- --json` prints and manifests record: the issue's keys plus length and latency. */
 export function summarize(r: EvaluationResult): Record<string, number | null> {
-  const m = r.metrics;
   return {
-    n: m.n,
-    accuracy: m.accuracy,
-    closed_accuracy: m.closed.accuracy,
-    open_accuracy: m.open.accuracy,
-    format_rate: m.formatRate,
-    grounding_rate: m.traceGrounding.rate,
-    yes_bias: m.yesBias.bias,
-    mean_completion_length: m.meanCompletionLength.value,
+    ...evalJsonSummary(r.metrics),
+    mean_completion_length: r.metrics.meanCompletionLength.value,
     latency_ms_p50: r.singleLatencyMsP50,
     batched_ms_per_case: r.batchedMsPerCase,
   };

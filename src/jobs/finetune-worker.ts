@@ -30,7 +30,7 @@ import type { ModelRuntime } from '../runtime/types.ts';
 import { GRPO_DEFAULTS, type GrpoConfig } from '../training/grpo/grpo-config.ts';
 import { trainGrpo } from '../training/grpo/grpo-trainer.ts';
 import { buildPatchCache } from '../training/image-cache.ts';
-import { spreadSample, stripNulls } from '../training/sft-trainer.ts';
+import { spreadSample, stripNulls } from '../training/run-output.ts';
 import { DATASET_JSONL, UPLOAD_DATASET_NAME, datasetDir, runDirOf } from './dataset-store.ts';
 import { JobStore, type FineTuneJob } from './job-store.ts';
 import { EXIT_ORPHANED, type ServerMessage, type WorkerMessage } from './worker-protocol.ts';

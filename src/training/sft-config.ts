@@ -33,12 +33,16 @@ export interface SftConfig {
   max_steps: number;
 }
 
+/** The shared data's train and validation splits, relative to the repository root. */
+export const DEFAULT_TRAIN_SPLITS = ['../shared/data/vqa-rad/train.jsonl', '../shared/data/slake/train.jsonl'];
+export const DEFAULT_VALIDATION_SPLITS = ['../shared/data/vqa-rad/validation.jsonl', '../shared/data/slake/validation.jsonl'];
+
 export const SFT_DEFAULTS: SftConfig = {
   preset: 'small',
   tokenizer: 'assets/tokenizer.json',
   init: 'scratch',
-  train: ['../shared/data/vqa-rad/train.jsonl', '../shared/data/slake/train.jsonl'],
-  validation: ['../shared/data/vqa-rad/validation.jsonl', '../shared/data/slake/validation.jsonl'],
+  train: DEFAULT_TRAIN_SPLITS,
+  validation: DEFAULT_VALIDATION_SPLITS,
   trace: 'grounded',
   epochs: 10,
   batch_size: 16,

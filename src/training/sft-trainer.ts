@@ -3,19 +3,13 @@
 // self-describing checkpoints that resume to exactly the step a non-stop run would take, and at
 // the end an evaluated, exported model package.
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { VqaTokenizer } from '../data/tokenizer.ts';
-import { loadVqaUnion } from '../data/jsonl-loader.ts';
-import type { VqaCase } from '../data/vqa-case.ts';
 import { numPatches } from '../engine/model/config.ts';
 import { rng, type Weights } from '../engine/model/params.ts';
 import { TrainingSession } from '../engine/train/training-session.ts';
 import { AdamW } from '../engine/optim/adamw.ts';
 import { clipGradNorm } from '../engine/optim/grad-clip.ts';
 import { warmupCosineSchedule } from '../engine/optim/lr-schedule.ts';
-import { exportModelPackage } from '../engine/export/package-export.ts';
-import { runtimeFromWeights } from '../runtime/model-runtime.ts';
-import { evaluateByDataset } from '../eval/evaluate.ts';
 import type { JsonObject } from '../registry/manifest.ts';
 import { assembleBatch } from './batches.ts';
 import { latestCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
@@ -23,6 +17,7 @@ import { encodeExample, type EncodedExample } from './examples.ts';
 import { buildPatchCache } from './image-cache.ts';
 import { initialModel } from './model-init.ts';
 import { RunLog } from './run-log.ts';
+import { evaluateAndPackage, loadCases, spreadSample } from './run-output.ts';
 import { sftLoss } from './sft-loss.ts';
 import type { SftConfig } from './sft-config.ts';
 
@@ -47,12 +42,6 @@ export function epochOrder(n: number, seed: number, epoch: number): number[] {
     [order[i], order[j]] = [order[j], order[i]];
   }
   return order;
-}
-
-async function loadCases(paths: string[], what: string): Promise<{ cases: VqaCase[]; sha256: string }> {
-  const u = await loadVqaUnion(paths);
-  if (u.errors.length) throw new Error(`${what}: ${u.errors.length} bad records, first: ${u.errors[0].file}:${u.errors[0].line} ${u.errors[0].message}`);
-  return { cases: u.cases, sha256: u.sha256 };
 }
 
 export interface SftHooks {
@@ -134,41 +123,11 @@ export async function trainSft(cfg: SftConfig, hooks: SftHooks = {}): Promise<Sf
   if (step < totalSteps) return { runDir: cfg.out, steps: step, losses, finalLoss: lastLoss, validation: null, packageDir: null, wallSeconds: (performance.now() - started) / 1000, weights };
 
   // 5. evaluate on the validation splits and write the package
-  let metrics: SftResult['validation'] = null;
-  if (validation) {
-    const rt = await runtimeFromWeights('sft-eval', config, weights, tk, { executionProviders: ['cpu'], intraOpThreads: cfg.threads });
-    metrics = await evaluateByDataset(rt, spreadSample(validation.cases, cfg.eval_samples), patches, { onProgress: (d, n) => log.progress(`eval ${d}/${n}`) });
-    await rt.dispose();
-    log.info(`validation: ${JSON.stringify(metrics)}`);
-  }
-  const wallSeconds = (performance.now() - started) / 1000;
-  let packageDir: string | null = null;
-  if (cfg.package_dir) {
-    packageDir = resolve(cfg.package_dir);
-    const id = packageDir.split(/[\\/]/).pop()!;
-    await exportModelPackage(packageDir, {
-      config, specs, weights, tokenizerJson: tokenizerBytes,
-      manifest: {
-        id, version: cfg.package_version, parent: init.parent, method: 'sft', seed: cfg.seed,
-        training: { ...(cfg as unknown as JsonObject), steps: totalSteps, wall_seconds: Math.round(wallSeconds) },
-        dataset: { name: cfg.train.map((p) => p.split(/[\\/]/).slice(-2).join('/')).join('+'), sha256: train.sha256 },
-        eval: metrics ? { validation: stripNulls(metrics) } : {},
-      },
-    });
-    log.info(`package written: ${packageDir}`);
-  }
-  return { runDir: cfg.out, steps: totalSteps, losses, finalLoss: lastLoss, validation: metrics, packageDir, wallSeconds, weights };
+  const done = await evaluateAndPackage({
+    method: 'sft', config, specs, weights, tokenizer: tk, tokenizerBytes, evalCases: spreadSample(validation?.cases ?? [], cfg.eval_samples),
+    patches, threads: cfg.threads, log, packageDir: cfg.package_dir, version: cfg.package_version, parent: init.parent, seed: cfg.seed,
+    training: { ...(cfg as unknown as JsonObject), steps: totalSteps }, trainPaths: cfg.train, trainSha256: train.sha256, startedAt: started,
+  });
+  return { runDir: cfg.out, steps: totalSteps, losses, finalLoss: lastLoss, validation: done.metrics, packageDir: done.packageDir, wallSeconds: done.wallSeconds, weights };
 }
 
-/** `n` cases evenly spaced over `cases` (all when n is 0 or too large), so every split is represented. */
-export function spreadSample<T>(cases: readonly T[], n: number): T[] {
-  if (n <= 0 || n >= cases.length) return [...cases];
-  return Array.from({ length: n }, (_, i) => cases[Math.floor((i * cases.length) / n)]);
-}
-
-/** Manifest metrics are numbers; a rate over an empty subset (null) is left out. */
-export function stripNulls(m: Record<string, Record<string, number | null>>): Record<string, Record<string, number>> {
-  const out: Record<string, Record<string, number>> = {};
-  for (const [k, v] of Object.entries(m)) out[k] = Object.fromEntries(Object.entries(v).filter(([, x]) => x !== null)) as Record<string, number>;
-  return out;
-}

@@ -4,6 +4,7 @@
 // `scale_rewards` (GRPO's normalisation bias vs Dr. GRPO).
 import type { LossType } from './loss.ts';
 import type { ScaleRewards } from './advantages.ts';
+import { DEFAULT_TRAIN_SPLITS, DEFAULT_VALIDATION_SPLITS } from '../sft-config.ts';
 
 export type RewardName = 'accuracy' | 'format' | 'length' | 'semantic';
 export const REWARD_NAMES: readonly RewardName[] = ['accuracy', 'format', 'length', 'semantic'];
@@ -59,8 +60,8 @@ export const GRPO_DEFAULTS: GrpoConfig = {
   preset: 'small',
   tokenizer: 'assets/tokenizer.json',
   init: 'models/clinvqa-sft',
-  train: ['../shared/data/vqa-rad/train.jsonl', '../shared/data/slake/train.jsonl'],
-  validation: ['../shared/data/vqa-rad/validation.jsonl', '../shared/data/slake/validation.jsonl'],
+  train: DEFAULT_TRAIN_SPLITS,
+  validation: DEFAULT_VALIDATION_SPLITS,
   num_generations: 4,
   prompts_per_step: 8,
   temperature: 1.0,

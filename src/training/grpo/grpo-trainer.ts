@@ -7,28 +7,24 @@
 // Checkpoints resume to exactly the next step: prompt order and sampling seeds derive from
 // (seed, step), never from state that a restart would lose.
 import { readFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { VqaTokenizer } from '../../data/tokenizer.ts';
 import type { VqaCase } from '../../data/vqa-case.ts';
-import { loadVqaUnion } from '../../data/jsonl-loader.ts';
 import type { Weights } from '../../engine/model/params.ts';
 import { numPatches } from '../../engine/model/config.ts';
 import { TrainingSession } from '../../engine/train/training-session.ts';
 import { AdamW } from '../../engine/optim/adamw.ts';
 import { clipGradNorm } from '../../engine/optim/grad-clip.ts';
 import { warmupCosineSchedule } from '../../engine/optim/lr-schedule.ts';
-import { exportModelPackage } from '../../engine/export/package-export.ts';
 import type { JsonObject } from '../../registry/manifest.ts';
-import { runtimeFromWeights } from '../../runtime/model-runtime.ts';
 import { generate } from '../../runtime/generate.ts';
 import { promptIds } from '../../runtime/prompt.ts';
-import { evaluateByDataset } from '../../eval/evaluate.ts';
 import { assembleBatch } from '../batches.ts';
 import { latestCheckpoint, saveCheckpoint, type TrainerState } from '../checkpoint.ts';
 import { buildPatchCache, type PatchCache } from '../image-cache.ts';
 import { initialModel } from '../model-init.ts';
 import { RunLog } from '../run-log.ts';
-import { epochOrder, spreadSample, stripNulls } from '../sft-trainer.ts';
+import { epochOrder } from '../sft-trainer.ts';
+import { evaluateAndPackage, loadCases, spreadSample } from '../run-output.ts';
 import { computeAdvantages } from './advantages.ts';
 import { grpoLoss } from './loss.ts';
 import { openPolicySessions } from './policy-sessions.ts';
@@ -68,20 +64,14 @@ function toRewardCase(c: VqaCase): RewardCase {
   return { question: c.question, answer: c.answer, answerType: c.answerType, options: c.options, modality: c.modality, organ: c.organ, contentType: c.contentType, questionType: c.questionType };
 }
 
-async function loadCases(paths: string[]): Promise<{ cases: VqaCase[]; sha256: string }> {
-  const u = await loadVqaUnion(paths);
-  if (u.errors.length) throw new Error(`${u.errors.length} bad records, first: ${u.errors[0].file}:${u.errors[0].line} ${u.errors[0].message}`);
-  return { cases: u.cases, sha256: u.sha256 };
-}
-
 export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise<GrpoResult> {
   validateGrpoConfig(cfg);
   const started = performance.now();
   const log = new RunLog(cfg.out, hooks.quiet);
   const tokenizerBytes = await readFile(cfg.tokenizer);
   const tk = new VqaTokenizer(JSON.parse(tokenizerBytes.toString('utf8')) as object);
-  const train = hooks.trainCases ? { cases: hooks.trainCases, sha256: hooks.trainSha256 ?? '' } : await loadCases(cfg.train);
-  const validation = hooks.validationCases ?? (cfg.validation.length ? (await loadCases(cfg.validation)).cases : []);
+  const train = hooks.trainCases ? { cases: hooks.trainCases, sha256: hooks.trainSha256 ?? '' } : await loadCases(cfg.train, 'train');
+  const validation = hooks.validationCases ?? (cfg.validation.length ? (await loadCases(cfg.validation, 'validation')).cases : []);
 
   // The reference policy is the initial model, also when resuming.
   const ref = await initialModel(cfg.init, cfg.preset, tk.vocabSize, cfg.seed);
@@ -201,27 +191,10 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
   if (step < totalSteps) {
     return { runDir: cfg.out, steps: step, rewardCurve, validation: null, packageDir: null, wallSeconds: (performance.now() - started) / 1000, weights };
   }
-  let metrics: GrpoResult['validation'] = null;
-  if (evalCases.length) {
-    const rt = await runtimeFromWeights('grpo-eval', config, weights, tk, { executionProviders: ['cpu'], intraOpThreads: cfg.threads });
-    metrics = await evaluateByDataset(rt, evalCases, patches, { onProgress: (d, n) => log.progress(`eval ${d}/${n}`) });
-    await rt.dispose();
-    log.info(`validation: ${JSON.stringify(metrics)}`);
-  }
-  const wallSeconds = (performance.now() - started) / 1000;
-  let packageDir: string | null = null;
-  if (cfg.package_dir) {
-    packageDir = resolve(cfg.package_dir);
-    await exportModelPackage(packageDir, {
-      config, specs, weights, tokenizerJson: tokenizerBytes,
-      manifest: {
-        id: packageDir.split(/[\\/]/).pop()!, version: cfg.package_version, parent: ref.parent, method: 'grpo', seed: cfg.seed,
-        training: { ...(cfg as unknown as JsonObject), wall_seconds: Math.round(wallSeconds) },
-        dataset: { name: cfg.train.map((p) => p.split(/[\\/]/).slice(-2).join('/')).join('+'), sha256: train.sha256 },
-        eval: metrics ? { validation: stripNulls(metrics) } : {},
-      },
-    });
-    log.info(`package written: ${packageDir}`);
-  }
-  return { runDir: cfg.out, steps: step, rewardCurve, validation: metrics, packageDir, wallSeconds, weights };
+  const done = await evaluateAndPackage({
+    method: 'grpo', config, specs, weights, tokenizer: tk, tokenizerBytes, evalCases, patches, threads: cfg.threads, log,
+    packageDir: cfg.package_dir, version: cfg.package_version, parent: ref.parent, seed: cfg.seed,
+    training: cfg as unknown as JsonObject, trainPaths: cfg.train, trainSha256: train.sha256, startedAt: started,
+  });
+  return { runDir: cfg.out, steps: step, rewardCurve, validation: done.metrics, packageDir: done.packageDir, wallSeconds: done.wallSeconds, weights };
 }

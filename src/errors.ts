@@ -16,6 +16,8 @@ export const ERROR_CATALOGUE = {
   not_found: { status: 404, title: 'No such route' },
   model_not_found: { status: 404, title: 'No such model is loaded' },
   response_not_found: { status: 404, title: 'No such response id' },
+  job_not_found: { status: 404, title: 'No such fine-tune job' },
+  invalid_upload: { status: 422, title: 'The uploaded training data is not valid' },
   method_not_allowed: { status: 405, title: 'Method not allowed on this route' },
   conflict: { status: 409, title: 'The request conflicts with the current state' },
   payload_too_large: { status: 413, title: 'The request body is too large' },

@@ -77,7 +77,7 @@ function toApiError(error: unknown): ApiError {
       case 'LIMIT_FIELD_VALUE':
       case 'LIMIT_FIELD_COUNT':
       case 'LIMIT_FIELD_KEY':
-        return new ApiError(422, 'invalid_request', `The form field "${error.field ?? ''}" breaks a limit (${error.code}).`);
+        return ApiError.of('invalid_upload', `The form field "${error.field ?? ''}" breaks a limit (${error.code}).`);
       default:
         return ApiError.of('invalid_request', `The multipart body breaks a limit (${error.code}).`);
     }
@@ -89,7 +89,7 @@ function toApiError(error: unknown): ApiError {
 /** RequestProblem → 422 (or 413) problem document listing every problem under `errors`. */
 export function requestProblemToApiError(problem: RequestProblem): ApiError {
   const extensions = problem.problems.length ? { extensions: { errors: problem.problems.slice(0, 50) } } : {};
-  return problem.status === 413 ? ApiError.of('payload_too_large', problem.message, extensions) : new ApiError(422, 'invalid_request', problem.message, extensions);
+  return problem.status === 413 ? ApiError.of('payload_too_large', problem.message, extensions) : ApiError.of('invalid_upload', problem.message, extensions);
 }
 
 export function receiveFineTuneUpload(limits: UploadLimits): RequestHandler {

@@ -43,7 +43,7 @@ export function adminJobsRouter(deps: AdminJobsDeps): Router {
   const router = Router();
   const jobOr404 = (id: string): FineTuneJob => {
     const job = JOB_ID_PATTERN.test(id) ? deps.store.get(id) : undefined;
-    if (!job) throw ApiError.of('not_found', `No fine-tune job "${id.slice(0, 64)}".`);
+    if (!job) throw ApiError.of('job_not_found', `No fine-tune job "${id.slice(0, 64)}".`);
     return job;
   };
 
@@ -60,7 +60,7 @@ export function adminJobsRouter(deps: AdminJobsDeps): Router {
       job = await deps.queue.submit(request);
     } catch (error) {
       if (error instanceof UnknownBaseModelError) {
-        throw new ApiError(422, 'invalid_request', `The base model "${request.baseModel}" is not in the models directory.`, {
+        throw ApiError.of('invalid_upload', `The base model "${request.baseModel}" is not in the models directory.`, {
           extensions: { errors: [{ path: '/base_model', message: 'unknown model' }] },
         });
       }

@@ -1,4 +1,4 @@
-// Reads VQA JSONL files (format: /work/shared/data/README.md) into VqaCase lists, reporting every
+// Reads VQA JSONL files (format: ../shared/data/README.md) into VqaCase lists, reporting every
 // problem with its line number. The admin upload route reuses parseVqaJsonl to vet uploaded files,
 // so nothing here trusts the input: sizes are bounded and image paths are confined to the upload.
 import { readFile, stat } from 'node:fs/promises';

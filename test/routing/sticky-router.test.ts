@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nextTable, type AbTable, type AbVariant } from '../../src/routing/ab-table.ts';
 import { pickVariant, stickyPoint } from '../../src/routing/sticky-router.ts';
+import { rng as mulberry32 } from '../../src/engine/model/params.ts';
 
 const NOW = new Date('2025-01-01T00:00:00Z');
 const everyModel = (): boolean => true;
@@ -22,17 +23,6 @@ function shares(t: AbTable, ids: readonly (string | undefined)[], random?: () =>
   return new Map([...counts].map(([k, v]) => [k, v / ids.length]));
 }
 
-/** Deterministic uniform [0, 1) generator, so the no-client-id test cannot flake. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('10k client ids split 0.9/0.1 within 1.5 points (5 sigma)', () => {
   const s = shares(table({ grpo: 0.9, sft: 0.1 }), clients);

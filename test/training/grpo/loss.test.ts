@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { grpoLoss, type GrpoLossConfig, type GrpoLossInputs, type LossType } from '../../../src/training/grpo/loss.ts';
+import { rng } from '../../../src/engine/model/params.ts';
 
 const close = (a: number, b: number, tol = 1e-9, msg = '') => assert.ok(Math.abs(a - b) <= tol, `${msg} ${a} vs ${b}`);
 
@@ -97,17 +98,6 @@ test('entropy metric is the masked mean', () => {
   close(r.metrics.meanEntropy!, 3);
 });
 
-// Deterministic pseudo-random numbers (mulberry32) so the check is reproducible.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('dLoss/dlogp matches central finite differences for every loss_type, with clipping, KL and masks', () => {
   const rand = rng(7);

@@ -1,5 +1,5 @@
 // Dynamic batching in front of one model. Requests queue; a batch leaves when it is full
-// (maxBatch) or when its oldest request has waited maxWaitMs, and only one batch runs at a time,
+// (maxBatch) or when its oldest request has waited maxWaitMs (at once under sparse traffic), and only one batch runs at a time,
 // so while the model is busy the next batch fills up by itself. The queue is bounded (overflow is
 // refused at once, with a retry hint) and every request has a deadline.
 import type { InferenceRequest, InferenceResult } from './types.ts';
@@ -58,6 +58,8 @@ interface Pending {
   req: InferenceRequest;
   enqueuedAt: number;
   settled: boolean;
+  /** Arrived more than maxWaitMs after the previous request: nobody is likely to join it. */
+  sparse: boolean;
   timer: NodeJS.Timeout;
   resolve(value: Completed): void;
   reject(error: Error): void;
@@ -67,6 +69,7 @@ export class Batcher {
   private readonly queue: Pending[] = [];
   private running = 0;
   private waitTimer: NodeJS.Timeout | undefined;
+  private lastArrival = -Infinity;
   private idleWaiters: Array<() => void> = [];
   /** Moving average of batch duration, for the Retry-After estimate. */
   private avgBatchMs = 0;
@@ -92,12 +95,16 @@ export class Batcher {
   enqueue(req: InferenceRequest): Ticket {
     if (this.queue.length >= this.options.maxQueue) throw new QueueFullError(this.retryAfterSeconds());
     let pending!: Pending;
+    const now = performance.now();
+    const sparse = now - this.lastArrival >= this.options.maxWaitMs;
+    this.lastArrival = now;
     const done = new Promise<Completed>((resolve, reject) => {
-      pending = { req, enqueuedAt: performance.now(), settled: false, resolve, reject, timer: undefined as never };
+      pending = { req, enqueuedAt: now, settled: false, sparse, resolve, reject, timer: undefined as never };
     });
     pending.timer = setTimeout(() => this.fail(pending, new InferenceTimeoutError(this.options.timeoutMs)), this.options.timeoutMs);
     this.queue.push(pending);
-    this.schedule();
+    // Decided after the current synchronous work, so requests arriving together still share a batch.
+    queueMicrotask(() => this.schedule());
     return {
       done,
       cancel: () => {
@@ -136,8 +143,12 @@ export class Batcher {
   private schedule(): void {
     if (this.running > 0 || this.queue.length === 0) return;
     const maxBatch = this.effectiveMaxBatch();
-    const waited = performance.now() - this.queue[0]!.enqueuedAt;
-    const due = !this.options.enabled || this.queue.length >= maxBatch || waited >= this.options.maxWaitMs;
+    const first = this.queue[0]!;
+    const waited = performance.now() - first.enqueuedAt;
+    // Under sparse traffic waiting only adds latency (a lone client paid the whole max wait on
+    // every request); when requests come close together, the first waits for company.
+    const wait = first.sparse ? 0 : this.options.maxWaitMs;
+    const due = !this.options.enabled || this.queue.length >= maxBatch || waited >= wait;
     if (due) {
       if (this.waitTimer) clearTimeout(this.waitTimer);
       this.waitTimer = undefined;

@@ -31,14 +31,23 @@ test('concurrent requests share batches of at most maxBatch, each gets its own a
   assert.deepEqual(m.batches.flat(), Array.from({ length: 10 }, (_, i) => `q${i}`), 'FIFO order');
 });
 
-test('a lone request leaves after maxWaitMs without waiting for company', async () => {
+test('under sparse traffic a lone request leaves at once', async () => {
+  const m = model(0);
+  const batcher = new Batcher(m.run, { ...OPTS, maxWaitMs: 200 });
+  const d = await batcher.enqueue(req('alone')).done;
+  assert.ok(d.queueMs < 100, `queued ${d.queueMs} ms`);
+});
+
+test('a request close behind another waits up to maxWaitMs for company, then leaves alone', async () => {
   const m = model(0);
   const batcher = new Batcher(m.run, { ...OPTS, maxWaitMs: 30 });
+  await batcher.enqueue(req('first')).done;
   const started = performance.now();
-  const d = await batcher.enqueue(req('alone')).done;
+  const d = await batcher.enqueue(req('second')).done;
   const elapsed = performance.now() - started;
   assert.ok(elapsed >= 25 && elapsed < 500, `took ${elapsed} ms`);
   assert.ok(d.queueMs >= 25);
+  assert.deepEqual(m.batches, [['first'], ['second']]);
 });
 
 test('batching off: every request runs alone', async () => {

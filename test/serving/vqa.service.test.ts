@@ -34,9 +34,12 @@ test('a client that goes away leaves the queue: its request never reaches the mo
   await registry.install(runtime);
   const image = await smallPng();
   const first = service.answer({ image, question: 'first one' }, { audit: {} });
+  // Only once the first is running (the model takes 80 ms) does the second start; otherwise the
+  // two race through image preprocessing and the second may reach the model first.
+  for (let waited = 0; runtime.batches.length === 0 && waited < 2_000; waited += 2) await new Promise((r) => setTimeout(r, 2));
   const controller = new AbortController();
   const second = service.answer({ image, question: 'second one' }, { audit: {}, signal: controller.signal });
-  await new Promise((r) => setTimeout(r, 40));
+  await new Promise((r) => setTimeout(r, 20));
   controller.abort();
   await assert.rejects(second, RequestCancelledError);
   assert.equal((await first).result.answer, 'm1 answer 2');

@@ -29,12 +29,6 @@ export async function startServer(deps: AppDeps, options: { handleSignals?: bool
   server.requestTimeout = config.batching.timeoutMs + 30_000;
   server.headersTimeout = 60_000;
   const port = (server.address() as AddressInfo).port;
-  logger.info('listening', {
-    port,
-    models: clinvqa.registry.list().map((m) => m.id),
-    auth: config.apiKeys.length > 0 ? `${config.apiKeys.length} keys` : 'DISABLED (CLINVQA_INSECURE_DEV=1)',
-    batching: config.batching.enabled ? { max_batch: config.batching.maxBatch, max_wait_ms: config.batching.maxWaitMs } : 'off',
-  });
 
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
@@ -77,5 +71,13 @@ export async function startServer(deps: AppDeps, options: { handleSignals?: bool
       });
     }
   }
+  // Announced only once the signal handlers are in place: a supervisor that sends SIGTERM as soon
+  // as it reads this line must reach the drain, not the default action.
+  logger.info('listening', {
+    port,
+    models: clinvqa.registry.list().map((m) => m.id),
+    auth: config.apiKeys.length > 0 ? `${config.apiKeys.length} keys` : 'DISABLED (CLINVQA_INSECURE_DEV=1)',
+    batching: config.batching.enabled ? { max_batch: config.batching.maxBatch, max_wait_ms: config.batching.maxWaitMs } : 'off',
+  });
   return { clinvqa, server, port, shutdown };
 }

@@ -268,19 +268,23 @@ async function packageFiles(root: string): Promise<string[]> {
   return found.sort();
 }
 
+/** Names in `dir`; a directory that does not exist yet simply has none. */
+async function entriesOrNone(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    if (errorCode(error) === 'ENOENT') return [];
+    throw error;
+  }
+}
+
 /**
  * Package directories directly under `modelsDir`: those named like a package id that contain a
  * manifest.json, sorted by id. Contents are not validated here; use verifyModelPackage for that.
  * A missing `modelsDir` means no packages yet.
  */
 export async function listModelPackages(modelsDir: string): Promise<ModelPackageEntry[]> {
-  let names: string[];
-  try {
-    names = await readdir(modelsDir);
-  } catch (error) {
-    if (errorCode(error) === 'ENOENT') return [];
-    throw error;
-  }
+  const names = await entriesOrNone(modelsDir);
   const entries: ModelPackageEntry[] = [];
   for (const name of names.sort()) {
     if (!isValidPackageId(name)) continue; // also skips ".<id>.tmp-*" directories of writes in progress
@@ -301,13 +305,7 @@ export async function listModelPackages(modelsDir: string): Promise<ModelPackage
  * another live process, are left alone. Returns the names removed. Meant for start-up.
  */
 export async function sweepIncompletePackages(modelsDir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(modelsDir);
-  } catch (error) {
-    if (errorCode(error) === 'ENOENT') return [];
-    throw error;
-  }
+  const names = await entriesOrNone(modelsDir);
   const removed: string[] = [];
   for (const name of names.sort()) {
     const match = TMP_DIR_PATTERN.exec(name);

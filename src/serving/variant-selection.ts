@@ -1,6 +1,7 @@
 // What the inference services need from A/B routing and the feedback store, as two small
 // interfaces. app.ts adapts the A/B table and the FeedbackStore (src/routing, src/feedback) to
 // them; unit tests pass plain objects.
+import type { ResponseRecordInput } from '../feedback/feedback-store.ts';
 
 export interface VariantChoice {
   /** Model id (package directory name) that will answer. */
@@ -18,16 +19,8 @@ export interface VariantSelector {
   choose(clientId: string | undefined, available: readonly string[]): VariantChoice | undefined;
 }
 
-export interface ServedResponse {
-  responseId: string;
-  model: string;
-  variant: string;
-  tableVersion?: number;
-  /** Id of the API key that asked (never the key). */
-  clientKeyId?: string;
-  latencyMs: number;
-  createdAt: Date;
-}
+/** What the feedback store keeps about an answer (no patient text); defined once, by the store. */
+export type ServedResponse = ResponseRecordInput & { createdAt: Date };
 
 export interface ResponseRecorder {
   /** Remembers which variant produced a response, so feedback on it can be attributed. */
@@ -35,7 +28,7 @@ export interface ResponseRecorder {
 }
 
 /** Variant name of responses whose request named its model: kept apart from the A/B arms. */
-export const OVERRIDE_VARIANT = 'override';
+export { OVERRIDE_VARIANT } from '../routing/ab-table.ts';
 
 /** Without an A/B table: the first loaded model in id order, named after itself. */
 export const firstLoadedModel: VariantSelector = {

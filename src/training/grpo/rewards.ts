@@ -5,16 +5,12 @@
 import { scoreAnswer } from '../../eval/answer-match.ts';
 import { countWords, extractAnswer, extractThink, isWellFormatted } from '../../eval/completion-format.ts';
 import type { SemanticJudge } from './semantic-judge.ts';
+import type { EvalCase } from '../../eval/metrics.ts';
 
 export type { SemanticJudge } from './semantic-judge.ts';
 
-export interface RewardCase {
-  question: string;
-  answer: string;
-  answerType: 'closed' | 'open';
-  options?: string[];
-  modality?: string;
-  organ?: string;
+/** The case a completion answers: what evaluation scores, plus the question category. */
+export interface RewardCase extends Omit<EvalCase, 'dataset'> {
   contentType?: string;
   questionType?: string;
 }

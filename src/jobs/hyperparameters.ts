@@ -37,6 +37,7 @@ const LIMITS: Partial<Record<keyof FineTuneHyperparameters, [number, number, boo
   max_completion_length: [4, 512, true],
   num_iterations: [1, 16, true],
   eval_samples: [0, 100_000, true],
+  eval_every: [0, 100_000, true],
   seed: [0, 2 ** 31 - 1, true],
   warmup: [0, 100_000, true],
   temperature: [0, 10, false],

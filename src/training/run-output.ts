@@ -57,12 +57,22 @@ export interface FinishRunInput {
   startedAt: number;
 }
 
+/** Greedy validation metrics of in-memory weights, per dataset and overall ('all'). */
+export async function evaluateWeights(
+  r: Pick<FinishRunInput, 'method' | 'config' | 'weights' | 'tokenizer' | 'evalCases' | 'patches' | 'threads' | 'log'>,
+): Promise<SplitMetrics> {
+  const rt = await runtimeFromWeights(`${r.method}-eval`, r.config, r.weights, r.tokenizer, { executionProviders: ['cpu'], intraOpThreads: r.threads });
+  try {
+    return await evaluateByDataset(rt, r.evalCases, r.patches, { onProgress: (d, n) => r.log.progress(`eval ${d}/${n}`) });
+  } finally {
+    await rt.dispose();
+  }
+}
+
 export async function evaluateAndPackage(r: FinishRunInput): Promise<{ metrics: SplitMetrics | null; packageDir: string | null; wallSeconds: number }> {
   let metrics: SplitMetrics | null = null;
   if (r.evalCases.length) {
-    const rt = await runtimeFromWeights(`${r.method}-eval`, r.config, r.weights, r.tokenizer, { executionProviders: ['cpu'], intraOpThreads: r.threads });
-    metrics = await evaluateByDataset(rt, r.evalCases, r.patches, { onProgress: (d, n) => r.log.progress(`eval ${d}/${n}`) });
-    await rt.dispose();
+    metrics = await evaluateWeights(r);
     r.log.info(`validation: ${JSON.stringify(metrics)}`);
   }
   const wallSeconds = (performance.now() - r.startedAt) / 1000;

@@ -50,6 +50,12 @@ export interface GrpoConfig {
   checkpoint_every: number;
   /** Validation cases evaluated at the end (0 = all). */
   eval_samples: number;
+  /** Evaluate on those validation cases every N steps (0 = only at the end). */
+  eval_every: number;
+  /** Package the weights of the evaluation with the best overall accuracy, not the last step's. */
+  select_best: boolean;
+  /** Rollouts (and the loss) see a randomly zoomed/shifted, brightness/contrast-jittered copy of each image. */
+  augment_images: boolean;
   threads: number;
   out: string;
   package_dir: string;
@@ -90,6 +96,9 @@ export const GRPO_DEFAULTS: GrpoConfig = {
   seed: 1,
   checkpoint_every: 25,
   eval_samples: 0,
+  eval_every: 0,
+  select_best: false,
+  augment_images: false,
   threads: 0,
   out: 'runs/grpo',
   package_dir: '',
@@ -105,4 +114,6 @@ export function validateGrpoConfig(c: GrpoConfig): void {
   for (const r of c.reward_funcs) if (!REWARD_NAMES.includes(r)) throw new Error(`unknown reward function ${r} (known: ${REWARD_NAMES.join(', ')})`);
   if (c.reward_weights.length && c.reward_weights.length !== c.reward_funcs.length) throw new Error('reward_weights needs one weight per reward function');
   if (c.reward_funcs.length === 0) throw new Error('reward_funcs is empty');
+  if (!Number.isInteger(c.eval_every) || c.eval_every < 0) throw new Error('eval_every must be an integer >= 0');
+  if (c.select_best && c.eval_every === 0) throw new Error('select_best needs eval_every > 0 (there is nothing to select from)');
 }

@@ -20,11 +20,14 @@ import { generate } from '../../runtime/generate.ts';
 import { promptIds } from '../../runtime/prompt.ts';
 import { assembleBatch } from '../batches.ts';
 import { latestCheckpoint, saveCheckpoint, type TrainerState } from '../checkpoint.ts';
-import { buildPatchCache, type PatchCache } from '../image-cache.ts';
+import { buildPatchCache, buildRasterCache, type PatchCache } from '../image-cache.ts';
+import { augmentedPatches } from '../image-augment.ts';
+import { BestCheckpoint } from '../best-checkpoint.ts';
+import { requestRng } from '../../runtime/sampling.ts';
 import { initialModel } from '../model-init.ts';
 import { RunLog } from '../run-log.ts';
 import { epochOrder } from '../sft-trainer.ts';
-import { evaluateAndPackage, loadCases, spreadSample } from '../run-output.ts';
+import { evaluateAndPackage, evaluateWeights, loadCases, spreadSample } from '../run-output.ts';
 import { computeAdvantages } from './advantages.ts';
 import { grpoLoss } from './loss.ts';
 import { openPolicySessions } from './policy-sessions.ts';
@@ -86,6 +89,8 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
 
   const evalCases = spreadSample(validation, cfg.eval_samples);
   const patches: PatchCache = await buildPatchCache([...train.cases, ...evalCases].map((c) => c.imagePath), config);
+  const rasters = cfg.augment_images ? await buildRasterCache(train.cases.map((c) => c.imagePath), config) : null;
+  const best = cfg.eval_every > 0 && evalCases.length ? await BestCheckpoint.open(cfg.out) : null;
   const rewards = [...buildRewardFunctions(cfg), ...(hooks.extraRewards ?? [])];
   const totalSteps = cfg.max_steps;
   log.info(`grpo: ${train.cases.length} prompts, ${totalSteps} steps × ${cfg.prompts_per_step} prompts × ${cfg.num_generations} generations, loss ${cfg.loss_type}, scale_rewards ${cfg.scale_rewards}, rewards ${rewards.map((r) => `${r.name}×${r.weight}`).join(' + ')}, init ${cfg.init}${resumed ? ` (resuming ${resumed.dir})` : ''}`);
@@ -114,11 +119,16 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
       const order = epochOrder(train.cases.length, cfg.seed, epoch);
       const at = (step % stepsPerEpoch) * P;
       const prompts = Array.from({ length: Math.min(P, train.cases.length) }, (_, i) => train.cases[order[(at + i) % order.length]]);
+      // One image per prompt, shared by its G completions (the group compares answers, not images);
+      // an augmented copy is seeded by (seed, step, prompt) like everything else.
+      const images = prompts.map((c, p) => (rasters
+        ? augmentedPatches(rasters.get(c.imagePath)!, config, requestRng((cfg.seed * 7_919 + step * 104_729 + p) >>> 0))
+        : patches.get(c.imagePath)!));
 
       // 1. rollouts: G completions per prompt, sampling seeded by (seed, step, row)
       const rows = prompts.flatMap((c, p) => Array.from({ length: G }, (_, g) => ({
         case: c,
-        patches: patches.get(c.imagePath)!,
+        patches: images[p],
         promptIds: promptIds(tk, c.question, maxPrompt),
         sampling: { temperature: cfg.temperature, topP: cfg.top_p },
         maxTokens: cfg.max_completion_length,
@@ -180,6 +190,12 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
       }
       log.step({ step, total: totalSteps, ...record });
       hooks.onStep?.({ step, total: totalSteps, ...record });
+      if (best && step % cfg.eval_every === 0) {
+        const m = await evaluateWeights({ method: 'grpo', config, weights, tokenizer: tk, evalCases, patches, threads: cfg.threads, log });
+        const score = m.all.accuracy ?? Number.NaN;
+        const improved = await best.consider(state(step), score, weights);
+        log.info(`validation at step ${step}: ${JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.accuracy])))}${improved ? ' (best so far)' : ''}`);
+      }
       if (step % cfg.checkpoint_every === 0 || step === totalSteps || step === hooks.stopAfterStep) await saveCheckpoint(cfg.out, state(step), weights, opt.exportState());
     }
     // A cooperative stop (cancel) keeps its progress.
@@ -191,10 +207,12 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
   if (step < totalSteps) {
     return { runDir: cfg.out, steps: step, rewardCurve, validation: null, packageDir: null, wallSeconds: (performance.now() - started) / 1000, weights };
   }
+  const chosen = cfg.select_best && best?.best ? best.best : null;
+  if (chosen) log.info(`packaging the weights of step ${chosen.step} (best validation accuracy ${chosen.score.toFixed(4)})`);
   const done = await evaluateAndPackage({
-    method: 'grpo', config, specs, weights, tokenizer: tk, tokenizerBytes, evalCases, patches, threads: cfg.threads, log,
+    method: 'grpo', config, specs, weights: chosen?.weights ?? weights, tokenizer: tk, tokenizerBytes, evalCases, patches, threads: cfg.threads, log,
     packageDir: cfg.package_dir, version: cfg.package_version, parent: ref.parent, seed: cfg.seed,
-    training: cfg as unknown as JsonObject, trainPaths: cfg.train, trainSha256: train.sha256, startedAt: started,
+    training: { ...(cfg as unknown as JsonObject), ...(chosen ? { selected_step: chosen.step } : {}) }, trainPaths: cfg.train, trainSha256: train.sha256, startedAt: started,
   });
   return { runDir: cfg.out, steps: step, rewardCurve, validation: done.metrics, packageDir: done.packageDir, wallSeconds: done.wallSeconds, weights };
 }

@@ -1,9 +1,9 @@
 // The GRPO loop on the tiny preset and real fixture cases: a reward the policy can learn goes up
 // and the weights move; a run stopped at a checkpoint and resumed takes exactly the steps an
-// unstopped run takes.
+// unstopped run takes, with or without augmented images; select_best ships the best-validated step.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GRPO_DEFAULTS, type GrpoConfig } from '../../../src/training/grpo/grpo-config.ts';
@@ -11,6 +11,8 @@ import { trainGrpo } from '../../../src/training/grpo/grpo-trainer.ts';
 import { initialModel } from '../../../src/training/model-init.ts';
 import { VqaTokenizer } from '../../../src/data/tokenizer.ts';
 import type { NamedReward } from '../../../src/training/grpo/reward-set.ts';
+import { BestCheckpoint } from '../../../src/training/best-checkpoint.ts';
+import { readSafetensors } from '../../../src/engine/export/safetensors.ts';
 
 const FIXTURES = ['test/fixtures/vqa/vqa-rad.jsonl', 'test/fixtures/vqa/slake.jsonl'];
 
@@ -63,6 +65,42 @@ test('stopping at a checkpoint and resuming gives exactly the steps of an unstop
     assert.equal(resumed.steps, 4);
     assert.deepEqual(resumed.rewardCurve, straight.rewardCurve.slice(2));
     for (const [name, w] of straight.weights) assert.deepEqual(resumed.weights.get(name), w, name);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('augmented rollouts resume exactly too (each image copy is seeded by seed, step and prompt)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grpo-'));
+  try {
+    const cfg = (out: string) => config(join(dir, out), { max_steps: 4, augment_images: true });
+    const plain = await trainGrpo(config(join(dir, 'p'), { max_steps: 4 }), { extraRewards: [charsPerToken()], quiet: true });
+    const straight = await trainGrpo(cfg('a'), { extraRewards: [charsPerToken()], quiet: true });
+    assert.notDeepEqual(straight.rewardCurve, plain.rewardCurve, 'augmentation should change what the rollouts see');
+    await trainGrpo(cfg('b'), { extraRewards: [charsPerToken()], quiet: true, stopAfterStep: 2 });
+    const resumed = await trainGrpo(cfg('b'), { extraRewards: [charsPerToken()], quiet: true });
+    assert.deepEqual(resumed.rewardCurve, straight.rewardCurve.slice(2));
+    for (const [name, w] of straight.weights) assert.deepEqual(resumed.weights.get(name), w, name);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('select_best packages the weights of the best validation evaluation and names its step', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grpo-'));
+  try {
+    const cfg = config(join(dir, 'run'), {
+      max_steps: 6, eval_every: 2, select_best: true, validation: FIXTURES, eval_samples: 12, package_dir: join(dir, 'pkg'),
+    });
+    const r = await trainGrpo(cfg, { extraRewards: [charsPerToken()], quiet: true });
+    const best = (await BestCheckpoint.open(cfg.out)).best!;
+    assert.ok([2, 4, 6].includes(best.step), `best step ${best.step}`);
+    const manifest = JSON.parse(await readFile(join(dir, 'pkg', 'manifest.json'), 'utf8'));
+    assert.equal(manifest.training.selected_step, best.step);
+    assert.equal(manifest.eval.validation.all.accuracy, best.score, 'the package is scored on the same cases as the selection');
+    const packaged = await readSafetensors(join(dir, 'pkg', 'model.safetensors'));
+    for (const [name, w] of best.weights) assert.deepEqual(packaged.tensors[name].data, w, name);
+    if (best.step !== 6) assert.notDeepEqual(packaged.tensors['decoder.ln_f.weight'].data, r.weights.get('decoder.ln_f.weight'));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -5,12 +5,22 @@
 //   [ image (Np) | pad … pad | prompt (n_b) | generated … ]
 // Positions skip the padding (image 0..Np−1, prompt Np..Np+n_b−1, then onwards), exactly as in the
 // right-padded training batches, and padding keys are masked out of every attention.
+//
+// The KV cache lives in preallocated JS buffers (kv-slots.ts), fed whole as the decoder's past every
+// step with the slots not yet written masked like padding. The decoder returns only the keys/values
+// of the positions it was just fed, which are written into their slots. So a step moves
+// [B, H, 1, Dh] per layer out of ORT instead of the whole grown cache (the former past+new outputs
+// were copied into fresh JS buffers every step: ~8 MB per step at batch 16).
 import type * as ortTypes from 'onnxruntime-node';
 import { numPatches, patchDim, type ModelConfig } from '../engine/model/config.ts';
 import { MASKED } from '../engine/model/batch-inputs.ts';
-import { pastNames, presentNames } from '../engine/model/vlm.ts';
+import { newKeyValueNames, pastNames } from '../engine/model/vlm.ts';
 import { f32, i64, type Feed } from '../engine/ort/session.ts';
+import { KvSlots } from './kv-slots.ts';
 import { requestRng, sampleToken, type SamplingParams } from './sampling.ts';
+
+/** Cache slots added per growth (see kv-slots.ts): a step reads at most this many masked slots. */
+const CACHE_CHUNK = 16;
 
 export interface ServingSessions {
   config: ModelConfig;
@@ -96,42 +106,59 @@ export async function generate(s: ServingSessions, rows: GenerateRow[], opts: Ge
 
   const isPadKey = (b: number, k: number) => k >= np && k < np + padCount[b];
   const positionOf = (b: number, k: number) => (k < np ? k : isPadKey(b, k) ? 0 : k - padCount[b]);
+  const emptyPast = f32(new Float32Array(0), [B, heads, 0, headDim]);
+  const kvOutputs = Array.from({ length: layers }, (_, l) => newKeyValueNames(l)).flatMap((n) => [n.key, n.value]);
 
-  /** Inputs of a pass over key positions [start, total) of every row, with earlier ones cached. */
-  const passFeed = (start: number, total: number, past: ortTypes.Tensor[] | null): Feed => {
-    const step = total - start;
-    const ids = new BigInt64Array(B * (total - Math.max(start, np)));
-    const positions = new BigInt64Array(B * step);
-    const bias = new Float32Array(B * step * total);
-    const textFrom = Math.max(start, np) - np;
-    const textLen = total - np - textFrom;
+  /** A pass over every key position [0, total) with nothing cached: the prefill, or a full recompute. */
+  const fullFeed = (total: number): Feed => {
+    const textLen = total - np;
+    const ids = new BigInt64Array(B * textLen);
+    const positions = new BigInt64Array(B * total);
+    const bias = new Float32Array(B * total * total);
     for (let b = 0; b < B; b++) {
-      for (let j = 0; j < textLen; j++) ids[b * textLen + j] = BigInt(text[b][textFrom + j]);
-      for (let q = 0; q < step; q++) {
-        const qAbs = start + q;
-        positions[b * step + q] = BigInt(positionOf(b, qAbs));
-        const row = (b * step + q) * total;
-        for (let k = 0; k < total; k++) bias[row + k] = k > qAbs || isPadKey(b, k) ? MASKED : 0;
+      for (let j = 0; j < textLen; j++) ids[b * textLen + j] = BigInt(text[b][j]);
+      for (let q = 0; q < total; q++) {
+        positions[b * total + q] = BigInt(positionOf(b, q));
+        const row = (b * total + q) * total;
+        for (let k = 0; k < total; k++) bias[row + k] = k > q || isPadKey(b, k) ? MASKED : 0;
       }
     }
     const feed: Feed = {
       ...s.decoderExtraFeed,
-      image_embeds: start === 0 ? imageEmbeds : f32(new Float32Array(0), [B, 0, dim]),
+      image_embeds: imageEmbeds,
       input_ids: i64(ids, [B, textLen]),
-      position_ids: i64(positions, [B, step]),
-      attention_bias: f32(bias, [B, 1, step, total]),
+      position_ids: i64(positions, [B, total]),
+      attention_bias: f32(bias, [B, 1, total, total]),
     };
     for (let l = 0; l < layers; l++) {
       const n = pastNames(l);
-      feed[n.key] = past ? past[2 * l] : f32(new Float32Array(0), [B, heads, 0, headDim]);
-      feed[n.value] = past ? past[2 * l + 1] : f32(new Float32Array(0), [B, heads, 0, headDim]);
+      feed[n.key] = emptyPast;
+      feed[n.value] = emptyPast;
     }
     return feed;
   };
-  const presentOutputs = Array.from({ length: layers }, (_, l) => presentNames(l)).flatMap((n) => [n.key, n.value]);
 
   let total = np + L;
-  let result = await s.decoder.run(passFeed(0, total, null));
+  let result = await s.decoder.run(fullFeed(total));
+
+  // The cache: the last token generated is never fed, so at most Np + L + maxNew − 1 positions.
+  const cache = new KvSlots({
+    batch: B, heads, headDim, buffers: kvOutputs.length, maxSlots: np + L + Math.max(0, maxNew - 1), chunk: CACHE_CHUNK,
+  });
+  if (useCache) {
+    for (let b = 0; b < B; b++) for (let k = np; k < np + padCount[b]; k++) cache.maskForever(b, k);
+    cache.append(kvOutputs.map((name) => result[name].data as Float32Array), total);
+  }
+  // One step's token inputs, reused every step: the tensors wrap these arrays, changed in place.
+  const stepIds = new BigInt64Array(B);
+  const stepPositions = new BigInt64Array(B);
+  const stepFeed: Feed = {
+    ...s.decoderExtraFeed,
+    image_embeds: f32(new Float32Array(0), [B, 0, dim]),
+    input_ids: i64(stepIds, [B, 1]),
+    position_ids: i64(stepPositions, [B, 1]),
+  };
+
   // 3. one token per step for every unfinished row
   for (let step = 0; step < maxNew && !done.every(Boolean); step++) {
     const logits = result.logits.data as Float32Array;
@@ -150,10 +177,22 @@ export async function generate(s: ServingSessions, rows: GenerateRow[], opts: Ge
     if (done.every(Boolean)) break;
     total += 1;
     if (useCache) {
-      const past = presentOutputs.map((name) => result[name]);
-      result = await s.decoder.run(passFeed(total - 1, total, past));
+      // Feed key position total−1; slots [0, total−1) are cached.
+      const slot = total - 1;
+      for (let b = 0; b < B; b++) {
+        stepIds[b] = BigInt(text[b][slot - np]);
+        stepPositions[b] = BigInt(positionOf(b, slot));
+      }
+      stepFeed.attention_bias = cache.stepBias();
+      for (let l = 0; l < layers; l++) {
+        const n = pastNames(l);
+        stepFeed[n.key] = cache.past(2 * l);
+        stepFeed[n.value] = cache.past(2 * l + 1);
+      }
+      result = await s.decoder.run(stepFeed);
+      cache.append(kvOutputs.map((name) => result[name].data as Float32Array), 1);
     } else {
-      result = await s.decoder.run(passFeed(0, total, null));
+      result = await s.decoder.run(fullFeed(total));
     }
   }
   return { rows: out, visionMs: t1 - t0, decodeMs: performance.now() - t1 };

@@ -31,6 +31,45 @@ test('KV-cache decoding equals full recomputation token for token', async () => 
   assert.ok(new Set(cached.rows.flatMap((r) => r.tokens)).size > 3);
 });
 
+/** The sessions with every decoder pass's logits recorded (to compare distributions, not only argmaxes). */
+function recording(s: ServingSessions): { sessions: ServingSessions; logits: Float32Array[] } {
+  const logits: Float32Array[] = [];
+  const decoder = {
+    run: async (feed: Parameters<ServingSessions['decoder']['run']>[0]) => {
+      const out = await s.decoder.run(feed);
+      logits.push(Float32Array.from(out.logits.data as Float32Array));
+      return out;
+    },
+  } as unknown as ServingSessions['decoder'];
+  return { sessions: { ...s, decoder }, logits };
+}
+
+test('cached decoding equals recomputation, logits included, when rows stop at different times', async () => {
+  // Rows of different prompt lengths (so left padding differs) end at different steps — by their
+  // own max_tokens or by a stop token — while the rest of the batch goes on past them, and the cache
+  // grows several times on the way (see kv-slots.ts). Sampling at a high temperature makes the
+  // tokens depend on the whole distribution, and the logits of every pass are compared as well:
+  // the tiny model's greedy tokens alone barely notice a wrong mask.
+  const hot = { temperature: 2, topP: 1 };
+  const free = await generate(sessions, rowsWith(hot), { stopIds: [], padId: PAD, useCache: false });
+  const stopAt = free.rows[1].tokens[4];
+  const rows = rowsWith(hot).map((r, b) => ({ ...r, maxTokens: [24, 20, 9][b] }));
+  const cached = recording(sessions);
+  const full = recording(sessions);
+  const a = await generate(cached.sessions, rows, { stopIds: [stopAt], padId: PAD, useCache: true });
+  const b = await generate(full.sessions, rows, { stopIds: [stopAt], padId: PAD, useCache: false });
+  assert.deepEqual(a.rows, b.rows);
+  const lengths = a.rows.map((r) => r.tokens.length);
+  assert.equal(new Set(lengths).size, 3, `rows should end at different steps: ${lengths}`);
+  assert.equal(a.rows[1].finishReason, 'stop');
+  assert.ok(a.rows.some((r) => r.finishReason === 'length'));
+  assert.ok(new Set(a.rows.flatMap((r) => r.tokens)).size > 6, 'sampled tokens too uniform to compare');
+  assert.equal(cached.logits.length, full.logits.length);
+  let worst = 0;
+  cached.logits.forEach((l, i) => l.forEach((x, j) => (worst = Math.max(worst, Math.abs(x - full.logits[i][j])))));
+  assert.ok(worst <= 1e-3, `logits differ by up to ${worst}`);
+});
+
 test('a row generates the same tokens alone as inside a left-padded batch', async () => {
   const batched = await generate(sessions, rowsWith(), { stopIds: [], padId: PAD });
   for (const [b, row] of rowsWith().entries()) {

@@ -46,12 +46,23 @@ export interface KeyValue {
 export interface AttentionArgs {
   dim: number;
   heads: number;
-  /** Additive mask [B, 1, Sq, Sk] (0 keep, large negative drop); none = full attention. */
+  /** Additive mask [B, 1, Sq, P + Sq] (0 keep, large negative drop); none = full attention. */
   bias: Value | null;
+  /** Keys/values of P earlier positions (the KV cache); null = attend within this pass only. */
   past: KeyValue | null;
 }
 
-/** Multi-head self-attention with an optional KV cache; returns the output and the new cache. */
+/**
+ * Multi-head self-attention with an optional KV cache. Returns the output and `present`: the keys
+ * and values of THIS pass's positions only [B, H, Sq, Dh], never past + new — the caller owns the
+ * cache and appends them itself.
+ *
+ * With a cache the past keys/values are never concatenated with the new ones: that Concat copied
+ * the whole cache every layer and step, and as a graph output it was copied again into JS (at batch
+ * 16 a decode step went from 0.5 to 5.5 ms, almost all of it cache traffic). Instead the two SCORE
+ * blocks q·past_kᵀ [B,H,Sq,P] and q·kᵀ [B,H,Sq,Sq] are concatenated (one row per query, small),
+ * masked and softmaxed together, then split again: out = p_past·past_v + p_new·v.
+ */
 export function attention(ps: ParamSource, name: string, x: Value, a: AttentionArgs): { out: Value; present: KeyValue } {
   const headDim = a.dim / a.heads;
   const qkv = linear(ps, `${name}.qkv`, x, a.dim, 3 * a.dim);
@@ -61,15 +72,24 @@ export function attention(ps: ParamSource, name: string, x: Value, a: AttentionA
   const heads = (t: Value) => o.reshape(t, [0, 0, a.heads, headDim]);
   // Scale q rather than the scores: [B,H,S,Dh] is smaller than [B,H,S,S].
   const qh = o.transpose(heads(o.mul(q, 1 / Math.sqrt(headDim))), [0, 2, 1, 3]);
-  let kh = o.transpose(heads(k), [0, 2, 1, 3]);
-  let vh = o.transpose(heads(v), [0, 2, 1, 3]);
+  const kh = o.transpose(heads(k), [0, 2, 1, 3]);
+  const vh = o.transpose(heads(v), [0, 2, 1, 3]);
+  let ctx: Value; // [B, H, Sq, Dh]
   if (a.past) {
-    kh = o.concat([a.past.key, kh], 2);
-    vh = o.concat([a.past.value, vh], 2);
+    const scoresPast = o.matmul(qh, o.transposeLast2(a.past.key)); // [B, H, Sq, P]
+    const scoresNew = o.matmul(qh, o.transposeLast2(kh)); // [B, H, Sq, Sq]
+    let scores = o.concat([scoresPast, scoresNew], 3);
+    if (a.bias) scores = o.add(scores, a.bias);
+    const probs = o.softmax(scores, -1);
+    const sizes = o.concat([o.dimOf(a.past.key, 2), o.dimOf(kh, 2)], 0);
+    const [pPast, pNew] = o.split(probs, sizes, 3, [scoresPast.shape, scoresNew.shape]);
+    ctx = o.add(o.matmul(pPast, a.past.value), o.matmul(pNew, vh));
+  } else {
+    // The training graph: one pass over every position (its gradients are checked as written).
+    let scores = o.matmul(qh, o.transposeLast2(kh));
+    if (a.bias) scores = o.add(scores, a.bias);
+    ctx = o.matmul(o.softmax(scores, -1), vh);
   }
-  let scores = o.matmul(qh, o.transposeLast2(kh));
-  if (a.bias) scores = o.add(scores, a.bias);
-  const ctx = o.matmul(o.softmax(scores, -1), vh); // [B, H, Sq, Dh]
   const merged = o.reshape(o.transpose(ctx, [0, 2, 1, 3]), [0, 0, a.dim]);
   return { out: linear(ps, `${name}.proj`, merged, a.dim, a.dim, true), present: { key: kh, value: vh } };
 }
@@ -79,7 +99,7 @@ export interface BlockArgs extends AttentionArgs {
   eps: number;
 }
 
-/** Pre-LN transformer block: x + attn(ln(x)), then x + mlp(ln(x)). */
+/** Pre-LN transformer block: x + attn(ln(x)), then x + mlp(ln(x)). `present`: this pass's keys/values. */
 export function block(ps: ParamSource, name: string, x: Value, a: BlockArgs): { out: Value; present: KeyValue } {
   const att = attention(ps, `${name}.attn`, layerNorm(ps, `${name}.ln1`, x, a.dim, a.eps), a);
   const h = o.add(x, att.out);

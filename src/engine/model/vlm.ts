@@ -2,7 +2,8 @@
 //   training    — weights as inputs; per-token log-probs (+ entropy) and, optionally, the
 //                 gradient of every weight given an upstream gradient on the log-probs;
 //   vision      — serving: patches -> image embeddings (weights baked in);
-//   decoder     — serving: ids (+ image embeddings) + KV cache -> last-position logits + cache.
+//   decoder     — serving: ids (+ image embeddings) + KV cache -> last-position logits + the keys
+//                 and values of the positions just fed (the caller appends them to its cache).
 import { Graph, type Value } from '../graph/builder.ts';
 import * as o from '../graph/ops.ts';
 import { backward } from '../autodiff/backward.ts';
@@ -98,15 +99,19 @@ export function buildVisionGraph(c: ModelConfig, weights?: Weights): Graph {
 export function pastNames(layer: number): { key: string; value: string } {
   return { key: `past_key_values.${layer}.key`, value: `past_key_values.${layer}.value` };
 }
-export function presentNames(layer: number): { key: string; value: string } {
-  return { key: `present.${layer}.key`, value: `present.${layer}.value` };
+/** Outputs: the keys/values of the positions fed in this pass only (not past + new). */
+export function newKeyValueNames(layer: number): { key: string; value: string } {
+  return { key: `new_key_values.${layer}.key`, value: `new_key_values.${layer}.value` };
 }
 
 /**
- * Serving: one decoder step. Inputs `image_embeds` [B, I, D] (I = Np on the first step, 0 after),
- * `input_ids` [B, T], `position_ids` [B, I+T], `attention_bias` [B, 1, I+T, P+I+T], and per layer
- * `past_key_values.{l}.key|value` [B, H, P, Dh] (P = 0 on the first step). Outputs `logits`
- * [B, V] at the last position and `present.{l}.key|value` [B, H, P+I+T, Dh].
+ * Serving: one decoder pass. Inputs `image_embeds` [B, I, D] (I = Np on the first pass, 0 after),
+ * `input_ids` [B, T], `position_ids` [B, S] (S = I+T, the positions fed now), `attention_bias`
+ * [B, 1, S, P+S] (keys: the P cached ones, then these S), and per layer
+ * `past_key_values.{l}.key|value` [B, H, P, Dh] (P = 0 on the first pass; any P — the cache may
+ * be a preallocated buffer whose unwritten slots the bias masks). Outputs `logits` [B, V] at the
+ * last position and `new_key_values.{l}.key|value` [B, H, S, Dh]: only the positions fed now, so a
+ * step's outputs stay small however long the cache grows; the caller writes them into its cache.
  */
 export function buildDecoderGraph(c: ModelConfig, weights?: Weights): Graph {
   validateConfig(c);
@@ -131,7 +136,7 @@ export function buildDecoderGraph(c: ModelConfig, weights?: Weights): Graph {
   const last = o.gather(hidden, g.constInts([-1], true), 1); // [B, D]
   g.output(lmHead(ps, c, last), 'logits');
   presents.forEach((p, l) => {
-    const n = presentNames(l);
+    const n = newKeyValueNames(l);
     g.output(p.key, n.key);
     g.output(p.value, n.value);
   });

@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { assertKnownKeywords, SchemaValidator, type Schema } from './schema-validator.ts';
+import { formToObject } from '../middleware/openapi-validate.ts';
+import { assertKnownKeywords, SchemaValidator, type Schema, type SchemaIssue } from './schema-validator.ts';
 
 export const DEFAULT_SPEC_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../openapi.yaml');
 
@@ -22,8 +23,20 @@ export interface Operation {
   readonly authenticated: boolean;
   /** Roles from `x-roles`; empty = any authenticated caller. */
   readonly roles: readonly string[];
-  /** Media type → request body schema. */
+  /**
+   * Media type → the schema the middleware checks before the route runs. A media type marked
+   * `x-parsed-by-route: true` maps to `true` here (only its Content-Type is checked up front): its
+   * route parses the body itself, with its own limits, and then calls `checkParsedForm`.
+   */
   readonly requestBodies: ReadonlyMap<string, Schema>;
+  /** Media type → the real schema of bodies marked `x-parsed-by-route`. */
+  readonly routeParsedBodies: ReadonlyMap<string, Schema>;
+  /**
+   * A multipart body the route has parsed, checked against its `x-parsed-by-route` schema: text
+   * fields as sent (coerced by schema type; parts whose `encoding` is application/json are parsed),
+   * file parts by field name (a repeated part becomes an array). Empty when it conforms.
+   */
+  checkParsedForm(fields: Record<string, unknown>, fileParts: readonly string[]): SchemaIssue[];
   readonly bodyRequired: boolean;
   /** Header parameters (lower-case name → schema). */
   readonly headerParams: ReadonlyMap<string, Schema>;
@@ -126,12 +139,21 @@ export class OpenApiSpec {
   private compileOperation(method: string, template: string, op: Json, globalSecurity: unknown[] | undefined): Operation {
     const security = (op.security as unknown[] | undefined) ?? globalSecurity ?? [];
     const requestBodies = new Map<string, Schema>();
+    const routeParsedBodies = new Map<string, Schema>();
+    const jsonParts = new Set<string>();
     const body = this.deref<Json | undefined>(op.requestBody);
     for (const [mediaType, media] of Object.entries((body?.content ?? {}) as Record<string, Json>)) {
       const schema = (media.schema ?? true) as Schema;
       assertKnownKeywords(this.expand(schema), `${method} ${template} ${mediaType}`);
-      requestBodies.set(mediaType, schema);
+      if (media['x-parsed-by-route'] === true) {
+        requestBodies.set(mediaType, true);
+        routeParsedBodies.set(mediaType, schema);
+        for (const [name, enc] of Object.entries((media.encoding ?? {}) as Record<string, Json>)) {
+          if (String(enc.contentType ?? '').split(';')[0]!.trim() === 'application/json') jsonParts.add(name);
+        }
+      } else requestBodies.set(mediaType, schema);
     }
+    const formSchema = routeParsedBodies.get('multipart/form-data');
     const headerParams = new Map<string, Schema>();
     for (const p of (op.parameters ?? []) as unknown[]) {
       const param = this.deref<Json>(p);
@@ -144,10 +166,43 @@ export class OpenApiSpec {
       authenticated: security.length > 0,
       roles: Object.freeze(((op['x-roles'] as string[] | undefined) ?? []).slice()),
       requestBodies,
+      routeParsedBodies,
+      checkParsedForm: (fields: Record<string, unknown>, fileParts: readonly string[]): SchemaIssue[] => {
+        if (formSchema === undefined) throw new Error(`${method} ${template} has no multipart body parsed by its route`);
+        return this.validator.validate(formSchema, this.formValue(formSchema, fields, fileParts, jsonParts));
+      },
       bodyRequired: body?.required === true,
       headerParams,
       raw: op,
     });
+  }
+
+  /** A parsed form as the value its schema describes: typed fields, JSON parts parsed, files as markers. */
+  private formValue(schema: Schema, fields: Record<string, unknown>, fileParts: readonly string[], jsonParts: ReadonlySet<string>): Record<string, unknown> {
+    const value = formToObject(this, schema, fields, {});
+    const properties = (typeof schema === 'object' ? (this.deref<Json>(schema).properties ?? {}) : {}) as Record<string, unknown>;
+    // A blank field that is not a string (`-F canary_weight=`) is as if not sent, as the routes read it.
+    for (const [name, raw] of Object.entries(value)) {
+      const type = this.deref<Json | undefined>(properties[name])?.type;
+      const stringTyped = type === 'string' || (Array.isArray(type) && type.includes('string'));
+      if (typeof raw === 'string' && raw.trim() === '' && properties[name] !== undefined && !stringTyped) delete value[name];
+    }
+    for (const name of jsonParts) {
+      const raw = value[name];
+      if (typeof raw !== 'string') continue;
+      try {
+        value[name] = JSON.parse(raw);
+      } catch {
+        // left as the string: the schema then says what it should have been
+      }
+    }
+    const counts = new Map<string, number>();
+    for (const name of fileParts) counts.set(name, (counts.get(name) ?? 0) + 1);
+    for (const [name, n] of counts) {
+      const repeated = this.deref<Json | undefined>(properties[name])?.type === 'array' || n > 1;
+      value[name] = repeated ? Array.from({ length: n }, () => '<binary>') : '<binary>';
+    }
+    return value;
   }
 
   /** The schema with its refs inlined (for keyword checks only; the contract has no cycles at the top). */

@@ -1,6 +1,7 @@
 // Admin fine-tunes (issue 5), shaped like OpenAI's fine-tuning jobs. HTTP only: the upload's rules
 // live in jobs/upload-validation.ts, the job lifecycle in jobs/job-queue.ts. Mounted behind the
-// server's auth, which requires an admin key for every /admin path.
+// server's auth, which requires an admin key for every /admin path. The routes are in openapi.yaml;
+// the upload's form is checked against it here, after this route has parsed the body.
 //   POST /admin/fine-tunes                 multipart upload → 201 job (status validating_files)
 //   GET  /admin/fine-tunes                 newest first; ?limit=&after=<job id>
 //   GET  /admin/fine-tunes/:id
@@ -13,6 +14,7 @@ import { JobFinishedError, UnknownBaseModelError, type JobQueue } from '../../jo
 import { JOB_ID_PATTERN, TERMINAL_STATUSES, toJobJson, type FineTuneJob, type JobEvent, type JobStore } from '../../jobs/job-store.ts';
 import { receiveFineTuneUpload, receivedParts, requestProblemToApiError } from '../../jobs/multipart-receiver.ts';
 import { RequestProblem, parseFineTuneRequest, type UploadLimits } from '../../jobs/upload-validation.ts';
+import type { SchemaIssue } from '../openapi/schema-validator.ts';
 import { contextOf } from '../request-context.ts';
 
 export interface AdminJobsDeps {
@@ -49,12 +51,19 @@ export function adminJobsRouter(deps: AdminJobsDeps): Router {
 
   router.post('/admin/fine-tunes', receiveFineTuneUpload(deps.limits), async (req, res) => {
     audit(res, 'fine_tune.create', {});
+    const fields = (req.body ?? {}) as Record<string, unknown>;
+    const parts = receivedParts(res);
+    // The contract's form schema, now that the body is parsed (openapi.yaml marks it x-parsed-by-route).
+    const operation = contextOf(res).operation;
+    const contractIssues = operation?.routeParsedBodies.has('multipart/form-data') ? operation.checkParsedForm(fields, parts.map((p) => p.field)) : [];
     let request;
     try {
-      request = parseFineTuneRequest((req.body ?? {}) as Record<string, unknown>, receivedParts(res), deps.limits);
+      request = parseFineTuneRequest(fields, parts, deps.limits);
     } catch (error) {
-      throw error instanceof RequestProblem ? requestProblemToApiError(error) : error;
+      if (!(error instanceof RequestProblem)) throw error;
+      throw requestProblemToApiError(withContractIssues(error, contractIssues));
     }
+    if (contractIssues.length > 0) throw requestProblemToApiError(withContractIssues(new RequestProblem('The fine-tune request does not match the API contract.'), contractIssues));
     let job: FineTuneJob;
     try {
       job = await deps.queue.submit(request);
@@ -111,6 +120,20 @@ export function adminJobsRouter(deps: AdminJobsDeps): Router {
   });
 
   return router;
+}
+
+/**
+ * One answer listing every problem: the route's own (more specific wording) first, then the
+ * contract's at paths the route did not already report. A size problem (413) stays one.
+ */
+function withContractIssues(problem: RequestProblem, issues: readonly SchemaIssue[]): RequestProblem {
+  if (problem.status === 413 || issues.length === 0) return problem;
+  const seen = new Set(problem.problems.map((p) => p.path));
+  const extra = issues.filter((i) => !seen.has(i.path)).map((i) => ({ path: i.path, message: i.message }));
+  if (extra.length === 0) return problem;
+  const all = [...problem.problems, ...extra];
+  const listed = all.slice(0, 5).map((p) => `${p.path} ${p.message}`).join('; ');
+  return new RequestProblem(`The fine-tune request is malformed: ${listed}${all.length > 5 ? `; and ${all.length - 5} more` : ''}.`, all);
 }
 
 function toEventJson(e: JobEvent): Record<string, unknown> {

@@ -1,6 +1,6 @@
 // Dynamic batching in front of one model. Requests queue; a batch leaves when it is full
-// (maxBatch) or when its oldest request has waited maxWaitMs (at once under sparse traffic), and only one batch runs at a time,
-// so while the model is busy the next batch fills up by itself. The queue is bounded (overflow is
+// (maxBatch) or when its oldest request has waited maxWaitMs (at once under sparse traffic), and
+// only one batch runs at a time, so while the model is busy the next batch fills up by itself. The queue is bounded (overflow is
 // refused at once, with a retry hint) and every request has a deadline.
 import type { InferenceRequest, InferenceResult } from './types.ts';
 
@@ -58,7 +58,7 @@ interface Pending {
   req: InferenceRequest;
   enqueuedAt: number;
   settled: boolean;
-  /** Arrived more than maxWaitMs after the previous request: nobody is likely to join it. */
+  /** Nobody is likely to join it: see enqueue. */
   sparse: boolean;
   timer: NodeJS.Timeout;
   resolve(value: Completed): void;
@@ -70,6 +70,8 @@ export class Batcher {
   private running = 0;
   private waitTimer: NodeJS.Timeout | undefined;
   private lastArrival = -Infinity;
+  /** Size of the last batch dispatched (0 before the first). */
+  private lastBatchSize = 0;
   private idleWaiters: Array<() => void> = [];
   /** Moving average of batch duration, for the Retry-After estimate. */
   private avgBatchMs = 0;
@@ -96,7 +98,11 @@ export class Batcher {
     if (this.queue.length >= this.options.maxQueue) throw new QueueFullError(this.retryAfterSeconds());
     let pending!: Pending;
     const now = performance.now();
-    const sparse = now - this.lastArrival >= this.options.maxWaitMs;
+    // Sparse traffic: a lone client. Its request arrives long after the previous one and the last
+    // batch held one request. A gap alone is not enough: with many clients in a closed loop, every
+    // client waits on the running batch, so the first request of the next wave also follows a gap,
+    // and sending it off alone would split each wave into a batch of one and the rest.
+    const sparse = now - this.lastArrival >= this.options.maxWaitMs && this.lastBatchSize <= 1;
     this.lastArrival = now;
     const done = new Promise<Completed>((resolve, reject) => {
       pending = { req, enqueuedAt: now, settled: false, sparse, resolve, reject, timer: undefined as never };
@@ -163,6 +169,7 @@ export class Batcher {
 
   private async dispatch(batch: Pending[]): Promise<void> {
     this.running++;
+    this.lastBatchSize = batch.length;
     const started = performance.now();
     let failed = false;
     try {

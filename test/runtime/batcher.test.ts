@@ -50,6 +50,24 @@ test('a request close behind another waits up to maxWaitMs for company, then lea
   assert.deepEqual(m.batches, [['first'], ['second']]);
 });
 
+test('after a batch of several, the first request of the next wave waits for the rest (closed-loop clients)', async () => {
+  const m = model(0);
+  const batcher = new Batcher(m.run, { ...OPTS, maxWaitMs: 40 });
+  await Promise.all(['a', 'b', 'c'].map((q) => batcher.enqueue(req(q)).done));
+  await new Promise((r) => setTimeout(r, 60)); // longer than maxWaitMs: the gap alone looks sparse
+  const first = batcher.enqueue(req('d')).done;
+  await new Promise((r) => setTimeout(r, 10));
+  await Promise.all([first, batcher.enqueue(req('e')).done]);
+  assert.deepEqual(m.batches, [['a', 'b', 'c'], ['d', 'e']]);
+  // …and once a batch of one has run, a lone request after a gap leaves at once again.
+  await new Promise((r) => setTimeout(r, 60));
+  const lone = await batcher.enqueue(req('f')).done;
+  assert.equal(lone.batchSize, 1);
+  await new Promise((r) => setTimeout(r, 60));
+  const again = await batcher.enqueue(req('g')).done;
+  assert.ok(again.queueMs < 30, `a lone client after a batch of one queued ${again.queueMs} ms`);
+});
+
 test('batching off: every request runs alone', async () => {
   const m = model(5);
   const batcher = new Batcher(m.run, { ...OPTS, enabled: false });

@@ -56,6 +56,13 @@ export interface GrpoConfig {
   select_best: boolean;
   /** Rollouts (and the loss) see a randomly zoomed/shifted, brightness/contrast-jittered copy of each image. */
   augment_images: boolean;
+  /**
+   * Keep the vision encoder (`vision.*`) as the init left it; only the projector and the language
+   * model learn. Policy gradients are noisy, and on our small model they erode image features that
+   * the SFT stage learned (answers that name the wrong body region); VLM RL recipes often freeze
+   * the vision tower for the same reason.
+   */
+  freeze_vision: boolean;
   threads: number;
   out: string;
   package_dir: string;
@@ -99,6 +106,7 @@ export const GRPO_DEFAULTS: GrpoConfig = {
   eval_every: 0,
   select_best: false,
   augment_images: false,
+  freeze_vision: false,
   threads: 0,
   out: 'runs/grpo',
   package_dir: '',

@@ -36,6 +36,9 @@ import type { RewardCase } from './rewards.ts';
 import type { GrpoConfig } from './grpo-config.ts';
 import { validateGrpoConfig } from './grpo-config.ts';
 
+/** Parameters of the vision encoder (what freeze_vision keeps fixed). */
+const VISION_PREFIX = 'vision.';
+
 export interface GrpoResult {
   runDir: string;
   steps: number;
@@ -96,7 +99,10 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
   log.info(`grpo: ${train.cases.length} prompts, ${totalSteps} steps × ${cfg.prompts_per_step} prompts × ${cfg.num_generations} generations, loss ${cfg.loss_type}, scale_rewards ${cfg.scale_rewards}, rewards ${rewards.map((r) => `${r.name}×${r.weight}`).join(' + ')}, init ${cfg.init}${resumed ? ` (resuming ${resumed.dir})` : ''}`);
 
   const decays = new Set(specs.filter((s) => s.decay).map((s) => s.name));
-  const opt = new AdamW(weights, { weightDecay: cfg.weight_decay, noWeightDecay: (n) => !decays.has(n) });
+  // Frozen parameters stay out of the optimizer (and out of the clipped gradient norm).
+  const frozen = (name: string) => cfg.freeze_vision && name.startsWith(VISION_PREFIX);
+  const trainable: Weights = new Map([...weights].filter(([name]) => !frozen(name)));
+  const opt = new AdamW(trainable, { weightDecay: cfg.weight_decay, noWeightDecay: (n) => !decays.has(n) });
   if (resumed?.optimizer) opt.importState(resumed.optimizer);
   const lr = warmupCosineSchedule({ peakLr: cfg.learning_rate, warmupSteps: Math.min(cfg.warmup, totalSteps), totalSteps, minRatio: cfg.min_lr_ratio });
   const trainer = await TrainingSession.create(config, { withGrads: true, intraOpThreads: cfg.threads });
@@ -166,6 +172,7 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
           { lossType: cfg.loss_type, epsilonLow: cfg.epsilon, epsilonHigh: cfg.epsilon_high ?? cfg.epsilon, beta: cfg.beta, maxCompletionLength: cfg.max_completion_length, maskTruncatedCompletions: cfg.mask_truncated_completions },
         );
         const { grads } = await trainer.backward(weights, batch.patches, batch.batch, l.grad);
+        for (const name of [...grads.keys()]) if (frozen(name)) grads.delete(name);
         gradNorm = clipGradNorm(grads, cfg.grad_clip);
         step += 1;
         opt.step(grads, lr(step));

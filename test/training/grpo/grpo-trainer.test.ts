@@ -105,3 +105,26 @@ test('select_best packages the weights of the best validation evaluation and nam
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('freeze_vision keeps every vision encoder weight as initialised while the rest learns', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grpo-'));
+  try {
+    const cfg = config(join(dir, 'run'), { max_steps: 3, beta: 0, freeze_vision: true });
+    const tk = await VqaTokenizer.load(cfg.tokenizer);
+    const before = await initialModel('scratch', 'tiny', tk.vocabSize, cfg.seed);
+    const r = await trainGrpo(cfg, { extraRewards: [charsPerToken()], quiet: true });
+    let visionTensors = 0;
+    for (const [name, w] of before.weights) {
+      const moved = w.some((x, i) => x !== r.weights.get(name)![i]);
+      if (name.startsWith('vision.')) {
+        visionTensors++;
+        assert.equal(moved, false, `${name} changed`);
+      } else {
+        assert.equal(moved, true, `${name} did not learn`);
+      }
+    }
+    assert.ok(visionTensors > 0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -113,6 +113,7 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   registry = new ModelRegistry({
     loader: deps.loader,
     executionProviders: config.executionProviders,
+    intraOpThreads: config.intraOpThreads,
     createBatcher: batcherFor(config, logger),
     log: (message, fields) => logger.info(message, fields),
   });

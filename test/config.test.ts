@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { ConfigError, hashApiKey, loadConfig, parseApiKeys } from '../src/config.ts';
+import { ConfigError, defaultIntraOpThreads, hashApiKey, loadConfig, parseApiKeys } from '../src/config.ts';
 
 const KEYS = { CLINVQA_API_KEYS: 'clinician:abcdefghijklmnop1,admin:ABCDEFGHIJKLMNOP2' };
 
@@ -47,4 +47,11 @@ test('numbers and switches are range-checked', () => {
   assert.equal(loadConfig({ ...KEYS, CLINVQA_BATCHING: '0' }).batching.enabled, false);
   assert.throws(() => loadConfig({ ...KEYS, CLINVQA_BATCHING: 'maybe' }), /must be 1 or 0/);
   assert.throws(() => loadConfig({ ...KEYS, CLINVQA_STICKY_HEADER: 'bad header' }), /not a valid header/);
+  assert.equal(loadConfig({ ...KEYS, CLINVQA_INTRA_OP_THREADS: '2' }).intraOpThreads, 2);
+  assert.throws(() => loadConfig({ ...KEYS, CLINVQA_INTRA_OP_THREADS: '0' }), /CLINVQA_INTRA_OP_THREADS/);
+});
+
+test('ORT gets all cores but one for the event loop, at least 1 and at most 4', () => {
+  assert.deepEqual([1, 2, 3, 8, 64].map((cores) => defaultIntraOpThreads(cores)), [1, 1, 2, 4, 4]);
+  assert.equal(loadConfig(KEYS).intraOpThreads, defaultIntraOpThreads());
 });

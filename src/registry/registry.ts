@@ -23,6 +23,8 @@ export interface ModelLease {
 export interface RegistryOptions {
   loader: RuntimeLoader;
   executionProviders: readonly string[];
+  /** ORT intra-op threads per session; the runtime's default when absent. */
+  intraOpThreads?: number;
   createBatcher(runtime: ModelRuntime): Batcher;
   /** Lifecycle messages (load, swap, dispose) for the log; never request data. */
   log?(message: string, fields?: Record<string, unknown>): void;
@@ -134,7 +136,11 @@ export class ModelRegistry {
 
   private async loadUnlocked(packageDir: string): Promise<LoadedModel> {
     this.assertOpen();
-    const runtime = await this.options.loader(packageDir, { executionProviders: [...this.options.executionProviders] });
+    const { executionProviders, intraOpThreads } = this.options;
+    const runtime = await this.options.loader(packageDir, {
+      executionProviders: [...executionProviders],
+      ...(intraOpThreads !== undefined ? { intraOpThreads } : {}),
+    });
     const expected = path.basename(packageDir);
     if (runtime.id !== expected) {
       await runtime.dispose();

@@ -107,4 +107,4 @@ export async function runtimeFromWeights(id: string, config: ModelConfig, weight
 
 /** The loader the server uses: one runtime per package directory. */
 export const loadModelRuntime: RuntimeLoader = (packageDir, opts) =>
-  loadRuntime(packageDir, { executionProviders: opts.executionProviders });
+  loadRuntime(packageDir, opts);

@@ -53,4 +53,4 @@ export interface ModelRuntime {
   dispose(): Promise<void>;
 }
 
-export type RuntimeLoader = (packageDir: string, opts: { executionProviders: string[] }) => Promise<ModelRuntime>;
+export type RuntimeLoader = (packageDir: string, opts: { executionProviders: string[]; intraOpThreads?: number }) => Promise<ModelRuntime>;

@@ -68,10 +68,12 @@ function setup(options: { loaderDelayMs?: number; beforeLoad?: (dir: string) => 
   let activeLoads = 0;
   let maxActiveLoads = 0;
   const providersSeen: string[][] = [];
+  const threadsSeen: (number | undefined)[] = [];
   const loader: RuntimeLoader = async (packageDir, opts) => {
     activeLoads++;
     maxActiveLoads = Math.max(maxActiveLoads, activeLoads);
     providersSeen.push(opts.executionProviders);
+    threadsSeen.push(opts.intraOpThreads);
     try {
       await options.beforeLoad?.(packageDir);
       if (options.loaderDelayMs) await sleep(options.loaderDelayMs);
@@ -88,11 +90,12 @@ function setup(options: { loaderDelayMs?: number; beforeLoad?: (dir: string) => 
   const registry = new ModelRegistry({
     loader,
     executionProviders: ['cuda', 'cpu'],
+    intraOpThreads: 3,
     createBatcher: (runtime) =>
       new Batcher((reqs) => runtime.generateBatch(reqs), { enabled: true, maxBatch: runtime.maxBatch, maxWaitMs: 1, maxQueue: 10_000, timeoutMs: 10_000 }),
     log: (message, fields) => logs.push({ message, fields }),
   });
-  return { registry, made, logs, providersSeen, maxActiveLoads: () => maxActiveLoads };
+  return { registry, made, logs, providersSeen, threadsSeen, maxActiveLoads: () => maxActiveLoads };
 }
 
 /** One request the way the server makes it: lease, enqueue, await, release. */
@@ -109,7 +112,7 @@ async function infer(registry: ModelRegistry, id: string): Promise<{ answer: str
 
 describe('ModelRegistry', () => {
   it('loads packages, lists them by id and hands out leases', async () => {
-    const { registry, providersSeen, logs } = setup();
+    const { registry, providersSeen, threadsSeen, logs } = setup();
     await registry.loadPackage('models/zeta');
     const alpha = await registry.loadPackage('models/alpha');
     assert.deepEqual(registry.list().map((m) => m.id), ['alpha', 'zeta']);
@@ -117,6 +120,7 @@ describe('ModelRegistry', () => {
     assert.equal(registry.has('alpha'), true);
     assert.equal(registry.acquire('absent'), undefined);
     assert.deepEqual(providersSeen, [['cuda', 'cpu'], ['cuda', 'cpu']]);
+    assert.deepEqual(threadsSeen, [3, 3], 'the configured ORT thread count reaches the loader');
     const lease = registry.acquire('alpha')!;
     assert.equal(lease.model, alpha);
     assert.deepEqual(await infer(registry, 'alpha'), { answer: 'alpha@1', leasedVersion: 1 });

@@ -145,7 +145,10 @@ export class SchemaValidator {
   }
 
   private checkString(s: { [k: string]: unknown }, value: string, at: string, out: SchemaIssue[]): void {
-    if (typeof s.minLength === 'number' || typeof s.maxLength === 'number') {
+    const inRange = (n: number) => (typeof s.minLength !== 'number' || n >= s.minLength) && (typeof s.maxLength !== 'number' || n <= s.maxLength);
+    // The UTF-16 length bounds the code-point count from above, and half of it from below; when
+    // both bounds are in range so is the count, and a base64 image (tens of kB) is not walked.
+    if (!(inRange(value.length) && inRange(Math.ceil(value.length / 2)))) {
       const length = codePointLength(value);
       if (typeof s.minLength === 'number' && length < s.minLength) out.push({ path: at, message: `must have at least ${s.minLength} characters` });
       if (typeof s.maxLength === 'number' && length > s.maxLength) out.push({ path: at, message: `must have at most ${s.maxLength} characters` });

@@ -20,6 +20,9 @@ test('types, including integer vs number and type lists with null', () => {
 test('strings count code points; pattern is unanchored ECMA-262', () => {
   assert.deepEqual(paths({ type: 'string', maxLength: 2 }, '🩻🩻'), []);
   assert.deepEqual(paths({ type: 'string', maxLength: 1 }, '🩻🩻'), ['/ must have at most 1 characters']);
+  assert.deepEqual(paths({ type: 'string', minLength: 3 }, '🩻🩻'), ['/ must have at least 3 characters']);
+  assert.deepEqual(paths({ type: 'string', minLength: 3, maxLength: 3 }, '🩻a🩻'), []);
+  assert.deepEqual(paths({ type: 'string', minLength: 1, maxLength: 10 }, 'x'.repeat(11)), ['/ must have at most 10 characters']);
   assert.deepEqual(paths({ type: 'string', pattern: '\\S' }, '  x '), []);
   assert.deepEqual(paths({ type: 'string', pattern: '\\S' }, '   '), ['/ must match the pattern \\S']);
 });

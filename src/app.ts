@@ -33,6 +33,7 @@ import { ModelRegistry } from './registry/registry.ts';
 import { AbTableStore } from './routing/ab-table-store.ts';
 import { pickVariant } from './routing/sticky-router.ts';
 import { Batcher } from './runtime/batcher.ts';
+import { ExecutionLane } from './runtime/execution-lane.ts';
 import type { ModelRuntime, RuntimeLoader } from './runtime/types.ts';
 import { ChatService } from './serving/chat.service.ts';
 import type { VariantSelector } from './serving/variant-selection.ts';
@@ -73,10 +74,12 @@ export interface ClinvqaApp extends AppParts {
 }
 
 function batcherFor(config: Config, logger: Logger) {
+  // Every model's batches take turns: ORT runs them on this one event loop anyway.
+  const lane = new ExecutionLane();
   return (runtime: ModelRuntime): Batcher =>
     new Batcher(
       (reqs) => runtime.generateBatch(reqs),
-      { ...config.batching, maxBatch: Math.max(1, Math.min(config.batching.maxBatch, runtime.maxBatch)) },
+      { ...config.batching, maxBatch: Math.max(1, Math.min(config.batching.maxBatch, runtime.maxBatch)), lane },
       {
         onBatch: ({ size, durationMs, failed }) => {
           if (failed) logger.error('inference batch failed', { model: runtime.id, size, duration_ms: Math.round(durationMs) });

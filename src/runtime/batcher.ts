@@ -1,7 +1,9 @@
 // Dynamic batching in front of one model. Requests queue; a batch leaves when it is full
 // (maxBatch) or when its oldest request has waited maxWaitMs (at once under sparse traffic), and
-// only one batch runs at a time, so while the model is busy the next batch fills up by itself. The queue is bounded (overflow is
-// refused at once, with a retry hint) and every request has a deadline.
+// only one batch runs at a time, so while the model is busy the next batch fills up by itself.
+// With a shared ExecutionLane that also holds across models (see execution-lane.ts). The queue
+// is bounded (overflow is refused at once, with a retry hint) and every request has a deadline.
+import type { ExecutionLane, LaneUser } from './execution-lane.ts';
 import type { InferenceRequest, InferenceResult } from './types.ts';
 
 export interface BatcherOptions {
@@ -13,6 +15,8 @@ export interface BatcherOptions {
   maxQueue: number;
   /** Deadline per request from enqueue to result. */
   timeoutMs: number;
+  /** Shared with the other models' batchers: a due batch starts only when no other batch runs. */
+  lane?: ExecutionLane;
 }
 
 export interface BatchHooks {
@@ -65,7 +69,7 @@ interface Pending {
   reject(error: Error): void;
 }
 
-export class Batcher {
+export class Batcher implements LaneUser {
   private readonly queue: Pending[] = [];
   private running = 0;
   private waitTimer: NodeJS.Timeout | undefined;
@@ -146,6 +150,11 @@ export class Batcher {
     this.notifyIfIdle();
   }
 
+  /** The shared lane came free: start the batch that is due, if any. */
+  laneFree(): void {
+    this.schedule();
+  }
+
   private schedule(): void {
     if (this.running > 0 || this.queue.length === 0) return;
     const maxBatch = this.effectiveMaxBatch();
@@ -158,6 +167,8 @@ export class Batcher {
     if (due) {
       if (this.waitTimer) clearTimeout(this.waitTimer);
       this.waitTimer = undefined;
+      // Another model's batch is running: wait for laneFree, then take what has queued by then.
+      if (this.options.lane && !this.options.lane.tryAcquire(this)) return;
       void this.dispatch(this.queue.splice(0, maxBatch));
     } else if (!this.waitTimer) {
       this.waitTimer = setTimeout(() => {
@@ -194,6 +205,8 @@ export class Batcher {
       const durationMs = performance.now() - started;
       this.avgBatchMs = this.avgBatchMs === 0 ? durationMs : 0.8 * this.avgBatchMs + 0.2 * durationMs;
       this.running--;
+      // Freed first, so a model that has been waiting runs before this one's next batch.
+      this.options.lane?.release(this);
       this.hooks.onBatch?.({ size: batch.length, durationMs, failed });
       this.schedule();
       this.notifyIfIdle();

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Batcher, InferenceTimeoutError, QueueFullError, RequestCancelledError, type BatcherOptions } from '../../src/runtime/batcher.ts';
+import { ExecutionLane } from '../../src/runtime/execution-lane.ts';
 import type { InferenceRequest, InferenceResult } from '../../src/runtime/types.ts';
 
 const OPTS: BatcherOptions = { enabled: true, maxBatch: 4, maxWaitMs: 5, maxQueue: 100, timeoutMs: 5_000 };
@@ -137,4 +138,56 @@ test('idle() resolves once queued and running work is done', async () => {
   assert.equal(settled, 6);
   assert.equal(batcher.busy, false);
   assert.equal(batcher.queued, 0);
+});
+
+test('batchers sharing a lane never run at once, and a waiting model takes everything queued meanwhile', async () => {
+  const lane = new ExecutionLane();
+  let running = 0;
+  let overlap = false;
+  const batches: string[][] = [];
+  const run = (ms: number) => async (reqs: InferenceRequest[]): Promise<InferenceResult[]> => {
+    running++;
+    overlap ||= running > 1;
+    batches.push(reqs.map((r) => r.question));
+    await new Promise((r) => setTimeout(r, ms));
+    running--;
+    return reqs.map((r) => ({ text: r.question, answer: r.question, reasoning: '', promptTokens: 1, completionTokens: 1, finishReason: 'stop', timings: { visionMs: 0, decodeMs: 0 } }));
+  };
+  const a = new Batcher(run(150), { ...OPTS, maxWaitMs: 0, lane });
+  const b = new Batcher(run(10), { ...OPTS, maxWaitMs: 0, lane });
+  const first = a.enqueue(req('a1')).done; // takes the lane for 150 ms
+  await new Promise((r) => setTimeout(r, 5));
+  // b's requests arrive one by one while a runs; without the lane the first would leave alone.
+  const bs: Promise<unknown>[] = [];
+  for (const q of ['b1', 'b2', 'b3']) {
+    bs.push(b.enqueue(req(q)).done);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const a2 = a.enqueue(req('a2')).done; // queued behind b, which asked for the lane first
+  await Promise.all([first, a2, ...bs]);
+  assert.equal(overlap, false, 'two batches ran at the same time');
+  assert.deepEqual(batches, [['a1'], ['b1', 'b2', 'b3'], ['a2']]);
+  await Promise.all([a.idle(), b.idle()]);
+  assert.equal(lane.busy, false);
+});
+
+test('a model whose queued requests were all cancelled while waiting for the lane lets the next one run', async () => {
+  const lane = new ExecutionLane();
+  const a = model(100);
+  const b = model(0);
+  const c = model(0);
+  const ba = new Batcher(a.run, { ...OPTS, maxWaitMs: 0, lane });
+  const bb = new Batcher(b.run, { ...OPTS, maxWaitMs: 0, lane });
+  const bc = new Batcher(c.run, { ...OPTS, maxWaitMs: 0, lane });
+  const first = ba.enqueue(req('a')).done;
+  await new Promise((r) => setTimeout(r, 5));
+  const gone = bb.enqueue(req('b'));
+  gone.done.catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 5));
+  const third = bc.enqueue(req('c')).done;
+  gone.cancel();
+  await Promise.all([first, third]);
+  await assert.rejects(gone.done, RequestCancelledError);
+  assert.deepEqual([a.batches, b.batches, c.batches], [[['a']], [], [['c']]]);
+  assert.equal(lane.busy, false);
 });

@@ -18,7 +18,6 @@ import { warmupCosineSchedule } from '../../engine/optim/lr-schedule.ts';
 import type { JsonObject } from '../../registry/manifest.ts';
 import { generate } from '../../runtime/generate.ts';
 import { promptIds } from '../../runtime/prompt.ts';
-import { assembleBatch } from '../batches.ts';
 import { latestCheckpoint, saveCheckpoint, type TrainerState } from '../checkpoint.ts';
 import { buildPatchCache, buildRasterCache, type PatchCache } from '../image-cache.ts';
 import { augmentedPatches } from '../image-augment.ts';
@@ -29,6 +28,7 @@ import { RunLog } from '../run-log.ts';
 import { epochOrder } from '../sft-trainer.ts';
 import { evaluateAndPackage, evaluateWeights, loadCases, spreadSample } from '../run-output.ts';
 import { computeAdvantages } from './advantages.ts';
+import { backwardInChunks, scoreInChunks, scoringBatch } from './chunked-scoring.ts';
 import { grpoLoss } from './loss.ts';
 import { openPolicySessions } from './policy-sessions.ts';
 import { buildRewardFunctions, type NamedReward } from './reward-set.ts';
@@ -156,9 +156,9 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
       const adv = computeAdvantages(combined, G, cfg.scale_rewards);
 
       // 4. log-probs of the sampled tokens under the current, old and reference policies
-      const batch = assembleBatch(config, rows.map((r, i) => ({ ids: [...r.promptIds, ...rollout.rows[i].tokens], promptLength: r.promptIds.length, patches: r.patches })), tk.padId);
-      const logpOld = cfg.num_iterations > 1 ? (await scorer.forward(weights, batch.patches, batch.batch)).logprobs : undefined;
-      const logpRef = cfg.beta !== 0 ? (await scorer.forward(ref.weights, batch.patches, batch.batch)).logprobs : undefined;
+      const batch = scoringBatch(config, rows.map((r, i) => ({ ids: [...r.promptIds, ...rollout.rows[i].tokens], promptLength: r.promptIds.length, patches: r.patches })), tk.padId);
+      const logpOld = cfg.num_iterations > 1 ? (await scoreInChunks(scorer, weights, batch)).logprobs : undefined;
+      const logpRef = cfg.beta !== 0 ? (await scoreInChunks(scorer, ref.weights, batch)).logprobs : undefined;
       const terminated = rollout.rows.map((r) => r.finishReason === 'stop');
 
       // 5. num_iterations optimizer steps on this generation batch
@@ -166,12 +166,12 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
       let loss = 0;
       let gradNorm = 0;
       for (let it = 0; it < cfg.num_iterations && step < totalSteps; it++) {
-        const cur = await scorer.forward(weights, batch.patches, batch.batch);
+        const cur = await scoreInChunks(scorer, weights, batch);
         const l = grpoLoss(
-          { numSequences: rows.length, seqLen: batch.batch.text, logpNew: cur.logprobs, logpOld, logpRef, mask: batch.lossMask, advantages: adv.advantages, terminated, entropy: cur.entropy },
+          { numSequences: rows.length, seqLen: batch.seqLen, logpNew: cur.logprobs, logpOld, logpRef, mask: batch.lossMask, advantages: adv.advantages, terminated, entropy: cur.entropy },
           { lossType: cfg.loss_type, epsilonLow: cfg.epsilon, epsilonHigh: cfg.epsilon_high ?? cfg.epsilon, beta: cfg.beta, maxCompletionLength: cfg.max_completion_length, maskTruncatedCompletions: cfg.mask_truncated_completions },
         );
-        const { grads } = await trainer.backward(weights, batch.patches, batch.batch, l.grad);
+        const { grads } = await backwardInChunks(trainer, weights, batch, l.grad);
         for (const name of [...grads.keys()]) if (frozen(name)) grads.delete(name);
         gradNorm = clipGradNorm(grads, cfg.grad_clip);
         step += 1;

@@ -21,6 +21,12 @@ export interface TrainerState {
   modelConfig: ModelConfig;
   trainerConfig: unknown;
   createdAt: string;
+  /**
+   * Wall seconds of training up to this checkpoint, summed over every process that worked on the
+   * run, so a resumed run's manifest reports the whole run and not only its last process. Absent in
+   * checkpoints written before it was recorded (counted as 0).
+   */
+  trainingSeconds?: number;
 }
 
 export interface Checkpoint {
@@ -87,4 +93,16 @@ export async function loadCheckpoint(dir: string, withOptimizer = true): Promise
 export async function latestCheckpoint(runDir: string): Promise<Checkpoint | null> {
   const dirs = await listCheckpointDirs(runDir);
   return dirs.length ? loadCheckpoint(dirs[dirs.length - 1]) : null;
+}
+
+/**
+ * The performance.now() at which a run would have begun had all of its training happened in this
+ * process: `started` (this process's start) moved back by the seconds a resumed checkpoint records.
+ */
+export function runStartTime(started: number, resumed: Pick<Checkpoint, 'state'> | null): number {
+  return started - (resumed?.state.trainingSeconds ?? 0) * 1000;
+}
+
+export function secondsSince(start: number): number {
+  return (performance.now() - start) / 1000;
 }

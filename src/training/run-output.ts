@@ -11,6 +11,7 @@ import { exportModelPackage } from '../engine/export/package-export.ts';
 import { evaluateByDataset } from '../eval/evaluate.ts';
 import type { JsonObject } from '../registry/manifest.ts';
 import { runtimeFromWeights } from '../runtime/model-runtime.ts';
+import { secondsSince } from './checkpoint.ts';
 import type { PatchCache } from './image-cache.ts';
 import type { RunLog } from './run-log.ts';
 
@@ -54,6 +55,7 @@ export interface FinishRunInput {
   training: JsonObject;
   trainPaths: readonly string[];
   trainSha256: string;
+  /** performance.now() at which the run, counting the time of earlier processes, began (runStartTime). */
   startedAt: number;
 }
 
@@ -75,7 +77,7 @@ export async function evaluateAndPackage(r: FinishRunInput): Promise<{ metrics: 
     metrics = await evaluateWeights(r);
     r.log.info(`validation: ${JSON.stringify(metrics)}`);
   }
-  const wallSeconds = (performance.now() - r.startedAt) / 1000;
+  const wallSeconds = secondsSince(r.startedAt);
   if (!r.packageDir) return { metrics, packageDir: null, wallSeconds };
   const packageDir = resolve(r.packageDir);
   await exportModelPackage(packageDir, {

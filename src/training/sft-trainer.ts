@@ -12,7 +12,7 @@ import { clipGradNorm } from '../engine/optim/grad-clip.ts';
 import { warmupCosineSchedule } from '../engine/optim/lr-schedule.ts';
 import type { JsonObject } from '../registry/manifest.ts';
 import { assembleBatch } from './batches.ts';
-import { latestCheckpoint, saveCheckpoint, type TrainerState } from './checkpoint.ts';
+import { latestCheckpoint, runStartTime, saveCheckpoint, secondsSince, type TrainerState } from './checkpoint.ts';
 import { encodeExample, type EncodedExample } from './examples.ts';
 import { buildPatchCache } from './image-cache.ts';
 import { initialModel } from './model-init.ts';
@@ -83,9 +83,10 @@ export async function trainSft(cfg: SftConfig, hooks: SftHooks = {}): Promise<Sf
   const lr = warmupCosineSchedule({ peakLr: cfg.learning_rate, warmupSteps: Math.min(cfg.warmup, totalSteps), totalSteps, minRatio: cfg.min_lr_ratio });
   const session = await TrainingSession.create(config, { withGrads: true, intraOpThreads: cfg.threads });
 
+  const runStart = runStartTime(started, resumed);
   const state = (step: number): TrainerState => ({
     method: 'sft', step, totalSteps, cursor: { epoch: Math.floor(step / stepsPerEpoch) }, seed: cfg.seed,
-    modelConfig: config, trainerConfig: cfg, createdAt: new Date().toISOString(),
+    modelConfig: config, trainerConfig: cfg, createdAt: new Date().toISOString(), trainingSeconds: secondsSince(runStart),
   });
 
   // 4. the loop
@@ -120,13 +121,13 @@ export async function trainSft(cfg: SftConfig, hooks: SftHooks = {}): Promise<Sf
     if (step % cfg.checkpoint_every === 0 || step === totalSteps || step === hooks.stopAfterStep) await saveCheckpoint(cfg.out, state(step), weights, opt.exportState());
   }
   await session.release();
-  if (step < totalSteps) return { runDir: cfg.out, steps: step, losses, finalLoss: lastLoss, validation: null, packageDir: null, wallSeconds: (performance.now() - started) / 1000, weights };
+  if (step < totalSteps) return { runDir: cfg.out, steps: step, losses, finalLoss: lastLoss, validation: null, packageDir: null, wallSeconds: secondsSince(runStart), weights };
 
   // 5. evaluate on the validation splits and write the package
   const done = await evaluateAndPackage({
     method: 'sft', config, specs, weights, tokenizer: tk, tokenizerBytes, evalCases: spreadSample(validation?.cases ?? [], cfg.eval_samples),
     patches, threads: cfg.threads, log, packageDir: cfg.package_dir, version: cfg.package_version, parent: init.parent, seed: cfg.seed,
-    training: { ...(cfg as unknown as JsonObject), steps: totalSteps }, trainPaths: cfg.train, trainSha256: train.sha256, startedAt: started,
+    training: { ...(cfg as unknown as JsonObject), steps: totalSteps }, trainPaths: cfg.train, trainSha256: train.sha256, startedAt: runStart,
   });
   return { runDir: cfg.out, steps: totalSteps, losses, finalLoss: lastLoss, validation: done.metrics, packageDir: done.packageDir, wallSeconds: done.wallSeconds, weights };
 }

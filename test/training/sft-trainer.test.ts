@@ -1,5 +1,5 @@
 // SFT on the tiny preset and the real fixture cases: the loss falls, and a run stopped at a
-// checkpoint and resumed takes exactly the steps an unstopped run takes.
+// checkpoint and resumed takes exactly the steps an unstopped run takes and reports the whole run's time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { SFT_DEFAULTS, type SftConfig } from '../../src/training/sft-config.ts';
 import { trainSft } from '../../src/training/sft-trainer.ts';
 import { verifyModelPackage } from '../../src/registry/model-package.ts';
+import { latestCheckpoint, runStartTime, type TrainerState } from '../../src/training/checkpoint.ts';
 
 const FIXTURES = ['test/fixtures/vqa/vqa-rad.jsonl', 'test/fixtures/vqa/slake.jsonl'];
 
@@ -38,10 +39,22 @@ test('SFT resumed from a checkpoint takes the same next steps as an unstopped ru
     const straight = await trainSft(config(join(dir, 'a'), { max_steps: 10 }), { quiet: true });
     const part = await trainSft(config(join(dir, 'b'), { max_steps: 10 }), { quiet: true, stopAfterStep: 7 });
     assert.equal(part.steps, 7);
+    // The checkpoint carries the first process's training time, and the resumed run counts it.
+    const firstSeconds = (await latestCheckpoint(join(dir, 'b', 'run')))!.state.trainingSeconds!;
+    assert.ok(firstSeconds > 0, `trainingSeconds ${firstSeconds}`);
     const resumed = await trainSft(config(join(dir, 'b'), { max_steps: 10 }), { quiet: true });
+    assert.ok(resumed.wallSeconds >= firstSeconds, `resumed run reports ${resumed.wallSeconds} s, the first process alone took ${firstSeconds} s`);
     assert.deepEqual(resumed.losses, straight.losses.slice(7));
     for (const [name, w] of straight.weights) assert.deepEqual(resumed.weights.get(name), w, name);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('a resumed run starts its clock as far back as its checkpoint has trained', () => {
+  const state = { trainingSeconds: 125.5 } as TrainerState;
+  assert.equal(runStartTime(10_000_000, { state }), 10_000_000 - 125_500);
+  assert.equal(runStartTime(10_000_000, null), 10_000_000);
+  // Checkpoints written before the time was recorded count as no time.
+  assert.equal(runStartTime(10_000_000, { state: { ...state, trainingSeconds: undefined } }), 10_000_000);
 });

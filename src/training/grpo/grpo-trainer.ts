@@ -18,7 +18,7 @@ import { warmupCosineSchedule } from '../../engine/optim/lr-schedule.ts';
 import type { JsonObject } from '../../registry/manifest.ts';
 import { generate } from '../../runtime/generate.ts';
 import { promptIds } from '../../runtime/prompt.ts';
-import { latestCheckpoint, saveCheckpoint, type TrainerState } from '../checkpoint.ts';
+import { latestCheckpoint, runStartTime, saveCheckpoint, secondsSince, type TrainerState } from '../checkpoint.ts';
 import { buildPatchCache, buildRasterCache, type PatchCache } from '../image-cache.ts';
 import { augmentedPatches } from '../image-augment.ts';
 import { BestCheckpoint } from '../best-checkpoint.ts';
@@ -108,8 +108,10 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
   const trainer = await TrainingSession.create(config, { withGrads: true, intraOpThreads: cfg.threads });
   const scorer = await TrainingSession.create(config, { withGrads: false, intraOpThreads: cfg.threads });
   const policySessions = await openPolicySessions(config, cfg.threads);
+  const runStart = runStartTime(started, resumed);
   const state = (step: number): TrainerState => ({
     method: 'grpo', step, totalSteps, cursor: {}, seed: cfg.seed, modelConfig: config, trainerConfig: cfg, createdAt: new Date().toISOString(),
+    trainingSeconds: secondsSince(runStart),
   });
 
   const G = cfg.num_generations;
@@ -212,14 +214,14 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
   }
 
   if (step < totalSteps) {
-    return { runDir: cfg.out, steps: step, rewardCurve, validation: null, packageDir: null, wallSeconds: (performance.now() - started) / 1000, weights };
+    return { runDir: cfg.out, steps: step, rewardCurve, validation: null, packageDir: null, wallSeconds: secondsSince(runStart), weights };
   }
   const chosen = cfg.select_best && best?.best ? best.best : null;
   if (chosen) log.info(`packaging the weights of step ${chosen.step} (best validation accuracy ${chosen.score.toFixed(4)})`);
   const done = await evaluateAndPackage({
     method: 'grpo', config, specs, weights: chosen?.weights ?? weights, tokenizer: tk, tokenizerBytes, evalCases, patches, threads: cfg.threads, log,
     packageDir: cfg.package_dir, version: cfg.package_version, parent: ref.parent, seed: cfg.seed,
-    training: { ...(cfg as unknown as JsonObject), ...(chosen ? { selected_step: chosen.step } : {}) }, trainPaths: cfg.train, trainSha256: train.sha256, startedAt: started,
+    training: { ...(cfg as unknown as JsonObject), ...(chosen ? { selected_step: chosen.step } : {}) }, trainPaths: cfg.train, trainSha256: train.sha256, startedAt: runStart,
   });
   return { runDir: cfg.out, steps: step, rewardCurve, validation: done.metrics, packageDir: done.packageDir, wallSeconds: done.wallSeconds, weights };
 }

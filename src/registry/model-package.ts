@@ -99,6 +99,17 @@ function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
 }
 
+/** Whether anything (a file, a directory, a dangling link) is at `target`; other errors throw. */
+export async function isPathTaken(target: string): Promise<boolean> {
+  return lstat(target).then(
+    () => true,
+    (error: unknown) => {
+      if (errorCode(error) === 'ENOENT') return false;
+      throw error;
+    },
+  );
+}
+
 /**
  * Writes a complete package at `dir`, whose last path segment must be the package id. Everything is
  * written into a hidden temporary directory next to `dir` (manifest last), then renamed into place in
@@ -146,14 +157,7 @@ export async function writeModelPackage(dir: string, input: ModelPackageInput, h
     ...Object.entries(files),
   ];
 
-  const exists = await lstat(target).then(
-    () => true,
-    (error: unknown) => {
-      if (errorCode(error) === 'ENOENT') return false;
-      throw error;
-    },
-  );
-  if (exists) throw new ModelPackageError(`package ${fields.id} already exists at ${target}; packages are immutable`);
+  if (await isPathTaken(target)) throw new ModelPackageError(`package ${fields.id} already exists at ${target}; packages are immutable`);
 
   const parent = dirname(target);
   await mkdir(parent, { recursive: true });

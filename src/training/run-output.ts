@@ -10,6 +10,7 @@ import type { ParamSpec, Weights } from '../engine/model/params.ts';
 import { exportModelPackage } from '../engine/export/package-export.ts';
 import { evaluateByDataset } from '../eval/evaluate.ts';
 import type { JsonObject } from '../registry/manifest.ts';
+import { isPathTaken } from '../registry/model-package.ts';
 import { runtimeFromWeights } from '../runtime/model-runtime.ts';
 import { secondsSince } from './checkpoint.ts';
 import type { PatchCache } from './image-cache.ts';
@@ -57,6 +58,17 @@ export interface FinishRunInput {
   trainSha256: string;
   /** performance.now() at which the run, counting the time of earlier processes, began (runStartTime). */
   startedAt: number;
+}
+
+/**
+ * Packages are immutable, and a run writes its package only at the end: refuse at the start a
+ * package_dir that is already taken, rather than after hours of training (an 11-minute SFT run
+ * once ended that way). '' means the run writes no package.
+ */
+export async function assertPackageDirFree(packageDir: string): Promise<void> {
+  if (!packageDir) return;
+  const target = resolve(packageDir);
+  if (await isPathTaken(target)) throw new Error(`package_dir ${target} already exists and packages are immutable: move it away or choose another package_dir, then train`);
 }
 
 /** Greedy validation metrics of in-memory weights, per dataset and overall ('all'). */

@@ -17,7 +17,7 @@ import { encodeExample, type EncodedExample } from './examples.ts';
 import { buildPatchCache } from './image-cache.ts';
 import { initialModel } from './model-init.ts';
 import { RunLog } from './run-log.ts';
-import { evaluateAndPackage, loadCases, spreadSample } from './run-output.ts';
+import { assertPackageDirFree, evaluateAndPackage, loadCases, spreadSample } from './run-output.ts';
 import { sftLoss } from './sft-loss.ts';
 import type { SftConfig } from './sft-config.ts';
 
@@ -51,6 +51,7 @@ export interface SftHooks {
 }
 
 export async function trainSft(cfg: SftConfig, hooks: SftHooks = {}): Promise<SftResult> {
+  await assertPackageDirFree(cfg.package_dir);
   const log = new RunLog(cfg.out, hooks.quiet);
   const started = performance.now();
   const tokenizerBytes = await readFile(cfg.tokenizer);

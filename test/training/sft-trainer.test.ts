@@ -2,7 +2,7 @@
 // checkpoint and resumed takes exactly the steps an unstopped run takes and reports the whole run's time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SFT_DEFAULTS, type SftConfig } from '../../src/training/sft-config.ts';
@@ -57,4 +57,17 @@ test('a resumed run starts its clock as far back as its checkpoint has trained',
   assert.equal(runStartTime(10_000_000, null), 10_000_000);
   // Checkpoints written before the time was recorded count as no time.
   assert.equal(runStartTime(10_000_000, { state: { ...state, trainingSeconds: undefined } }), 10_000_000);
+});
+
+test('SFT refuses a package_dir that already exists before it trains a single step', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sft-'));
+  try {
+    const taken = join(dir, 'models', 'tiny-sft');
+    await mkdir(taken, { recursive: true });
+    await assert.rejects(trainSft(config(dir, { package_dir: taken }), { quiet: true }), /already exists and packages are immutable/);
+    assert.equal(await latestCheckpoint(join(dir, 'run')), null, 'no checkpoint should have been written');
+    assert.deepEqual(await readdir(taken), [], 'the existing directory is left as it was');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -26,7 +26,7 @@ import { requestRng } from '../../runtime/sampling.ts';
 import { initialModel } from '../model-init.ts';
 import { RunLog } from '../run-log.ts';
 import { epochOrder } from '../sft-trainer.ts';
-import { evaluateAndPackage, evaluateWeights, loadCases, spreadSample } from '../run-output.ts';
+import { assertPackageDirFree, evaluateAndPackage, evaluateWeights, loadCases, spreadSample } from '../run-output.ts';
 import { computeAdvantages } from './advantages.ts';
 import { backwardInChunks, scoreInChunks, scoringBatch } from './chunked-scoring.ts';
 import { grpoLoss } from './loss.ts';
@@ -72,6 +72,7 @@ function toRewardCase(c: VqaCase): RewardCase {
 
 export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise<GrpoResult> {
   validateGrpoConfig(cfg);
+  await assertPackageDirFree(cfg.package_dir);
   const started = performance.now();
   const log = new RunLog(cfg.out, hooks.quiet);
   const tokenizerBytes = await readFile(cfg.tokenizer);

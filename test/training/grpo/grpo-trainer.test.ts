@@ -3,7 +3,7 @@
 // unstopped run takes, with or without augmented images; select_best ships the best-validated step.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GRPO_DEFAULTS, type GrpoConfig } from '../../../src/training/grpo/grpo-config.ts';
@@ -13,6 +13,7 @@ import { VqaTokenizer } from '../../../src/data/tokenizer.ts';
 import type { NamedReward } from '../../../src/training/grpo/reward-set.ts';
 import { BestCheckpoint } from '../../../src/training/best-checkpoint.ts';
 import { readSafetensors } from '../../../src/engine/export/safetensors.ts';
+import { latestCheckpoint } from '../../../src/training/checkpoint.ts';
 
 const FIXTURES = ['test/fixtures/vqa/vqa-rad.jsonl', 'test/fixtures/vqa/slake.jsonl'];
 
@@ -124,6 +125,18 @@ test('freeze_vision keeps every vision encoder weight as initialised while the r
       }
     }
     assert.ok(visionTensors > 0);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('GRPO refuses a package_dir that already exists before it takes a step', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grpo-'));
+  try {
+    const taken = join(dir, 'models', 'tiny-grpo');
+    await mkdir(taken, { recursive: true });
+    await assert.rejects(trainGrpo(config(join(dir, 'run'), { package_dir: taken }), { quiet: true }), /already exists and packages are immutable/);
+    assert.equal(await latestCheckpoint(join(dir, 'run')), null, 'no checkpoint should have been written');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

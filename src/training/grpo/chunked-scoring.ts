@@ -44,23 +44,21 @@ export async function scoreInChunks(session: TrainingSession, weights: Weights, 
   return out;
 }
 
-/** The weight gradient of Σ grad · logprobs over all sequences (grad is [N, T]), and the forward outputs. */
+/** The weight gradient of Σ grad · logprobs over all sequences (grad is [N, T]), summed over passes. */
 export async function backwardInChunks(
   session: TrainingSession, weights: Weights, sb: ScoringBatch, grad: Float32Array,
-): Promise<ForwardResult & { grads: Map<string, Float32Array> }> {
+): Promise<Map<string, Float32Array>> {
   if (grad.length !== sb.numSequences * sb.seqLen) throw new Error(`grad has ${grad.length} values, expected ${sb.numSequences}×${sb.seqLen}`);
-  const out = emptyResult(sb);
   let grads: Map<string, Float32Array> | null = null;
   for (const c of sb.chunks) {
     const { batch: B, text: T } = c.assembled.batch;
     const chunkGrad = new Float32Array(B * T);
     for (let b = 0; b < B; b++) chunkGrad.set(grad.subarray((c.start + b) * sb.seqLen, (c.start + b) * sb.seqLen + T), b * T);
     const r = await session.backward(weights, c.assembled.patches, c.assembled.batch, chunkGrad);
-    place(r, T, out, sb.seqLen, c.start);
     if (!grads) grads = r.grads;
     else for (const [name, g] of r.grads) addInto(grads.get(name)!, g);
   }
-  return { ...out, grads: grads! };
+  return grads!;
 }
 
 function emptyResult(sb: ScoringBatch): ForwardResult {

@@ -174,7 +174,7 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
           { numSequences: rows.length, seqLen: batch.seqLen, logpNew: cur.logprobs, logpOld, logpRef, mask: batch.lossMask, advantages: adv.advantages, terminated, entropy: cur.entropy },
           { lossType: cfg.loss_type, epsilonLow: cfg.epsilon, epsilonHigh: cfg.epsilon_high ?? cfg.epsilon, beta: cfg.beta, maxCompletionLength: cfg.max_completion_length, maskTruncatedCompletions: cfg.mask_truncated_completions },
         );
-        const { grads } = await backwardInChunks(trainer, weights, batch, l.grad);
+        const grads = await backwardInChunks(trainer, weights, batch, l.grad);
         for (const name of [...grads.keys()]) if (frozen(name)) grads.delete(name);
         gradNorm = clipGradNorm(grads, cfg.grad_clip);
         step += 1;

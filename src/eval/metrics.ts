@@ -100,6 +100,15 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 /** All metrics of one set of predictions, without the per-dataset breakdown. */
+/** How one completion scores against its case: the answer between the answer tags, or nothing. */
+export function scorePrediction(completion: string, c: EvalCase): { correct: boolean; credit: number } {
+  return scoreExtracted(extractAnswer(completion), c);
+}
+
+function scoreExtracted(answer: string | null, c: EvalCase): { correct: boolean; credit: number } {
+  return answer === null ? { correct: false, credit: 0 } : scoreAnswer(answer, c);
+}
+
 export function summarizePredictions(predictions: readonly EvalPrediction[]): EvalSummary {
   const n = predictions.length;
   let correct = 0;
@@ -117,7 +126,7 @@ export function summarizePredictions(predictions: readonly EvalPrediction[]): Ev
 
   for (const { case: c, completion, completionTokens } of predictions) {
     const answer = extractAnswer(completion);
-    const score = answer === null ? { correct: false, credit: 0 } : scoreAnswer(answer, c);
+    const score = scoreExtracted(answer, c);
     if (score.correct) correct++;
 
     const typeGroup = c.answerType === 'closed' ? closed : open;

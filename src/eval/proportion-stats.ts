@@ -43,6 +43,55 @@ export function twoProportionZTest(s1: number, n1: number, s2: number, n2: numbe
   return { z, pValue: Math.min(1, erfc(Math.abs(z) / Math.SQRT2)) };
 }
 
+export interface PairedComparison {
+  n: number;
+  /** Cases only the first model got right, and only the second. */
+  onlyA: number;
+  onlyB: number;
+  /** Accuracy of B minus accuracy of A. */
+  difference: number;
+  /** 95% Wald interval of the paired difference (clamped to [−1, 1]). */
+  interval: Interval;
+  /** Exact two-sided McNemar test: under H0 each discordant case is a fair coin. */
+  pValue: number;
+}
+
+/**
+ * Two models scored on the SAME cases. Pairing uses what the unpaired z-test throws away: cases
+ * both get right or both get wrong say nothing about which is better, so only the discordant ones
+ * count, and the test is far more sensitive than comparing two accuracies as independent samples.
+ */
+export function pairedComparison(correctA: readonly boolean[], correctB: readonly boolean[]): PairedComparison {
+  if (correctA.length !== correctB.length) throw new Error(`pairedComparison: ${correctA.length} vs ${correctB.length} cases`);
+  const n = correctA.length;
+  if (n === 0) throw new Error('pairedComparison: no cases');
+  let onlyA = 0;
+  let onlyB = 0;
+  correctA.forEach((a, i) => {
+    if (a && !correctB[i]) onlyA++;
+    else if (!a && correctB[i]) onlyB++;
+  });
+  const difference = (onlyB - onlyA) / n;
+  const se = Math.sqrt(Math.max(0, onlyA + onlyB - (onlyB - onlyA) ** 2 / n)) / n;
+  const interval = { lower: Math.max(-1, difference - 1.96 * se), upper: Math.min(1, difference + 1.96 * se) };
+  return { n, onlyA, onlyB, difference, interval, pValue: mcNemarExact(onlyA, onlyB) };
+}
+
+/** Two-sided exact binomial test of min(b, c) among b + c discordant cases at p = ½. */
+function mcNemarExact(b: number, c: number): number {
+  const m = b + c;
+  if (m === 0) return 1;
+  const k = Math.min(b, c);
+  // Σ_{i ≤ k} C(m, i) / 2^m, in log space so hundreds of discordant cases do not overflow.
+  let logTerm = -m * Math.LN2; // log(C(m, 0) / 2^m)
+  let tail = Math.exp(logTerm);
+  for (let i = 1; i <= k; i++) {
+    logTerm += Math.log((m - i + 1) / i);
+    tail += Math.exp(logTerm);
+  }
+  return Math.min(1, 2 * tail);
+}
+
 /** Standard normal CDF. */
 export function normalCdf(x: number): number {
   return 0.5 * erfc(-x / Math.SQRT2);

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { normalCdf, twoProportionZTest, wilsonInterval } from '../../src/eval/proportion-stats.ts';
+import { normalCdf, twoProportionZTest, wilsonInterval, pairedComparison } from '../../src/eval/proportion-stats.ts';
 
 const close = (a: number, b: number, tol: number, msg?: string) => assert.ok(Math.abs(a - b) <= tol, `${msg ?? ''} ${a} vs ${b}`);
 
@@ -48,4 +48,26 @@ test('normal CDF', () => {
   close(normalCdf(0), 0.5, 1e-7);
   close(normalCdf(1.96), 0.975, 1e-4);
   close(normalCdf(-1.645), 0.05, 1e-4);
+});
+
+test('paired comparison: discordant counts, difference, Wald interval and exact McNemar p, hand-computed', () => {
+  // 1,232 cases: 22 only A right, 11 only B right, the rest agree (the shipped SFT/GRPO pair).
+  const n = 1232;
+  const a = Array.from({ length: n }, (_, i) => i < 22 || (i >= 33 && i < 800));
+  const b = Array.from({ length: n }, (_, i) => (i >= 22 && i < 33) || (i >= 33 && i < 800));
+  const r = pairedComparison(a, b);
+  assert.equal(r.onlyA, 22);
+  assert.equal(r.onlyB, 11);
+  assert.ok(Math.abs(r.difference - -11 / 1232) < 1e-12);
+  // se = sqrt(33 − 121/1232) / 1232 = 0.0046559…
+  assert.ok(Math.abs(r.interval.lower - (-11 / 1232 - 1.96 * 0.00465585)) < 1e-6, String(r.interval.lower));
+  assert.ok(Math.abs(r.interval.upper - (-11 / 1232 + 1.96 * 0.00465585)) < 1e-6, String(r.interval.upper));
+  // 2 · Σ_{i≤11} C(33, i) / 2^33 = 0.0801433…
+  assert.ok(Math.abs(r.pValue - 0.0801433) < 1e-6, String(r.pValue));
+  // 5 discordant cases all one way: 2 / 32.
+  assert.equal(pairedComparison([true, true, true, true, true, false], [false, false, false, false, false, false]).pValue, 0.0625);
+  // No discordant case: no evidence either way.
+  const same = pairedComparison([true, false], [true, false]);
+  assert.deepEqual([same.difference, same.pValue, same.interval.lower, same.interval.upper], [0, 1, 0, 0]);
+  assert.throws(() => pairedComparison([true], [true, false]), /1 vs 2/);
 });

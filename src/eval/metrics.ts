@@ -99,7 +99,6 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-/** All metrics of one set of predictions, without the per-dataset breakdown. */
 /** How one completion scores against its case: the answer between the answer tags, or nothing. */
 export function scorePrediction(completion: string, c: EvalCase): { correct: boolean; credit: number } {
   return scoreExtracted(extractAnswer(completion), c);
@@ -109,6 +108,7 @@ function scoreExtracted(answer: string | null, c: EvalCase): { correct: boolean;
   return answer === null ? { correct: false, credit: 0 } : scoreAnswer(answer, c);
 }
 
+/** All metrics of one set of predictions, without the per-dataset breakdown. */
 export function summarizePredictions(predictions: readonly EvalPrediction[]): EvalSummary {
   const n = predictions.length;
   let correct = 0;

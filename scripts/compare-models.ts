@@ -9,14 +9,13 @@
 //
 // Works on any JSONL of the ../shared/data format (e.g. a train split, to see how well a model fits
 // what it was trained on). With --json the last line is one JSON object keyed by dataset and 'all'.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadVqaJsonl } from '../src/data/jsonl-loader.ts';
 import type { VqaCase } from '../src/data/vqa-case.ts';
 import { evaluateCases } from '../src/eval/evaluate.ts';
 import { scorePrediction } from '../src/eval/metrics.ts';
 import { pairedComparison } from '../src/eval/proportion-stats.ts';
+import { packageDirFor } from '../src/registry/model-package.ts';
 import { loadRuntime } from '../src/runtime/model-runtime.ts';
 import { buildPatchCache } from '../src/training/image-cache.ts';
 
@@ -27,8 +26,6 @@ if (!values.a || !values.b || !values.data?.length) {
   console.error('usage: npm run compare -- --a <model dir or id> --b <model dir or id> --data <jsonl> [--data <jsonl> …] [--json]');
   process.exit(2);
 }
-const packageDir = (m: string) => (existsSync(join(m, 'manifest.json')) ? m : join('models', m));
-
 const cases: VqaCase[] = [];
 for (const file of values.data) {
   const loaded = await loadVqaJsonl(file);
@@ -38,7 +35,7 @@ for (const file of values.data) {
 
 /** Whether each case is answered correctly (greedy), in `cases` order. */
 async function correctness(model: string): Promise<{ id: string; correct: boolean[] }> {
-  const rt = await loadRuntime(packageDir(model), { executionProviders: ['cpu'] });
+  const rt = await loadRuntime(packageDirFor(model), { executionProviders: ['cpu'] });
   try {
     const patches = await buildPatchCache(cases.map((c) => c.imagePath), rt.config);
     const r = await evaluateCases(rt, cases, patches, { latencySamples: 0, onProgress: (d, n) => process.stderr.write(`\r${rt.id} ${d}/${n}`) });
@@ -54,7 +51,8 @@ const b = await correctness(values.b);
 const groups = new Map<string, number[]>([['all', cases.map((_, i) => i)]]);
 cases.forEach((c, i) => {
   const key = c.dataset ?? 'unknown';
-  groups.set(key, [...(groups.get(key) ?? []), i]);
+  if (!groups.has(key)) groups.set(key, []);
+  groups.get(key)!.push(i);
 });
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}`;

@@ -3,10 +3,9 @@
 // decoding; prints accuracy overall / closed / open / per modality and per dataset, format rate,
 // trace grounding rate, yes-bias, mean completion length and latency. With --json the last line is
 // one JSON object (accuracy, closed_accuracy, open_accuracy, format_rate, grounding_rate, yes_bias, n, …).
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadVqaJsonl } from '../src/data/jsonl-loader.ts';
+import { packageDirFor } from '../src/registry/model-package.ts';
 import { loadRuntime } from '../src/runtime/model-runtime.ts';
 import { buildPatchCache } from '../src/training/image-cache.ts';
 import { evaluateCases, summarize } from '../src/eval/evaluate.ts';
@@ -16,7 +15,7 @@ if (!values.model || !values.data) {
   console.error('usage: npm run eval -- --model <model dir or id> --data <jsonl> [--json] [--limit N]');
   process.exit(2);
 }
-const modelDir = existsSync(join(values.model, 'manifest.json')) ? values.model : join('models', values.model);
+const modelDir = packageDirFor(values.model);
 const loaded = await loadVqaJsonl(values.data);
 for (const e of loaded.errors.slice(0, 5)) console.error(`${values.data}:${e.line}: ${e.message}`);
 if (loaded.errors.length) console.error(`${loaded.errors.length} records skipped as invalid`);

@@ -3,7 +3,7 @@
 // manifest with its sha256. Packages are written once and never modified: a new model gets a new id.
 
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -100,6 +100,14 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /** Whether anything (a file, a directory, a dangling link) is at `target`; other errors throw. */
+/**
+ * What a command-line `--model` names: a package directory when it holds a manifest, else a model
+ * id under `modelsDir` (e.g. `clinvqa-grpo` → `models/clinvqa-grpo`).
+ */
+export function packageDirFor(modelOrDir: string, modelsDir = 'models'): string {
+  return existsSync(join(modelOrDir, 'manifest.json')) ? modelOrDir : join(modelsDir, modelOrDir);
+}
+
 export async function isPathTaken(target: string): Promise<boolean> {
   return lstat(target).then(
     () => true,

@@ -11,6 +11,7 @@ import { ManifestError } from '../../src/registry/manifest.ts';
 import {
   ModelPackageError,
   listModelPackages,
+  packageDirFor,
   sweepIncompletePackages,
   verifyModelPackage,
   writeModelPackage,
@@ -276,4 +277,10 @@ describe('listModelPackages', () => {
     assert.deepEqual(await listModelPackages(join(models, 'absent')), []);
     assert.deepEqual(await sweepIncompletePackages(join(models, 'absent')), []);
   });
+});
+
+it('packageDirFor: a directory holding a manifest is taken as is, anything else is an id under the models dir', () => {
+  assert.equal(packageDirFor('models/clinvqa-sft'), 'models/clinvqa-sft');
+  assert.equal(packageDirFor('clinvqa-sft'), join('models', 'clinvqa-sft'));
+  assert.equal(packageDirFor('clinvqa-grpo', '/srv/models'), join('/srv/models', 'clinvqa-grpo'));
 });

@@ -49,6 +49,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       });
     }
     if (res.headersSent) {
+      // Already answered in full (e.g. by the shutdown's grace-end 503): leave it to flush.
+      if (res.writableEnded) return;
       // Too late for a problem document (e.g. mid-stream); cut the connection so the client notices.
       res.destroy();
       return;

@@ -38,6 +38,7 @@ COPY src ./src
 COPY models ./models
 
 ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
     PORT=8080 \
     CLINVQA_DATA_DIR=/var/lib/clinvqa \
     CLINVQA_MODELS_DIR=/app/models \
@@ -47,5 +48,7 @@ EXPOSE 8080
 USER clinvqa
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# npm forwards SIGTERM to the server, which drains in-flight requests before exiting.
-CMD ["npm", "start"]
+# node itself is PID 1 (exec form, no npm and no shell in between): `docker stop`'s SIGTERM reaches
+# the server, which drains in-flight requests before exiting. npm would exit on SIGTERM without
+# passing it on, and the container would stop with requests cut.
+CMD ["node", "--import", "tsx", "src/main.ts"]

@@ -145,7 +145,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`CLINVQA_STICKY_HEADER is not a valid header name: "${stickyHeader}"`);
   }
   return Object.freeze({
-    host: env.HOST ?? '0.0.0.0',
+    // Loopback unless asked: a development server is not reachable from the network by accident.
+    host: env.HOST ?? '127.0.0.1',
     port: intFrom(env, 'PORT', 8080, 0, 65535),
     dataDir: path.resolve(env.CLINVQA_DATA_DIR ?? './var'),
     modelsDir: path.resolve(env.CLINVQA_MODELS_DIR ?? './models'),

@@ -29,8 +29,13 @@ RUN ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
 WORKDIR /app
 # Dependencies first, so code changes do not re-run the install. Production dependencies only:
 # the server runs TypeScript through tsx (a dependency), no build step.
-COPY package.json package-lock.json .npmrc ./
-RUN npm ci --omit=dev --onnxruntime-node-install=${ORT_INSTALL} && npm cache clean --force
+# onnxruntime-node's installer would fetch its CUDA provider on linux/x64: package.json denies it
+# (allowScripts), the variable does the same for npm versions that predate allowScripts, and the
+# CUDA build runs it on purpose.
+COPY package.json package-lock.json ./
+RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev \
+ && if [ "${ORT_INSTALL}" != skip ]; then node node_modules/onnxruntime-node/script/install.js --onnxruntime-node-install=${ORT_INSTALL}; fi \
+ && npm cache clean --force
 
 COPY tsconfig.json openapi.yaml ./
 COPY assets ./assets

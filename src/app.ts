@@ -16,6 +16,7 @@ import { errorHandler, notFound } from './http/middleware/error-handler.ts';
 import { httpMetrics } from './http/middleware/http-metrics.ts';
 import { resolveOperation, validateRequest } from './http/middleware/openapi-validate.ts';
 import { requestId } from './http/middleware/request-id.ts';
+import { rateLimit } from './http/middleware/rate-limit.ts';
 import { parseBodies } from './http/middleware/upload.ts';
 import { OpenApiSpec } from './http/openapi/spec.ts';
 import { contextOf } from './http/request-context.ts';
@@ -36,6 +37,7 @@ import { Batcher } from './runtime/batcher.ts';
 import { ExecutionLane } from './runtime/execution-lane.ts';
 import type { ModelRuntime, RuntimeLoader } from './runtime/types.ts';
 import { ChatService } from './serving/chat.service.ts';
+import { PreprocessStage } from './serving/preprocess-stage.ts';
 import type { VariantSelector } from './serving/variant-selection.ts';
 import { VqaService } from './serving/vqa.service.ts';
 
@@ -140,11 +142,12 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
       return picked ? { model: picked.variant.model, variant: picked.variant.name, tableVersion: picked.tableVersion } : undefined;
     },
   };
-  const vqa = new VqaService({ registry, selector, recorder: feedback, metrics, limits: config.limits, logger });
+  const preprocessStage = new PreprocessStage(config.decode, undefined, (lane) => metrics.observeDecodeRejection(lane));
+  const vqa = new VqaService({ registry, selector, recorder: feedback, metrics, limits: config.limits, logger, preprocessStage });
   const chat = new ChatService(vqa);
   const parts: AppParts = { config, registry, abTable, feedback, metrics, logger };
 
-  // 3. the request pipeline: id → metrics/audit hooks → contract operation → auth → body → contract check → route
+  // 3. the request pipeline: id → metrics/audit hooks → contract operation → auth → rate limit → body → contract check → route
   let draining = false;
   const app = express();
   app.disable('x-powered-by');
@@ -155,6 +158,7 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   app.use(resolveOperation(spec));
   app.use(abortWhenDraining(() => draining));
   app.use(authenticate({ apiKeys: config.apiKeys, insecureDev: config.insecureDev }));
+  app.use(rateLimit(config.rateLimits));
   app.use(parseBodies({ maxImageBytes: config.limits.maxImageBytes }));
   app.use(validateRequest(spec));
 

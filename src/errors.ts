@@ -29,6 +29,7 @@ export const ERROR_CATALOGUE = {
   image_unreadable: { status: 422, title: 'The image could not be decoded' },
   invalid_ab_table: { status: 422, title: 'The A/B table is not valid' },
   model_load_failed: { status: 422, title: 'The model package could not be loaded' },
+  rate_limited: { status: 429, title: 'Too many requests for this API key' },
   internal_error: { status: 500, title: 'Internal server error' },
   not_ready: { status: 503, title: 'The server is not ready' },
   queue_full: { status: 503, title: 'The server is at capacity' },

@@ -55,3 +55,22 @@ test('ORT gets all cores but one for the event loop, at least 1 and at most 4', 
   assert.deepEqual([1, 2, 3, 8, 64].map((cores) => defaultIntraOpThreads(cores)), [1, 1, 2, 4, 4]);
   assert.equal(loadConfig(KEYS).intraOpThreads, defaultIntraOpThreads());
 });
+
+test('the server listens on loopback unless HOST says otherwise', () => {
+  assert.equal(loadConfig(KEYS).host, '127.0.0.1');
+  assert.equal(loadConfig({ ...KEYS, HOST: '0.0.0.0' }).host, '0.0.0.0');
+});
+
+test('image limits, decoding lanes and per-role rate limits: defaults and overrides', () => {
+  const c = loadConfig(KEYS);
+  assert.equal(c.limits.maxInputPixels, 25_000_000);
+  assert.ok(4096 * 4096 <= c.limits.maxInputPixels && 4096 * 5625 <= c.limits.maxInputPixels, 'large radiographs and mammograms fit');
+  assert.deepEqual(c.decode, { concurrency: 2, maxQueue: 64, largeConcurrency: 1, largeMaxQueue: 4, largeDecodedBytes: 16 * 1024 * 1024 });
+  assert.deepEqual(c.rateLimits, { clinician: { perSecond: 20, burst: 40 }, admin: { perSecond: 10, burst: 20 } });
+  const o = loadConfig({ ...KEYS, CLINVQA_RATE_LIMIT_CLINICIAN: '0', CLINVQA_RATE_LIMIT_ADMIN: '50', CLINVQA_DECODE_LARGE_QUEUE: '0' });
+  assert.equal(o.rateLimits.clinician.perSecond, 0);
+  assert.deepEqual(o.rateLimits.admin, { perSecond: 50, burst: 50 }, 'the burst is at least one second of the rate');
+  assert.equal(o.decode.largeMaxQueue, 0);
+  assert.throws(() => loadConfig({ ...KEYS, CLINVQA_RATE_BURST_ADMIN: '0' }), /CLINVQA_RATE_BURST_ADMIN/);
+  assert.throws(() => loadConfig({ ...KEYS, CLINVQA_DECODE_CONCURRENCY: '0' }), /CLINVQA_DECODE_CONCURRENCY/);
+});

@@ -10,6 +10,7 @@ import { preprocessImage } from '../preprocess/image.ts';
 import type { ModelLease, ModelRegistry } from '../registry/registry.ts';
 import { InferenceTimeoutError, QueueFullError, RequestCancelledError, type Completed } from '../runtime/batcher.ts';
 import type { InferenceResult } from '../runtime/types.ts';
+import type { PreprocessStage } from './preprocess-stage.ts';
 import { OVERRIDE_VARIANT, type ResponseRecorder, type VariantSelector } from './variant-selection.ts';
 
 export const QUESTION_MAX_CHARS = 2000;
@@ -55,6 +56,8 @@ export interface VqaServiceDeps {
   metrics: Metrics;
   limits: { maxImageBytes: number; maxInputPixels: number };
   logger: Logger;
+  /** Bounded, cost-aware decoding; without it images are decoded as they come. */
+  preprocessStage?: PreprocessStage;
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
@@ -78,15 +81,18 @@ export class VqaService {
       // 1. preprocess with this model's image geometry and normalisation
       const t0 = performance.now();
       const { imageSize, patchSize, mean, std } = model.runtime.imageConfig;
-      const image = await preprocessImage(input.image, {
+      const preprocessOptions = {
         imageSize,
         patchSize,
-        channels: 3,
+        channels: 3 as const,
         mean,
         std,
         maxInputPixels: this.deps.limits.maxInputPixels,
         maxBytes: this.deps.limits.maxImageBytes,
-      });
+      };
+      const image = this.deps.preprocessStage
+        ? await this.deps.preprocessStage.run(input.image, preprocessOptions, ctx.signal)
+        : await preprocessImage(input.image, preprocessOptions);
       const preprocessMs = performance.now() - t0;
       if (ctx.signal?.aborted) throw new RequestCancelledError('client went away');
 

@@ -25,7 +25,7 @@ const root = mkdtempSync(path.join(os.tmpdir(), 'bench-finetune-'));
 const modelsDir = path.join(root, 'models');
 cpSync(baseDir, path.join(modelsDir, baseId), { recursive: true });
 const ADMIN_KEY = 'bench-admin-key-0123456789';
-const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', CLINVQA_API_KEYS: `admin:${ADMIN_KEY}`, CLINVQA_DATA_DIR: path.join(root, 'var'), CLINVQA_MODELS_DIR: modelsDir, CLINVQA_LOG_LEVEL: 'error' });
+const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', CLINVQA_API_KEYS: `admin:${ADMIN_KEY}`, CLINVQA_DATA_DIR: path.join(root, 'var'), CLINVQA_MODELS_DIR: modelsDir, CLINVQA_LOG_LEVEL: 'error', CLINVQA_RATE_LIMIT_ADMIN: '0' });
 const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir, standardValidation: [], workerThreads: 1 });
 const server = await startServer({ config, loader: loadModelRuntime, logger: createLogger('error'), extraRouters: (parts) => fineTunes.routers(parts) });
 await fineTunes.started;

@@ -202,7 +202,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     rateLimits: Object.freeze({
       clinician: rateLimitFrom(env, 'CLINICIAN', { perSecond: 20, burst: 40 }),
-      admin: rateLimitFrom(env, 'ADMIN', { perSecond: 10, burst: 20 }),
+      admin: rateLimitFrom(env, 'ADMIN', { perSecond: 20, burst: 40 }),
     }),
     shutdownGraceMs: intFrom(env, 'CLINVQA_SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     logLevel: logLevel as Config['logLevel'],

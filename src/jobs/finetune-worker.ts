@@ -10,8 +10,7 @@
 //   5. reports over IPC; the server records and registers. It never writes the job database.
 // ONNX Runtime and sharp get one thread each and the process a lower CPU priority, so the server in
 // the parent keeps answering at its usual latency.
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -31,13 +30,14 @@ import { GRPO_DEFAULTS, type GrpoConfig } from '../training/grpo/grpo-config.ts'
 import { trainGrpo } from '../training/grpo/grpo-trainer.ts';
 import { buildPatchCache } from '../training/image-cache.ts';
 import { spreadSample, stripNulls } from '../training/run-output.ts';
+import { readJson, sha256Hex, writeJsonDurably } from '../files/durable-file.ts';
 import { DATASET_JSONL, UPLOAD_DATASET_NAME, datasetDir, runDirOf } from './dataset-store.ts';
 import { JobStore, type FineTuneJob } from './job-store.ts';
 import { EXIT_ORPHANED, type ServerMessage, type WorkerMessage } from './worker-protocol.ts';
 
 /** Held-out cases: the `fraction` whose hash of (seed, id) is smallest; at least one case trains. */
 export function splitHeldOut(cases: readonly VqaCase[], fraction: number, seed: number): { train: VqaCase[]; heldOut: VqaCase[] } {
-  const key = (c: VqaCase) => createHash('sha256').update(`${seed}:${c.id}`).digest('hex');
+  const key = (c: VqaCase) => sha256Hex(`${seed}:${c.id}`);
   const ranked = [...cases].sort((a, b) => (key(a) < key(b) ? -1 : 1));
   let n = Math.round(cases.length * fraction);
   if (fraction > 0 && n === 0 && cases.length > 1) n = 1;
@@ -147,7 +147,7 @@ class Worker {
       } finally {
         await rt.dispose();
       }
-      await writeJsonAtomically(beforeFile, before);
+      await writeJsonDurably(beforeFile, before);
     }
     this.checkStop();
 
@@ -247,20 +247,6 @@ class Fatal extends Error {}
 
 function finite(x: number | undefined): number | null {
   return typeof x === 'number' && Number.isFinite(x) ? x : null;
-}
-
-async function readJson<T>(file: string): Promise<T | null> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
-  } catch {
-    return null;
-  }
-}
-
-async function writeJsonAtomically(file: string, value: unknown): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(value));
-  await rename(tmp, file);
 }
 
 async function start(): Promise<void> {

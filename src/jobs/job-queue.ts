@@ -210,7 +210,7 @@ export class JobQueue {
     if (!result.ok) {
       const first = result.errors[0]!;
       const where = first.line !== undefined ? `line ${first.line}: ` : '';
-      // Removed before the job reads as failed, so whoever sees `failed` sees the upload gone.
+      // Removed before the job reads as failed, so a client that sees the failure finds no upload left.
       await removeStagedUpload(dataDir, job.id);
       this.finish(job.id, ['validating_files'], 'failed', {
         code: 'invalid_upload',

@@ -194,7 +194,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxInputPixels: intFrom(env, 'CLINVQA_MAX_IMAGE_PIXELS', 25_000_000, 1024, 1_000_000_000),
     }),
     decode: Object.freeze({
-      concurrency: intFrom(env, 'CLINVQA_DECODE_CONCURRENCY', 2, 1, 64),
+      // As many as libuv has pool threads (sharp decodes there): more would only wait in libuv's
+      // own queue, fewer turns event-loop latency into a throughput cap. The large lane holds at
+      // most largeConcurrency of those threads, so ordinary images always find the rest.
+      concurrency: intFrom(env, 'CLINVQA_DECODE_CONCURRENCY', 4, 1, 64),
       maxQueue: intFrom(env, 'CLINVQA_DECODE_QUEUE', 64, 0, 100_000),
       largeConcurrency: intFrom(env, 'CLINVQA_DECODE_LARGE_CONCURRENCY', 1, 1, 64),
       largeMaxQueue: intFrom(env, 'CLINVQA_DECODE_LARGE_QUEUE', 4, 0, 100_000),

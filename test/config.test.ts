@@ -65,7 +65,7 @@ test('image limits, decoding lanes and per-role rate limits: defaults and overri
   const c = loadConfig(KEYS);
   assert.equal(c.limits.maxInputPixels, 25_000_000);
   assert.ok(4096 * 4096 <= c.limits.maxInputPixels && 4096 * 5625 <= c.limits.maxInputPixels, 'large radiographs and mammograms fit');
-  assert.deepEqual(c.decode, { concurrency: 2, maxQueue: 64, largeConcurrency: 1, largeMaxQueue: 4, largeDecodedBytes: 16 * 1024 * 1024 });
+  assert.deepEqual(c.decode, { concurrency: 4, maxQueue: 64, largeConcurrency: 1, largeMaxQueue: 4, largeDecodedBytes: 16 * 1024 * 1024 });
   assert.deepEqual(c.rateLimits, { clinician: { perSecond: 20, burst: 40 }, admin: { perSecond: 20, burst: 40 } });
   const o = loadConfig({ ...KEYS, CLINVQA_RATE_LIMIT_CLINICIAN: '0', CLINVQA_RATE_LIMIT_ADMIN: '50', CLINVQA_DECODE_LARGE_QUEUE: '0' });
   assert.equal(o.rateLimits.clinician.perSecond, 0);

@@ -131,7 +131,9 @@ test('SIGTERM under 200 concurrent keep-alive clients: no request is reset; each
         CLINVQA_API_KEYS: `clinician:${CLINICIAN_KEY}`,
         CLINVQA_DATA_DIR: path.join(root, 'var'),
         CLINVQA_MODELS_DIR: path.join(root, 'models'),
+        // Room for every client in each bounded stage: this test is about shutdown, not capacity.
         CLINVQA_MAX_QUEUE: '400',
+        CLINVQA_DECODE_QUEUE: '400',
         CLINVQA_RATE_LIMIT_CLINICIAN: '0',
         FAKE_DELAY_MS: '40',
       },

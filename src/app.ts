@@ -202,7 +202,7 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   for (const router of deps.extraRouters?.(parts) ?? []) app.use(router);
 
   app.use(notFound());
-  app.use(errorHandler(logger));
+  app.use(errorHandler(logger, { errorFormatOf: (urlPath) => spec.errorFormatOf(urlPath) }));
 
   let closed: Promise<void> | undefined;
   return {

@@ -50,11 +50,19 @@ export interface OperationMatch {
   params: Record<string, string>;
 }
 
+/**
+ * How a route's errors are shaped: RFC 7807 problem documents, or OpenAI's `{"error": {...}}` on
+ * the OpenAI-compatible routes (path items marked `x-error-format: openai`), so OpenAI SDKs show
+ * the real message.
+ */
+export type ErrorFormat = 'problem' | 'openai';
+
 interface CompiledPath {
   template: string;
   regex: RegExp;
   names: string[];
   operations: Map<string, Operation>;
+  errorFormat: ErrorFormat;
 }
 
 export class OpenApiSpec {
@@ -81,7 +89,9 @@ export class OpenApiSpec {
         if (!op) continue;
         operations.set(method.toUpperCase(), this.compileOperation(method.toUpperCase(), template, op, globalSecurity, (item.parameters ?? []) as unknown[]));
       }
-      this.paths.push({ template, regex: new RegExp(`^${source}$`), names, operations });
+      const errorFormat = item['x-error-format'] ?? 'problem';
+      if (errorFormat !== 'problem' && errorFormat !== 'openai') throw new Error(`${template}: x-error-format must be problem or openai`);
+      this.paths.push({ template, regex: new RegExp(`^${source}$`), names, operations, errorFormat });
     }
   }
 
@@ -105,6 +115,11 @@ export class OpenApiSpec {
       return { found: { operation, params }, pathExists };
     }
     return { pathExists };
+  }
+
+  /** The error format of the path item a concrete path falls under, whatever the method; RFC 7807 outside the contract. */
+  errorFormatOf(urlPath: string): ErrorFormat {
+    return this.paths.find((p) => p.regex.test(urlPath))?.errorFormat ?? 'problem';
   }
 
   /** Every operation, for tests that walk the whole contract. */

@@ -100,12 +100,12 @@ test('contract violations in chat: no user message, n > 1, bad role → 400', as
     assert.equal(noUser.status, 400);
     const n2 = await request(t.clinvqa.app).post('/v1/chat/completions').set(AUTH).send(await chatBody({ n: 2 }));
     assert.equal(n2.status, 400);
-    assert.equal(n2.body.errors[0].path, '/n');
+    assert.equal(n2.body.error.param, 'n');
     const role = await request(t.clinvqa.app).post('/v1/chat/completions').set(AUTH).send({ messages: [{ role: 'robot', content: 'hi' }] });
     assert.equal(role.status, 400);
     const noImage = await request(t.clinvqa.app).post('/v1/chat/completions').set(AUTH).send({ messages: [{ role: 'user', content: 'Is it normal?' }] });
     assert.equal(noImage.status, 400);
-    assert.equal(noImage.body.code, 'image_missing');
+    assert.equal(noImage.body.error.code, 'image_missing');
   } finally {
     await t.cleanup();
   }

@@ -11,6 +11,8 @@ export const ERROR_CATALOGUE = {
   image_missing: { status: 400, title: 'No image was sent' },
   image_url_not_supported: { status: 400, title: 'Only data: URLs are accepted for images' },
   question_empty: { status: 400, title: 'The question is empty' },
+  context_length_exceeded: { status: 400, title: "The prompt does not fit the model's context" },
+  unsupported_parameter: { status: 400, title: 'The request asks for something this server does not do' },
   unauthorized: { status: 401, title: 'A valid API key is required' },
   forbidden: { status: 403, title: 'This API key may not use this route' },
   not_found: { status: 404, title: 'No such route' },

@@ -93,6 +93,13 @@ test('400: a contract violation names the field in `param`', async () => {
   const noImage = await apiError(client().chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: 'Is it normal?' }] }));
   assert.equal(noImage.code, 'image_missing');
   assert.match(noImage.message, /^400 No image: add an image_url part/);
+  // The fake model reads at most 64 words of question.
+  const long = await apiError(client().chat.completions.create(question(Array.from({ length: 70 }, () => 'word').join(' '))));
+  assert.equal(long.code, 'context_length_exceeded');
+  assert.equal(long.message, '400 The question is 70 tokens long; model "clinvqa-sft" reads at most 64 tokens of question. Shorten the question.');
+  const system = await apiError(client().chat.completions.create({ ...question(), messages: [{ role: 'system', content: 'Be brief.' }, ...question().messages] }));
+  assert.equal(system.code, 'unsupported_parameter');
+  assert.equal(system.param, 'messages[0]');
 });
 
 test('404: an unknown model → NotFoundError, code model_not_found, on chat and on models.retrieve', async () => {

@@ -4,7 +4,6 @@
 //   const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir: config.modelsDir });
 //   startServer({ config, loader, logger, extraRouters: (parts) => fineTunes.routers(parts) });
 //   … on shutdown: await fineTunes.close();
-import { existsSync } from 'node:fs';
 import type { Router } from 'express';
 import type { AppParts } from '../app.ts';
 import { adminJobsRouter } from '../http/routes/admin-jobs.route.ts';
@@ -17,7 +16,7 @@ export interface FineTunesOptions {
   dataDir: string;
   modelsDir: string;
   limits?: Partial<UploadLimits>;
-  /** JSONL files scored before and after every job; default: the shared validation splits that exist. */
+  /** JSONL files scored before and after every job; default: the shared validation splits. */
   standardValidation?: string[];
   workerThreads?: number;
   maxCrashes?: number;
@@ -70,7 +69,8 @@ export function createFineTunes(options: FineTunesOptions): FineTunes {
         setCanary: (id, share) => {
           parts.abTable.setCanary(id, share);
         },
-        standardValidation: options.standardValidation ?? GRPO_DEFAULTS.validation.filter((p) => existsSync(p)),
+        // Every configured file, found or not: a job that cannot find one says so in its events.
+        standardValidation: options.standardValidation ?? GRPO_DEFAULTS.validation,
         ...(options.workerThreads !== undefined ? { workerThreads: options.workerThreads } : {}),
         ...(options.maxCrashes !== undefined ? { maxCrashes: options.maxCrashes } : {}),
         ...(options.retryDelayMs !== undefined ? { retryDelayMs: options.retryDelayMs } : {}),

@@ -14,7 +14,7 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { loadVqaJsonl, loadVqaUnion } from '../data/jsonl-loader.ts';
+import { loadVqaJsonl } from '../data/jsonl-loader.ts';
 import type { VqaCase } from '../data/vqa-case.ts';
 import type { ModelConfig } from '../engine/model/config.ts';
 import { readJson, sha256Hex, writeJsonDurably } from '../files/durable-file.ts';
@@ -24,9 +24,10 @@ import { loadRuntime } from '../runtime/model-runtime.ts';
 import { GRPO_DEFAULTS, type GrpoConfig } from '../training/grpo/grpo-config.ts';
 import { trainGrpo } from '../training/grpo/grpo-trainer.ts';
 import { buildPatchCache } from '../training/image-cache.ts';
-import { manifestMetrics, scoreSets, spreadSample, type SetMetrics } from '../training/run-output.ts';
+import { manifestMetrics, scoreSets, type SetMetrics } from '../training/run-output.ts';
 import { DATASET_JSONL, UPLOAD_DATASET_NAME, datasetDir, runDirOf } from './dataset-store.ts';
 import { JobStore, type FineTuneJob } from './job-store.ts';
+import { loadStandardValidation, VALIDATION_UNAVAILABLE } from './standard-validation.ts';
 import { EXIT_ORPHANED, type ServerMessage, type WorkerMessage } from './worker-protocol.ts';
 
 /** Held-out cases: the `fraction` whose hash of (seed, id) is smallest; at least one case trains. */
@@ -107,12 +108,13 @@ class Worker {
     const loaded = await loadVqaJsonl(jsonlPath, { dataset: UPLOAD_DATASET_NAME });
     if (loaded.errors.length > 0) throw new Fatal(`the stored dataset no longer parses (line ${loaded.errors[0]!.line})`);
     const { train, heldOut } = splitHeldOut(loaded.cases, spec.validation_fraction, hp.seed);
-    let standard: VqaCase[] = [];
-    if (spec.standard_validation.length > 0) {
-      const union = await loadVqaUnion(spec.standard_validation);
-      standard = spreadSample(union.cases, hp.eval_samples);
+    const validation = await loadStandardValidation(spec.standard_validation, hp.eval_samples);
+    const standard = validation.cases;
+    if (validation.warning !== undefined) {
+      await this.event('validation_unavailable', validation.warning, { validation_cases: standard.length, unavailable: validation.unavailable }, 'warn');
     }
-    await this.event('dataset_loaded', `${train.length} cases to train on, ${heldOut.length} held out, ${standard.length} standard validation cases`, {
+    const standardText = validation.unavailable ? 'no standard validation (unavailable)' : `${standard.length} standard validation cases`;
+    await this.event('dataset_loaded', `${train.length} cases to train on, ${heldOut.length} held out, ${standardText}`, {
       train_cases: train.length, held_out_cases: heldOut.length, validation_cases: standard.length,
     });
     this.checkStop();
@@ -181,7 +183,8 @@ class Worker {
     });
     this.training = false;
     if (result.steps < hp.max_steps) return this.finishStopped(result.steps);
-    const metrics = { before: manifestMetrics(before), after: manifestMetrics(result.scores) };
+    const unavailable = validation.unavailable ? { validation: VALIDATION_UNAVAILABLE } : {};
+    const metrics = { before: { ...manifestMetrics(before), ...unavailable }, after: { ...manifestMetrics(result.scores), ...unavailable } };
     await this.event('package_written', `model package ${spec.result_model} written`);
     await this.send({ type: 'succeeded', result_model: spec.result_model, metrics });
   }

@@ -101,7 +101,7 @@ class Worker {
     try {
       await verifyModelPackage(spec.base_dir);
     } catch (error) {
-      throw new Fatal(`the base model ${job.base_model} cannot be used: ${(error as Error).message.split(spec.models_dir).join('models')}`);
+      throw new Fatal(`the base model ${job.base_model} cannot be used: ${(error as Error).message.split(path.dirname(spec.base_dir)).join('models')}`);
     }
     if (!job.dataset_sha256) throw new Fatal('the job has no stored dataset');
     const jsonlPath = path.join(datasetDir(dataDir, job.dataset_sha256), DATASET_JSONL);

@@ -79,7 +79,9 @@ test('one job at a time; cancel stops the running one at a checkpoint and the ne
   const done = await until('B done', () => store.get(b.id), isDone);
   assert.equal(done!.status, 'succeeded', JSON.stringify(done!.error));
   assert.deepEqual(registered, [done!.result_model]);
-  assert.ok(existsSync(path.join(modelsDir, done!.result_model!, 'manifest.json')));
+  // The new package is under the data dir, not among the shipped models.
+  assert.ok(existsSync(path.join(dataDir, 'models', done!.result_model!, 'manifest.json')));
+  assert.ok(!existsSync(path.join(modelsDir, done!.result_model!)));
   assert.throws(() => queue.cancel(b.id), /already succeeded/);
   // This queue has no standard validation set: the job says so, as a warning and in its metrics.
   const warning = store.events(b.id).find((e) => e.type === 'validation_unavailable');

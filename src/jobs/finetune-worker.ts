@@ -15,18 +15,20 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { loadVqaJsonl } from '../data/jsonl-loader.ts';
+import { VqaTokenizer } from '../data/tokenizer.ts';
 import type { VqaCase } from '../data/vqa-case.ts';
-import type { ModelConfig } from '../engine/model/config.ts';
+import { numPatches, type ModelConfig } from '../engine/model/config.ts';
 import { readJson, sha256Hex, writeJsonDurably } from '../files/durable-file.ts';
 import type { JsonObject } from '../registry/manifest.ts';
 import { verifyModelPackage } from '../registry/model-package.ts';
-import { loadRuntime } from '../runtime/model-runtime.ts';
+import { loadRuntime, maxPromptTokensFor } from '../runtime/model-runtime.ts';
 import { GRPO_DEFAULTS, type GrpoConfig } from '../training/grpo/grpo-config.ts';
 import { trainGrpo } from '../training/grpo/grpo-trainer.ts';
 import { buildPatchCache } from '../training/image-cache.ts';
 import { manifestMetrics, scoreSets, type SetMetrics } from '../training/run-output.ts';
 import { DATASET_JSONL, UPLOAD_DATASET_NAME, datasetDir, runDirOf } from './dataset-store.ts';
 import { JobStore, type FineTuneJob } from './job-store.ts';
+import { findLongQuestions, longQuestionsWarning } from './long-questions.ts';
 import { loadStandardValidation, VALIDATION_UNAVAILABLE } from './standard-validation.ts';
 import { EXIT_ORPHANED, type ServerMessage, type WorkerMessage } from './worker-protocol.ts';
 
@@ -121,6 +123,10 @@ class Worker {
 
     const config = JSON.parse(await readFile(path.join(spec.base_dir, 'config.json'), 'utf8')) as ModelConfig;
     const tokenizerPath = path.join(spec.base_dir, 'tokenizer.json');
+    // The fewer question tokens of what training (prompt + rollout) and scoring (prompt + answer) leave.
+    const questionLimit = Math.min(maxPromptTokensFor(config), config.text.maxPositions - numPatches(config) - hp.max_completion_length);
+    const long = longQuestionsWarning(findLongQuestions(await VqaTokenizer.load(tokenizerPath), loaded.cases, loaded.caseLines, questionLimit), questionLimit);
+    if (long !== undefined) await this.event('questions_truncated', long, { max_question_tokens: questionLimit }, 'warn');
     const threads = spec.worker_threads;
     const evalSets = { held_out: heldOut, validation: standard };
     const patches = await buildPatchCache([...heldOut, ...standard].map((c) => c.imagePath), config, 1);

@@ -14,6 +14,11 @@ export interface InferenceRequest {
   patches: Float32Array;
   question: string;
   params: GenerateParams;
+  /**
+   * Offline evaluation only: read a question longer than the context by its last tokens, as the
+   * trainers build their prompts, instead of refusing it. Serving never sets it.
+   */
+  readQuestionEnd?: boolean;
 }
 
 export interface InferenceResult {

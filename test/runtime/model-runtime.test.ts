@@ -58,6 +58,9 @@ test('a question longer than the context is refused with both token counts, neve
   assert.ok(rt.maxPromptTokens > 0);
   assert.throws(() => rt.checkPrompt(long), (e: unknown) => e instanceof PromptTooLongError && e.maxPromptTokens === rt.maxPromptTokens && e.promptTokens > rt.maxPromptTokens && e.model === 'clinvqa-sft');
   await assert.rejects(rt.generateBatch([{ patches, question: long, params: GREEDY }]), PromptTooLongError);
+  // Offline evaluation may ask to read it by its end, as the trainers do; only then is it cut.
+  const [end] = await rt.generateBatch([{ patches, question: long, params: GREEDY, readQuestionEnd: true }]);
+  assert.equal(end.promptTokens, rt.maxPromptTokens);
   // A question that fits is counted as the prompt the model reads.
   const [r] = await rt.generateBatch([{ patches, question: fits, params: GREEDY }]);
   assert.equal(rt.checkPrompt(fits), r.promptTokens);

@@ -5,7 +5,7 @@
 import { Router } from 'express';
 import { ApiError } from '../../errors.ts';
 import type { Logger } from '../../audit/logger.ts';
-import type { ModelRegistry } from '../../registry/registry.ts';
+import type { ModelRegistry } from '../../runtime/model-registry.ts';
 import { findServedPackage, withoutServerPaths, type ModelSources } from '../../registry/model-sources.ts';
 import { contextOf } from '../request-context.ts';
 import { toModelJson } from './models.route.ts';

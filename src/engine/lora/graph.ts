@@ -1,0 +1,180 @@
+// LoRA inside a graph: y = x·Wᵀ + b + scale·((dropout(x)·Aᵀ)·Bᵀ), PEFT's lora.Linear forward.
+//
+// An architecture definition builds its graph once and asks a LoraSource, at each linear layer, for
+// that module's adapter; the frozen base weights stay wherever the definition keeps them (graph
+// inputs fed from the one copy in memory, or initializers of a serving graph), and A/B are separate
+// graph inputs, so only they need gradients and optimizer state. Serving an adapter on top of its
+// base uses the same graph with A/B as initializers (or inputs, for several adapters on one base).
+//
+// Dropout is a mask fed with the inputs (0 or 1/(1−p) per element, drawn by the trainer from a
+// seeded generator), not an in-graph random op: a step's result then depends only on its inputs, so
+// a run resumed from a checkpoint repeats exactly what the uninterrupted run did.
+import type { Graph, TensorData, Value } from '../graph/builder.ts';
+import * as o from '../graph/ops.ts';
+import type { Weights } from '../model/params.ts';
+import { loraScale, type LoraConfig } from './config.ts';
+import type { LoraTarget } from './targets.ts';
+
+export interface LoraAdapterValues {
+  target: LoraTarget;
+  /** [r, in] (a convolution's A flattened over its kernel). */
+  a: Value;
+  /** [out, r]. */
+  b: Value;
+  scale: number;
+  /** Same shape as the layer's input; null = no dropout (evaluation, serving, or lora_dropout 0). */
+  dropoutMask: Value | null;
+}
+
+function flattenRows(x: Value, inDim: number): Value {
+  return x.rank === 2 ? x : o.reshape(x, [-1, inDim]);
+}
+
+function restoreRows(rows: Value, like: Value, outDim: number): Value {
+  if (like.rank === 2) return rows;
+  const outShape = o.concat([o.slice(o.shapeOf(like), [0], [like.rank - 1], [0]), like.graph.constInts([outDim])], 0);
+  return o.reshape(rows, outShape, [...like.shape.slice(0, -1), outDim]);
+}
+
+/**
+ * The adapter's contribution scale·((dropout(x)·Aᵀ)·Bᵀ) for x [..., in] → [..., out]. Leading axes are
+ * folded into one so each product is a single GEMM, as the base linear layers do.
+ */
+export function loraDelta(x: Value, ad: LoraAdapterValues): Value {
+  const inDim = ad.target.inFeatures;
+  const dropped = ad.dropoutMask ? o.mul(x, ad.dropoutMask) : x;
+  const down = o.matmul(flattenRows(dropped, inDim), o.transpose(ad.a, [1, 0])); // [rows, r]
+  // The scale goes on the rank-r product, the smaller of the two.
+  const up = o.matmul(o.mul(down, ad.scale), o.transpose(ad.b, [1, 0])); // [rows, out]
+  return restoreRows(up, x, ad.target.outFeatures);
+}
+
+export interface BaseLinear {
+  weight: Value;
+  bias?: Value | null;
+  /** How `weight` is laid out: HF's [out, in] (default) or [in, out]. */
+  layout?: 'out_in' | 'in_out';
+}
+
+/** x·Wᵀ + b, plus the adapter's delta when there is one. */
+export function loraLinear(x: Value, base: BaseLinear, adapter: LoraAdapterValues | null): Value {
+  const w = base.weight;
+  const [inDim, outDim] = base.layout === 'in_out' ? [w.shape[0], w.shape[1]] : [w.shape[1], w.shape[0]];
+  if (typeof inDim !== 'number' || typeof outDim !== 'number') throw new Error(`loraLinear: ${w.name} needs a static shape`);
+  const wt = base.layout === 'in_out' ? w : o.transpose(w, [1, 0]);
+  let rows = o.matmul(flattenRows(x, inDim), wt);
+  if (base.bias) rows = o.add(rows, base.bias);
+  let y = restoreRows(rows, x, outDim);
+  if (adapter) {
+    if (adapter.target.inFeatures !== inDim || adapter.target.outFeatures !== outDim) {
+      throw new Error(
+        `loraLinear: adapter for ${adapter.target.module} is [${adapter.target.outFeatures}, ${adapter.target.inFeatures}], base weight ${w.name} is [${outDim}, ${inDim}]`,
+      );
+    }
+    y = o.add(y, loraDelta(x, adapter));
+  }
+  return y;
+}
+
+export type LoraSourceMode =
+  /** Training: A and B are graph inputs; `dropout` adds one mask input per adapted layer. */
+  | { kind: 'inputs'; dropout: boolean }
+  /** Serving an unmerged adapter: A and B are baked in. */
+  | { kind: 'initializers'; weights: Weights };
+
+export interface DropoutMaskInput {
+  name: string;
+  target: LoraTarget;
+  /** The layer input's shape (named dims as in the graph). */
+  shape: Value['shape'];
+}
+
+/** Hands out each target module's adapter to the architecture code, and records what it handed out. */
+export class LoraSource {
+  readonly scale: number;
+  private readonly byModule: Map<string, LoraTarget>;
+  private readonly handed = new Map<string, LoraAdapterValues>();
+  readonly dropoutMasks: DropoutMaskInput[] = [];
+
+  constructor(
+    readonly graph: Graph,
+    readonly targets: readonly LoraTarget[],
+    readonly config: Pick<LoraConfig, 'r' | 'lora_alpha' | 'use_rslora' | 'lora_dropout'>,
+    private readonly mode: LoraSourceMode,
+  ) {
+    this.scale = loraScale(config);
+    this.byModule = new Map(targets.map((t) => [t.module, t]));
+  }
+
+  /** Whether `module` is adapted. */
+  has(module: string): boolean {
+    return this.byModule.has(module);
+  }
+
+  /**
+   * The adapter of `module` for a layer whose input is `x`, or null when the module is not a target.
+   * A module may be asked once: it is one layer of the network.
+   */
+  adapter(module: string, x: Value): LoraAdapterValues | null {
+    const target = this.byModule.get(module);
+    if (!target) return null;
+    if (this.handed.has(module)) throw new Error(`LoRA: module ${module} was already given its adapter`);
+    const g = this.graph;
+    const { r } = this.config;
+    const aShape = [r, target.inFeatures];
+    const bShape = [target.outFeatures, r];
+    let a: Value;
+    let b: Value;
+    let mask: Value | null = null;
+    if (this.mode.kind === 'inputs') {
+      a = g.input(target.aName, g.floatType, aShape);
+      b = g.input(target.bName, g.floatType, bShape);
+      if (this.mode.dropout && this.config.lora_dropout > 0) {
+        const name = `${module}.lora_dropout.mask`;
+        mask = g.input(name, g.floatType, x.shape);
+        this.dropoutMasks.push({ name, target, shape: x.shape });
+      }
+    } else {
+      a = g.initializer(target.aName, g.floatType, aShape, this.data(target.aName, r * target.inFeatures));
+      b = g.initializer(target.bName, g.floatType, bShape, this.data(target.bName, target.outFeatures * r));
+    }
+    const values: LoraAdapterValues = { target, a, b, scale: this.scale, dropoutMask: mask };
+    this.handed.set(module, values);
+    return values;
+  }
+
+  /** `baseOut` (the layer's plain linear output for input `x`) plus the module's adapter delta, if any. */
+  apply(module: string, x: Value, baseOut: Value): Value {
+    const ad = this.adapter(module, x);
+    return ad ? o.add(baseOut, loraDelta(x, ad)) : baseOut;
+  }
+
+  /** The targets the graph used; a target the architecture never asked for is an error for the caller. */
+  unused(): LoraTarget[] {
+    return this.targets.filter((t) => !this.handed.has(t.module));
+  }
+
+  /** The A and B graph values, in target order (what a training graph differentiates). */
+  adapterValues(): Value[] {
+    return [...this.handed.values()].flatMap((v) => [v.a, v.b]);
+  }
+
+  private data(name: string, count: number): TensorData {
+    if (this.mode.kind !== 'initializers') throw new Error('unreachable');
+    const w = this.mode.weights.get(name);
+    if (!w) throw new Error(`LoRA weights: ${name} is missing`);
+    if (w.length !== count) throw new Error(`LoRA weights: ${name} has ${w.length} values, expected ${count}`);
+    return this.graph.floatType === 'float64' ? Float64Array.from(w) : w;
+  }
+}
+
+/**
+ * A dropout mask of `count` elements as torch's nn.Dropout(p) applies it in training: each element
+ * 0 with probability p, else 1/(1−p).
+ */
+export function dropoutMask(count: number, p: number, rand: () => number): Float32Array {
+  const keep = 1 / (1 - p);
+  const m = new Float32Array(count);
+  for (let i = 0; i < count; i++) m[i] = rand() < p ? 0 : keep;
+  return m;
+}

@@ -55,7 +55,8 @@ function moduleList(value: unknown, key: string): readonly string[] | string {
   if (!Array.isArray(value) || value.length === 0 || !value.every((m) => typeof m === 'string' && m.length > 0)) {
     throw new LoraConfigError(`${key} must be a non-empty list of module names or one regular-expression string`);
   }
-  return [...new Set(value as string[])];
+  // PEFT keeps these as a set: order carries no meaning, so the canonical form is sorted.
+  return [...new Set(value as string[])].sort();
 }
 
 /**

@@ -28,7 +28,7 @@ interface Case {
 }
 
 /** One node of an op that ops.ts may have no constructor for. */
-function node(g: Graph, op: string, inputs: Value[], shape: (number | string)[], attrs: Record<string, Attr> = {}): Value {
+function node(g: Graph, op: string, inputs: Value[], shape: readonly (number | string)[], attrs: Record<string, Attr> = {}): Value {
   return g.node(op, inputs, [{ dtype: inputs[0].dtype, shape }], attrs)[0];
 }
 

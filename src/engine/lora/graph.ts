@@ -15,6 +15,11 @@ import type { Weights } from '../model/params.ts';
 import { loraScale, type LoraConfig } from './config.ts';
 import type { LoraTarget } from './targets.ts';
 
+/** The shapes A and B have as graph values: [r, in] and [out, r] (a convolution's kernel flattened). */
+export function adapterInputShapes(target: LoraTarget, r: number): { a: number[]; b: number[] } {
+  return { a: [r, target.inFeatures], b: [target.outFeatures, r] };
+}
+
 export interface LoraAdapterValues {
   target: LoraTarget;
   /** [r, in] (a convolution's A flattened over its kernel). */
@@ -121,8 +126,7 @@ export class LoraSource {
     if (this.handed.has(module)) throw new Error(`LoRA: module ${module} was already given its adapter`);
     const g = this.graph;
     const { r } = this.config;
-    const aShape = [r, target.inFeatures];
-    const bShape = [target.outFeatures, r];
+    const { a: aShape, b: bShape } = adapterInputShapes(target, r);
     let a: Value;
     let b: Value;
     let mask: Value | null = null;

@@ -17,6 +17,8 @@ import { ALL_LINEAR, LoraConfigError, type LoraConfig } from './config.ts';
 export interface ParamEntry {
   name: string;
   shape: readonly number[];
+  /** An architecture's own label; "embedding" marks a lookup table (otherwise told by name). */
+  kind?: string;
 }
 
 export type ModuleKind = 'linear' | 'conv' | 'embedding';
@@ -76,8 +78,8 @@ function moduleTable(params: readonly ParamEntry[], embeddings: readonly string[
     if (parts.length > 1 && parts[parts.length - 1] === 'weight') {
       const info = modules.get(parts.slice(0, -1).join('.'))!;
       info.weightShape = p.shape;
-      info.kind =
-        p.shape.length < 2 ? 'other' : suffixMatch(info.path, embeddings) ? 'embedding' : p.shape.length === 2 ? 'linear' : 'conv';
+      const embedding = p.kind === 'embedding' || suffixMatch(info.path, embeddings);
+      info.kind = p.shape.length < 2 ? 'other' : embedding ? 'embedding' : p.shape.length === 2 ? 'linear' : 'conv';
     }
   }
   return modules;

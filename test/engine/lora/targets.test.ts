@@ -81,3 +81,9 @@ test('config parsing: PEFT defaults, scale alpha/r or alpha/sqrt(r), clear error
   assert.throws(() => parseLoraConfig({ r: 4, target_modules: ['q'], lora_dropout: 1 }), /lora_dropout must be in \[0, 1\)/);
   assert.throws(() => parseLoraConfig({ r: 4 }), /target_modules is required/);
 });
+
+test('an architecture\'s own "embedding" label is honoured', () => {
+  const params = [{ name: 'tok.table.weight', shape: [100, 8], kind: 'embedding' }, { name: 'tok.out.weight', shape: [4, 8], kind: 'linear' }];
+  assert.throws(() => selectLoraTargets(params, { target_modules: ['table'], exclude_modules: null }), /"tok\.table", which is an embedding/);
+  assert.deepEqual(selectLoraTargets(params, { target_modules: 'all-linear', exclude_modules: null }).map((t) => t.module), ['tok.out']);
+});

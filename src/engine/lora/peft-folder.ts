@@ -9,8 +9,9 @@
 // restructured VLMs), and through peft's transformers-v5 weight conversion — while adapters written
 // with the later `model.language_model.…` / `model.visual.…` paths do not load with transformers < 4.52.
 // Reading accepts both spellings and maps the later one back to the public names.
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileDurably } from '../../files/durable-file.ts';
 import { readSafetensors, writeSafetensors, type SafetensorsTensors } from '../export/safetensors.ts';
 import type { Weights } from '../model/params.ts';
 import type { LoraConfig } from './config.ts';
@@ -59,10 +60,7 @@ export function peftTensors(adapter: Pick<LoraAdapter, 'config' | 'targets' | 'w
 export async function saveAdapterFolder(dir: string, adapter: LoraAdapter): Promise<void> {
   await mkdir(dir, { recursive: true });
   await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), peftTensors(adapter), { format: 'pt' });
-  const configPath = join(dir, ADAPTER_CONFIG_FILE);
-  const tmp = `${configPath}.tmp-${process.pid}`;
-  await writeFile(tmp, peftConfigJson(adapter.config, adapter.meta));
-  await rename(tmp, configPath);
+  await writeFileDurably(join(dir, ADAPTER_CONFIG_FILE), peftConfigJson(adapter.config, adapter.meta));
 }
 
 function publicModule(module: string, aliases: readonly (readonly [string, string])[]): string {

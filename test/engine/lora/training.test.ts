@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Graph, type Value } from '../../../src/engine/graph/builder.ts';
 import * as o from '../../../src/engine/graph/ops.ts';
 import { serializeGraph } from '../../../src/engine/graph/serialize.ts';
-import { backward } from '../../../src/engine/autodiff/backward.ts';
+import { addLoraGradients } from '../../../src/engine/lora/backward.ts';
 import { openSession, f32, type Feed } from '../../../src/engine/ort/session.ts';
 import { AdamW } from '../../../src/engine/optim/adamw.ts';
 import { gaussian, rng, type Weights } from '../../../src/engine/model/params.ts';
@@ -108,8 +108,8 @@ test('training: gradients reach only A and B; AdamW holds state for them only; t
   const loss = o.reduceMean(o.pow(o.sub(y, goal), 2), [0, 1], false);
   const seed = g.input('seed', 'float32', []);
   const forwardNodes = g.nodes.length;
-  const grads = backward(g, [{ value: loss, grad: seed }], lora.adapterValues());
-  assert.deepEqual([...grads.keys()].map((v) => v.name).sort(), targets.flatMap((t) => [t.aName, t.bName]).sort());
+  const gradOutputs = addLoraGradients(g, [{ value: loss, grad: seed }], lora);
+  assert.deepEqual([...gradOutputs.keys()].sort(), targets.flatMap((t) => [t.aName, t.bName]).sort());
   // No base weight is differentiated: no product in the backward pass has a base weight's shape
   // (either orientation), so no work or memory goes to gradients that would be thrown away. (W itself
   // is read, transposed, to carry the gradient back to the layer's input.)
@@ -118,7 +118,6 @@ test('training: gradients reach only A and B; AdamW holds state for them only; t
     for (const out of n.outputs) assert.ok(!baseShapes.includes(out.shape.join('x')), `${n.op} computes ${out} in the backward pass`);
   }
   g.output(loss, 'loss');
-  for (const [v, gv] of grads) g.output(gv, `grad.${v.name}`);
   const { session } = await openSession(serializeGraph(g));
 
   // A goal the adapter can reach: the base network with a different fc2.
@@ -140,7 +139,7 @@ test('training: gradients reach only A and B; AdamW holds state for them only; t
   for (let step = 0; step < 40; step++) {
     const out = await session.run(feedFor());
     losses.push((out.loss.data as Float32Array)[0]);
-    const stepGrads = new Map(targets.flatMap((t) => [t.aName, t.bName]).map((n) => [n, out[`grad.${n}`].data as Float32Array]));
+    const stepGrads = new Map([...gradOutputs].map(([n, output]) => [n, out[output].data as Float32Array]));
     if (step === 0) {
       // B starts at zero, so the first step moves B only: ∂L/∂A = (scale·B)ᵀ·… is exactly 0.
       for (const t of targets) {
@@ -156,4 +155,31 @@ test('training: gradients reach only A and B; AdamW holds state for them only; t
   const state = opt.exportState();
   assert.deepEqual(Object.keys(state.m).sort(), targets.flatMap((t) => [t.aName, t.bName]).sort());
   for (const [name, w] of base) assert.deepEqual(w, baseBefore.get(name), `${name} changed`);
+});
+
+test('one serving session on one base serves several adapters fed as inputs, each equal to its merged weights', async () => {
+  const config = parseLoraConfig({ r: 2, lora_alpha: 2, target_modules: ['fc1', 'fc2'], init_lora_weights: false });
+  const targets = selectLoraTargets(TABLE, config);
+  const base = baseWeights(5);
+  const g = new Graph('base_with_adapter_inputs');
+  network(g, { kind: 'initializers', weights: base }, new LoraSource(g, targets, config, { kind: 'inputs', dropout: false }));
+  const { session } = await openSession(serializeGraph(g));
+  for (const seed of [21, 22]) {
+    const adapter = initLoraWeights(targets, config, seed);
+    const out = await session.run({ x: f32(inputs, [ROWS, DIMS.in]), ...adapterFeed(targets, adapter, config.r) });
+    const gm = new Graph('merged');
+    network(gm, { kind: 'initializers', weights: mergeLora(base, targets, adapter, config) }, null);
+    const merged = await forward(gm, { x: f32(inputs, [ROWS, DIMS.in]) });
+    const y = out.y.data as Float32Array;
+    const diff = y.reduce((m, v, i) => Math.max(m, Math.abs(v - merged[i])), 0);
+    assert.ok(diff <= 1e-5, `adapter ${seed}: ${diff}`);
+  }
+  // A zero adapter is the base model itself.
+  const zero = new Map([...initLoraWeights(targets, config, 1)].map(([k, v]) => [k, new Float32Array(v.length)]));
+  const out = await session.run({ x: f32(inputs, [ROWS, DIMS.in]), ...adapterFeed(targets, zero, config.r) });
+  const gb = new Graph('base');
+  network(gb, { kind: 'initializers', weights: base }, null);
+  const plain = await forward(gb, { x: f32(inputs, [ROWS, DIMS.in]) });
+  assert.ok((out.y.data as Float32Array).every((v, i) => Math.abs(v - plain[i]) <= 1e-6));
+  await session.release();
 });

@@ -183,7 +183,7 @@ export const RULES: Record<string, GradRule> = {
 
   Gather: (ctx) => {
     const { x, dy } = single(ctx);
-    const axis = intAttr(ctx, 'axis');
+    const axis = intAttr(ctx, 'axis') < 0 ? intAttr(ctx, 'axis') + x.rank : intAttr(ctx, 'axis');
     const idx = input(ctx, 1);
     // Rows picked more than once (a token used twice) must add up: ScatterND with reduction add.
     if (axis === 0) return [o.scatterNDAdd(o.zerosLike(x), o.unsqueeze(idx, [-1]), dy), null];

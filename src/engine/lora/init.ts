@@ -8,7 +8,8 @@
 // (leaky_relu), i.e. b = √(6/((1+a²)·fan_in)); with a = √5 that is 1/√fan_in. fan_in is the weight's
 // size(1) times its receptive field: `in` for A [r, in] (c·k… for a convolution's A), `r` for B.
 // The draws come from the project's seeded generator, so a seed gives the same adapter every run.
-import { gaussian, rng, type Weights } from '../model/params.ts';
+import { gaussian, type Weights } from '../model/params.ts';
+import { rng } from '../random.ts';
 import type { LoraConfig } from './config.ts';
 import type { LoraTarget } from './targets.ts';
 

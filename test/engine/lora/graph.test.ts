@@ -7,7 +7,7 @@ import { openSession, f32 } from '../../../src/engine/ort/session.ts';
 import { gradCheck, seededUniform } from '../../../src/engine/autodiff/grad-check.ts';
 import { dropoutMask, LoraSource, loraLinear } from '../../../src/engine/lora/graph.ts';
 import { selectLoraTargets } from '../../../src/engine/lora/targets.ts';
-import { rng } from '../../../src/engine/model/params.ts';
+import { rng } from '../../../src/engine/random.ts';
 
 const table = [{ name: 'layer.proj.weight', shape: [2, 3] }, { name: 'layer.proj.bias', shape: [2] }];
 const targets = selectLoraTargets(table, { target_modules: ['proj'], exclude_modules: null });

@@ -6,10 +6,12 @@
 // graph inputs, so only they need gradients and optimizer state. Serving an adapter on top of its
 // base uses the same graph with A/B as initializers (or inputs, for several adapters on one base).
 //
-// Dropout is a mask fed with the inputs (0 or 1/(1−p) per element, drawn by the trainer from a
-// seeded generator), not an in-graph random op: a step's result then depends only on its inputs, so
-// a run resumed from a checkpoint repeats exactly what the uninterrupted run did.
+// Dropout draws its mask inside the graph from one int64 input, `lora_dropout_seed`, by a counter-based
+// hash of (seed, layer, element index), not from ORT's random ops, whose generator state lives in the
+// session: a step's result then depends only on its inputs, so a run resumed from a checkpoint (which
+// feeds the same per-step seed) repeats exactly what the uninterrupted run did.
 import type { Graph, TensorData, Value } from '../graph/builder.ts';
+import { int, type Attr } from '../graph/types.ts';
 import * as o from '../graph/ops.ts';
 import type { Weights } from '../model/params.ts';
 import { loraScale, type LoraConfig } from './config.ts';
@@ -27,7 +29,7 @@ export interface LoraAdapterValues {
   /** [out, r]. */
   b: Value;
   scale: number;
-  /** Same shape as the layer's input; null = no dropout (evaluation, serving, or lora_dropout 0). */
+  /** Same shape as the layer's input, 0 or 1/(1−p); null = no dropout (evaluation, serving, lora_dropout 0). */
   dropoutMask: Value | null;
 }
 
@@ -82,16 +84,77 @@ export function loraLinear(x: Value, base: BaseLinear, adapter: LoraAdapterValue
 }
 
 export type LoraSourceMode =
-  /** Training: A and B are graph inputs; `dropout` adds one mask input per adapted layer. */
+  /** Training: A and B are graph inputs; `dropout` (with lora_dropout > 0) adds the int64 input `lora_dropout_seed`. */
   | { kind: 'inputs'; dropout: boolean }
   /** Serving an unmerged adapter: A and B are baked in. */
   | { kind: 'initializers'; weights: Weights };
 
-export interface DropoutMaskInput {
-  name: string;
-  target: LoraTarget;
-  /** The layer input's shape (named dims as in the graph). */
-  shape: Value['shape'];
+/** The graph input that seeds every adapter's dropout mask: int64, shape []. */
+export const DROPOUT_SEED_INPUT = 'lora_dropout_seed';
+
+// The mask hash works modulo the prime 2³¹−1, so every product of two residues fits in int64.
+const HASH_PRIME = 2147483647;
+
+function int64Op(op: 'Mod' | 'Mul' | 'Add', a: Value, b: Value | number): Value {
+  const bb = typeof b === 'number' ? a.graph.constInts([b], true) : b;
+  const attrs: Record<string, Attr> = op === 'Mod' ? { fmod: int(0) } : {};
+  const shape = a.rank >= bb.rank ? a.shape : bb.shape;
+  return a.graph.node(op, [a, bb], [{ dtype: 'int64', shape }], attrs)[0];
+}
+const mulMod = (a: Value, b: Value | number) => int64Op('Mod', int64Op('Mul', a, b), HASH_PRIME);
+const addMod = (a: Value, b: Value | number) => int64Op('Mod', int64Op('Add', a, b), HASH_PRIME);
+
+/**
+ * Uniform [0, 1) per element of `like`, from (seed, salt, element index): a per-layer multiplier
+ * m(seed, salt) scrambles the index (a bijection mod P, so a new seed is not a shifted old mask), then
+ * two quadratic rounds mix it. Mirrored exactly by `dropoutUniformReference` for tests.
+ */
+function hashUniform(like: Value, seed: Value, salt: number): Value {
+  const g = like.graph;
+  const s0 = addMod(seed, salt);
+  const s1 = addMod(mulMod(s0, 16807), 1);
+  const m = int64Op('Add', int64Op('Mod', int64Op('Add', int64Op('Mul', s1, s1), 3), HASH_PRIME - 1), 1);
+  const count = o.sizeOf(like);
+  const idx = g.node('Range', [g.constInts([1], true), int64Op('Add', count, 1), g.constInts([1], true)], [{ dtype: 'int64', shape: ['lora_mask_elements'] }])[0];
+  const h1 = mulMod(int64Op('Mod', idx, HASH_PRIME), m);
+  const h2 = addMod(mulMod(h1, h1), 12345);
+  const h3 = addMod(mulMod(h2, 48271), h1);
+  const h4 = addMod(mulMod(h3, h3), 67890);
+  const u = o.div(o.cast(h4, g.floatType), HASH_PRIME);
+  return o.reshape(u, o.shapeOf(like), like.shape);
+}
+
+/** Inverted dropout's mask for `x`: 0 with probability p, else 1/(1−p). */
+function dropoutMaskFor(x: Value, seed: Value, salt: number, p: number): Value {
+  const g = x.graph;
+  return o.where(o.less(hashUniform(x, seed, salt), p), g.constFloat(0), g.constFloat(1 / (1 - p)));
+}
+
+/** The salt of the i-th target (in target order), so each layer draws its own mask. */
+export function dropoutSalt(targetIndex: number): number {
+  return ((targetIndex + 1) * 1000003) % HASH_PRIME;
+}
+
+/** The value to feed as `lora_dropout_seed` at a step: a function of the run's seed and the step only. */
+export function dropoutStepSeed(runSeed: number, step: number): bigint {
+  return (BigInt(runSeed >>> 0) * 1000003n + BigInt(step)) % BigInt(HASH_PRIME);
+}
+
+/** The uniforms `hashUniform` draws, computed in BigInt (the reference the graph is tested against). */
+export function dropoutUniformReference(seed: bigint, salt: number, count: number): number[] {
+  const P = BigInt(HASH_PRIME);
+  const s0 = (seed + BigInt(salt)) % P;
+  const s1 = (s0 * 16807n + 1n) % P;
+  const m = ((s1 * s1 + 3n) % (P - 1n)) + 1n;
+  const out: number[] = [];
+  for (let i = 1; i <= count; i++) {
+    const h1 = ((BigInt(i) % P) * m) % P;
+    const h2 = (h1 * h1 + 12345n) % P;
+    const h3 = (h2 * 48271n + h1) % P;
+    const h4 = (h3 * h3 + 67890n) % P;
+    out.push(Number(h4) / HASH_PRIME);
+  }
+  return out;
 }
 
 /** Hands out each target module's adapter to the architecture code, and records what it handed out. */
@@ -99,7 +162,8 @@ export class LoraSource {
   readonly scale: number;
   private readonly byModule: Map<string, LoraTarget>;
   private readonly handed = new Map<string, LoraAdapterValues>();
-  readonly dropoutMasks: DropoutMaskInput[] = [];
+  /** The `lora_dropout_seed` input, once a layer with dropout has asked for its adapter. */
+  dropoutSeed: Value | null = null;
 
   constructor(
     readonly graph: Graph,
@@ -134,9 +198,8 @@ export class LoraSource {
       a = g.input(target.aName, g.floatType, aShape);
       b = g.input(target.bName, g.floatType, bShape);
       if (this.mode.dropout && this.config.lora_dropout > 0) {
-        const name = `${module}.lora_dropout.mask`;
-        mask = g.input(name, g.floatType, x.shape);
-        this.dropoutMasks.push({ name, target, shape: x.shape });
+        this.dropoutSeed ??= g.input(DROPOUT_SEED_INPUT, 'int64', []);
+        mask = dropoutMaskFor(x, this.dropoutSeed, dropoutSalt(this.targets.indexOf(target)), this.config.lora_dropout);
       }
     } else {
       a = g.initializer(target.aName, g.floatType, aShape, this.data(target.aName, r * target.inFeatures));
@@ -170,15 +233,4 @@ export class LoraSource {
     if (w.length !== count) throw new Error(`LoRA weights: ${name} has ${w.length} values, expected ${count}`);
     return this.graph.floatType === 'float64' ? Float64Array.from(w) : w;
   }
-}
-
-/**
- * A dropout mask of `count` elements as torch's nn.Dropout(p) applies it in training: each element
- * 0 with probability p, else 1/(1−p).
- */
-export function dropoutMask(count: number, p: number, rand: () => number): Float32Array {
-  const keep = 1 / (1 - p);
-  const m = new Float32Array(count);
-  for (let i = 0; i < count; i++) m[i] = rand() < p ? 0 : keep;
-  return m;
 }

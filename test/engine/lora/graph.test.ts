@@ -5,9 +5,9 @@ import { Graph } from '../../../src/engine/graph/builder.ts';
 import { serializeGraph } from '../../../src/engine/graph/serialize.ts';
 import { openSession, f32 } from '../../../src/engine/ort/session.ts';
 import { gradCheck, seededUniform } from '../../../src/engine/autodiff/grad-check.ts';
-import { dropoutMask, LoraSource, loraLinear } from '../../../src/engine/lora/graph.ts';
+import { DROPOUT_SEED_INPUT, dropoutSalt, dropoutStepSeed, dropoutUniformReference, LoraSource, loraLinear } from '../../../src/engine/lora/graph.ts';
+import { ort } from '../../../src/engine/ort/session.ts';
 import { selectLoraTargets } from '../../../src/engine/lora/targets.ts';
-import { rng } from '../../../src/engine/random.ts';
 
 const table = [{ name: 'layer.proj.weight', shape: [2, 3] }, { name: 'layer.proj.bias', shape: [2] }];
 const targets = selectLoraTargets(table, { target_modules: ['proj'], exclude_modules: null });
@@ -19,7 +19,7 @@ const BIAS = [0.5, -1];
 const A = [1, 1, 1];
 const B = [0.5, -1];
 
-async function run(withDropout: boolean, mask?: number[]): Promise<number[]> {
+async function run(withDropout: boolean, seed?: bigint): Promise<number[]> {
   const g = new Graph('lora_hand');
   const x = g.input('x', 'float32', ['B', 'T', 3]);
   const w = g.input('layer.proj.weight', 'float32', [2, 3]);
@@ -35,7 +35,7 @@ async function run(withDropout: boolean, mask?: number[]): Promise<number[]> {
     'layer.proj.lora_A.weight': f32(Float32Array.from(A), [1, 3]),
     'layer.proj.lora_B.weight': f32(Float32Array.from(B), [2, 1]),
   };
-  if (mask) feed['layer.proj.lora_dropout.mask'] = f32(Float32Array.from(mask), [1, 2, 3]);
+  if (seed !== undefined) feed[DROPOUT_SEED_INPUT] = new ort.Tensor('int64', BigInt64Array.of(seed), []);
   const out = await session.run(feed);
   await session.release();
   assert.deepEqual(out.y.dims, [1, 2, 2]);
@@ -47,16 +47,31 @@ test('hand-built case: base + scale·B·A·x', async () => {
   assert.deepEqual(await run(false), [4.5, -9, -0.5, -4]);
 });
 
-test('hand-built case with a dropout mask: only the adapter path sees it', async () => {
-  // dropped x = [[2, 0, 6], [0, -2, 4]] → x·Aᵀ = [8, 2] → ×2·Bᵀ = [[8, -16], [2, -4]]; base unchanged.
-  assert.deepEqual(await run(true, [2, 0, 2, 0, 2, 2]), [6.5, -13, 0.5, -6]);
+test('hand-built case with dropout: the in-graph mask is the reference hash\'s, and only the adapter path sees it', async () => {
+  // p = 0.5: an element is kept (×2) where its uniform is ≥ 0.5.
+  for (const seed of [3n, 4n]) {
+    const u = dropoutUniformReference(seed, dropoutSalt(0), 6);
+    const mask = u.map((v) => (v < 0.5 ? 0 : 2));
+    const xa = [0, 1].map((row) => [0, 1, 2].reduce((s, i) => s + X[3 * row + i] * mask[3 * row + i] * A[i], 0));
+    const base = [[-1.5, 3], [-1.5, -2]];
+    const want = [0, 1].flatMap((row) => [0, 1].map((o) => base[row][o] + 2 * xa[row] * B[o]));
+    const got = await run(true, seed);
+    got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) < 1e-6, `seed ${seed}: ${got} vs ${want} (mask ${mask})`));
+  }
+  assert.notDeepEqual(await run(true, 3n), await run(true, 4n));
 });
 
-test('dropout masks are 0 or 1/(1-p) with the right rate', () => {
-  const m = dropoutMask(20000, 0.1, rng(5));
-  const zeros = m.filter((v) => v === 0).length;
-  assert.ok(m.every((v) => v === 0 || Math.abs(v - 1 / 0.9) < 1e-7));
-  assert.ok(Math.abs(zeros / m.length - 0.1) < 0.01, `rate ${zeros / m.length}`);
+test('the dropout hash: rate p, no correlation between neighbours, steps or layers', () => {
+  const n = 40000;
+  const a = dropoutUniformReference(dropoutStepSeed(7, 10), dropoutSalt(0), n);
+  const b = dropoutUniformReference(dropoutStepSeed(7, 11), dropoutSalt(0), n);
+  const c = dropoutUniformReference(dropoutStepSeed(7, 10), dropoutSalt(1), n);
+  const rate = a.filter((v) => v < 0.1).length / n;
+  assert.ok(Math.abs(rate - 0.1) < 0.006, `rate ${rate}`);
+  const corr = (p: number[], q: number[], shift = 0) => (12 * p.slice(0, n - shift).reduce((s, v, i) => s + (v - 0.5) * (q[i + shift] - 0.5), 0)) / (n - shift);
+  for (const [what, r] of [['neighbours', corr(a, a, 1)], ['next step', corr(a, b)], ['next step shifted', corr(a, b, 1)], ['next layer', corr(a, c)]] as const) {
+    assert.ok(Math.abs(r) < 0.03, `${what}: correlation ${r}`);
+  }
 });
 
 test('gradients of loraLinear (x, W, b, A, B, leading dims folded) match central differences in float64', async () => {
@@ -72,7 +87,7 @@ test('gradients of loraLinear (x, W, b, A, B, leading dims folded) match central
   }, {
     x: feed([2, 3, 4], 1), 'p.weight': feed([5, 4], 2), 'p.bias': feed([5], 3),
     'p.lora_A.weight': feed([3, 4], 4), 'p.lora_B.weight': feed([5, 3], 5),
-    'p.lora_dropout.mask': { dtype: 'float64', data: Float64Array.from({ length: 24 }, (_, i) => (i % 3 === 0 ? 0 : 1.25)), dims: [2, 3, 4] },
+    [DROPOUT_SEED_INPUT]: { dtype: 'int64', data: BigInt64Array.of(5n), dims: [] },
   });
   assert.ok(r.checked > 0);
   assert.ok(r.maxRelError <= 1e-6, `max relative error ${r.maxRelError} at ${JSON.stringify(r.worst)}`);

@@ -168,6 +168,16 @@ test('errors raised by any middleware on an OpenAI-compatible path get its shape
   }
 });
 
+test('a wrong method on an OpenAI-compatible path is answered in its shape too; an unknown path keeps RFC 7807', async () => {
+  const wrong = await request(t.clinvqa.app).get('/v1/chat/completions').set('Authorization', `Bearer ${CLINICIAN_KEY}`);
+  assert.equal(wrong.status, 405);
+  assert.match(String(wrong.headers['content-type']), /^application\/json/);
+  assert.deepEqual(wrong.body, { error: { message: 'GET is not allowed on /v1/chat/completions.', type: 'invalid_request_error', param: null, code: 'method_not_allowed' } });
+  const unknown = await request(t.clinvqa.app).get('/v1/nothing-here').set('Authorization', `Bearer ${CLINICIAN_KEY}`);
+  assert.equal(unknown.status, 404);
+  assert.match(String(unknown.headers['content-type']), /^application\/problem\+json/);
+});
+
 test('every error response on the OpenAI-compatible routes is declared in OpenAI shape in the contract', () => {
   const openAiOps = spec.operations().filter((op) => spec.errorFormatOf(op.template.replace(/\{[^}]+\}/g, 'x')) === 'openai');
   assert.deepEqual(openAiOps.map((op) => op.template).sort(), ['/v1/chat/completions', '/v1/models', '/v1/models/{id}']);

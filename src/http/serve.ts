@@ -7,7 +7,7 @@ import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp, type AppDeps, type ClinvqaApp } from '../app.ts';
 import { createLogger } from '../audit/logger.ts';
-import { ApiError, toProblem } from '../errors.ts';
+import { ApiError, toOpenAiError, toProblem } from '../errors.ts';
 import { trackForGracefulClose } from './graceful-close.ts';
 
 export interface RunningServer {
@@ -41,7 +41,7 @@ export async function startServer(deps: AppDeps, options: { handleSignals?: bool
       clinvqa.startDraining();
       await connections.close({
         graceMs: config.shutdownGraceMs,
-        answerAtGraceEnd: (res) => answerShuttingDown(res),
+        answerAtGraceEnd: (res) => answerShuttingDown(res, clinvqa),
         onGraceOver: (unanswered) => logger.warn('grace period over: answering the rest with 503 and closing connections', { unanswered }),
       });
       // Every response has been written by now; the batchers are idle or finishing work nobody awaits.
@@ -82,14 +82,15 @@ export async function startServer(deps: AppDeps, options: { handleSignals?: bool
 }
 
 /** The grace period is over and this request's answer is not ready: tell the client to retry elsewhere. */
-function answerShuttingDown(res: ServerResponse): void {
+function answerShuttingDown(res: ServerResponse, clinvqa: ClinvqaApp): void {
   const error = ApiError.of('not_ready', 'The server shut down before this request was answered; retry on another instance.', {
     headers: { 'Retry-After': '1' },
   });
-  res.writeHead(error.status, { ...error.headers, 'Content-Type': 'application/problem+json', Connection: 'close' });
+  const urlPath = (res.req.url ?? '').split('?')[0]!;
   const requestId = res.getHeader('X-Request-Id');
-  res.end(JSON.stringify(toProblem(error, {
-    instance: (res.req.url ?? '').split('?')[0]!,
-    ...(typeof requestId === 'string' ? { requestId } : {}),
-  })));
+  const openAi = clinvqa.errorFormatOf(urlPath) === 'openai';
+  res.writeHead(error.status, { ...error.headers, 'Content-Type': openAi ? 'application/json' : 'application/problem+json', Connection: 'close' });
+  res.end(JSON.stringify(openAi
+    ? toOpenAiError(error)
+    : toProblem(error, { instance: urlPath, ...(typeof requestId === 'string' ? { requestId } : {}) })));
 }

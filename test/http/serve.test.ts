@@ -184,3 +184,60 @@ test('SIGTERM under 200 concurrent keep-alive clients: no request is reset; each
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('past the grace period, a request still unanswered gets 503 + Retry-After, not a reset', { timeout: 60_000 }, async () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'clinvqa-serve-grace-'));
+  try {
+    writeFakePackage(path.join(root, 'models'), 'clinvqa-sft');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/fake-server-main.ts'], {
+      cwd: repo,
+      env: {
+        ...process.env,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        CLINVQA_API_KEYS: `clinician:${CLINICIAN_KEY}`,
+        CLINVQA_DATA_DIR: path.join(root, 'var'),
+        CLINVQA_MODELS_DIR: path.join(root, 'models'),
+        CLINVQA_SHUTDOWN_GRACE_MS: '300',
+        FAKE_DELAY_MS: '5000',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString();
+        const m = /"msg":"listening".*?"port":(\d+)/.exec(stdout);
+        if (m) resolve(Number(m[1]));
+      });
+      child.on('exit', () => reject(new Error(`server exited early: ${stderr}`)));
+    });
+    const body = JSON.stringify({ image: (await smallPng()).toString('base64'), question: 'Normal?' });
+    const slow = new Promise<{ status: number; retryAfter?: string; body: string }>((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port, path: '/v1/vqa', method: 'POST', agent: false, headers: { 'content-type': 'application/json', authorization: `Bearer ${CLINICIAN_KEY}`, 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'], body: text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    // The request is in the model (5 s) when the signal comes.
+    await new Promise((r) => setTimeout(r, 500));
+    child.kill('SIGTERM');
+    const res = await slow;
+    assert.equal(res.status, 503, res.body);
+    assert.equal(res.retryAfter, '1');
+    assert.equal(JSON.parse(res.body).code, 'not_ready');
+    assert.equal(await exited, 0, stderr);
+    assert.match(stdout + stderr, /grace period over/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -47,6 +47,9 @@ export interface JobQueueOptions {
 /** The base model named in a request has no package. */
 export class UnknownBaseModelError extends Error {
   override readonly name = 'UnknownBaseModelError';
+  constructor(readonly baseModel: string) {
+    super(`no model package "${baseModel}"`);
+  }
 }
 
 /** A cancel of a job that has already finished. */
@@ -136,7 +139,7 @@ export class JobQueue {
   async submit(request: FineTuneRequest): Promise<FineTuneJob> {
     const { modelsDir, dataDir, store } = this.options;
     const base = (await listModelPackages(modelsDir)).find((p) => p.id === request.baseModel);
-    if (!base) throw new UnknownBaseModelError(`no model package "${request.baseModel}"`);
+    if (!base) throw new UnknownBaseModelError(request.baseModel);
     const id = newJobId();
     await stageUpload(dataDir, id, request.upload);
     const job = store.create({

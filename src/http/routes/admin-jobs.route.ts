@@ -10,9 +10,9 @@
 //   POST /admin/fine-tunes/:id/cancel
 import { Router, type Request, type Response } from 'express';
 import { ApiError } from '../../errors.ts';
-import { JobFinishedError, UnknownBaseModelError, type JobQueue } from '../../jobs/job-queue.ts';
+import type { JobQueue } from '../../jobs/job-queue.ts';
 import { JOB_ID_PATTERN, TERMINAL_STATUSES, toJobJson, type FineTuneJob, type JobEvent, type JobStore } from '../../jobs/job-store.ts';
-import { receiveFineTuneUpload, receivedParts, requestProblemToApiError } from '../middleware/multipart-receiver.ts';
+import { receiveFineTuneUpload, receivedParts } from '../middleware/multipart-receiver.ts';
 import { RequestProblem, parseFineTuneRequest, type UploadLimits } from '../../jobs/upload-validation.ts';
 import type { SchemaIssue } from '../openapi/schema-validator.ts';
 import { contextOf } from '../request-context.ts';
@@ -61,20 +61,10 @@ export function adminJobsRouter(deps: AdminJobsDeps): Router {
       request = parseFineTuneRequest(fields, parts, deps.limits);
     } catch (error) {
       if (!(error instanceof RequestProblem)) throw error;
-      throw requestProblemToApiError(withContractIssues(error, contractIssues));
+      throw withContractIssues(error, contractIssues);
     }
-    if (contractIssues.length > 0) throw requestProblemToApiError(withContractIssues(new RequestProblem('The fine-tune request does not match the API contract.'), contractIssues));
-    let job: FineTuneJob;
-    try {
-      job = await deps.queue.submit(request);
-    } catch (error) {
-      if (error instanceof UnknownBaseModelError) {
-        throw ApiError.of('invalid_upload', `The base model "${request.baseModel}" is not in the models directory.`, {
-          extensions: { errors: [{ path: '/base_model', message: 'unknown model' }] },
-        });
-      }
-      throw error;
-    }
+    if (contractIssues.length > 0) throw withContractIssues(new RequestProblem('The fine-tune request does not match the API contract.'), contractIssues);
+    const job = await deps.queue.submit(request);
     audit(res, 'fine_tune.create', {
       job_id: job.id, base_model: job.base_model, files: request.upload.files.size,
       validation_fraction: request.validationFraction, canary_weight: request.canaryWeight, max_steps: request.hyperparameters.max_steps,
@@ -97,13 +87,7 @@ export function adminJobsRouter(deps: AdminJobsDeps): Router {
     const id = req.params.id;
     jobOr404(id);
     audit(res, 'fine_tune.cancel', { job_id: id });
-    let job: FineTuneJob | undefined;
-    try {
-      job = deps.queue.cancel(id);
-    } catch (error) {
-      if (error instanceof JobFinishedError) throw ApiError.of('conflict', `The job cannot be cancelled: ${error.message}.`);
-      throw error;
-    }
+    const job = deps.queue.cancel(id);
     res.json(toJobJson(job ?? jobOr404(id)));
   });
 

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler } from 'express';
 import request from 'supertest';
 import { ApiError, toProblem } from '../../../src/errors.ts';
+import { toApiError } from '../../../src/http/error-translation.ts';
 import { FeedbackStore } from '../../../src/feedback/feedback-store.ts';
 import { createAdminAbRouter, type AbAuditEvent } from '../../../src/http/routes/admin-ab.route.ts';
 import { createFeedbackRouter } from '../../../src/http/routes/feedback.route.ts';
@@ -15,7 +16,7 @@ import { pickVariant } from '../../../src/routing/sticky-router.ts';
 import { assertContract, assertProblem } from '../../helpers/contract.ts';
 
 const renderProblems: ErrorRequestHandler = (error, _req, res, _next) => {
-  const apiError = error instanceof ApiError ? error : ApiError.of('internal_error', 'unexpected');
+  const apiError = toApiError(error);
   res.status(apiError.status).type('application/problem+json').send(JSON.stringify(toProblem(apiError)));
 };
 

@@ -169,3 +169,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: logLevel as Config['logLevel'],
   });
 }
+
+/** Settings of the offline tools (trainers, evaluation scripts), which run without the server's API keys. */
+export interface ToolConfig {
+  /** CLINVQA_EXECUTION_PROVIDERS, as for the server. */
+  executionProviders: readonly string[];
+  /** CLINVQA_JUDGE_API_KEY: bearer token for an external semantic judge (a GRPO reward); a secret, so never in a trainer config file. */
+  judgeApiKey: string | undefined;
+}
+
+export function loadToolConfig(env: NodeJS.ProcessEnv = process.env): ToolConfig {
+  const judgeApiKey = env.CLINVQA_JUDGE_API_KEY?.trim();
+  return Object.freeze({
+    executionProviders: Object.freeze(providersFrom(env.CLINVQA_EXECUTION_PROVIDERS)),
+    judgeApiKey: judgeApiKey ? judgeApiKey : undefined,
+  });
+}

@@ -202,7 +202,7 @@ export function computeEvalMetrics(predictions: readonly EvalPrediction[]): Eval
   return { ...summarizePredictions(predictions), perDataset };
 }
 
-/** The `--json` line of `npm run eval` (issue 3 point 5): these keys, snake_case, rates in [0, 1] or null. */
+/** The `--json` line of `npm run eval`, which scripts parse: these keys, snake_case, rates in [0, 1] or null. */
 export interface EvalJsonSummary {
   n: number;
   accuracy: number | null;

@@ -1,4 +1,4 @@
-// Issue 5 point 4 with real processes: kill -9 of the training worker → the job resumes from its last
+// Crash recovery with real processes: kill -9 of the training worker → the job resumes from its last
 // checkpoint; then kill -9 of the server mid-job → its orphaned worker stops, and the restarted server
 // picks the job up and finishes it. Nothing uploaded is lost: the stored dataset is byte-identical to
 // the upload and still hashes to the job's dataset_sha256.

@@ -66,7 +66,7 @@ after(async () => {
 });
 
 describe('writeModelPackage', () => {
-  it('writes every file and a manifest holding each file\'s sha256 and the DESIGN §5 fields', async () => {
+  it('writes every file and a manifest holding each file\'s sha256 and every manifest field', async () => {
     const dir = join(models, 'clinvqa-sft');
     const given = input();
     const manifest = await writeModelPackage(dir, given);

@@ -140,14 +140,6 @@ export function reduceSum(x: Value, axes: number[], keepdims = true): Value {
   ], { keepdims: int(keepdims ? 1 : 0) })[0];
 }
 
-export function reduceMax(x: Value, axes: number[], keepdims = true): Value {
-  const norm = axes.map((a) => normAxis(a, x.rank));
-  return x.graph.node('ReduceMax', [x], [{ dtype: x.dtype, shape: reducedShape(x.shape, norm, keepdims) }], {
-    axes: ints(norm),
-    keepdims: int(keepdims ? 1 : 0),
-  })[0];
-}
-
 export function softmax(x: Value, axis = -1): Value {
   return unary('Softmax', x, { axis: int(normAxis(axis, x.rank)) });
 }

@@ -1,4 +1,4 @@
-// Admin fine-tunes (issue 5), shaped like OpenAI's fine-tuning jobs. HTTP only: the upload's rules
+// Admin fine-tunes, shaped like OpenAI's fine-tuning jobs so their clients feel at home. HTTP only: the upload's rules
 // live in jobs/upload-validation.ts, the job lifecycle in jobs/job-queue.ts. Mounted behind the
 // server's auth, which requires an admin key for every /admin path. The routes are in openapi.yaml;
 // the upload's form is checked against it here, after this route has parsed the body.

@@ -368,8 +368,8 @@ async function profileTraining(c: ModelConfig, B: number, textTokens: number): P
     return [...m].sort((a, b) => b[1] - a[1]);
   };
   console.log(`  profile of the prototype shape (${WARMUP + RUNS} runs, kernel time by op type):`);
-  console.log('   ' + sum((e) => e.args.op_name ?? '?').slice(0, 10)
-    .map(([k, v]) => `${k} ${fmt((100 * v) / total)}%`).join(', '));
+  console.log(`   ${sum((e) => e.args.op_name ?? '?').slice(0, 10)
+    .map(([k, v]) => `${k} ${fmt((100 * v) / total)}%`).join(', ')}`);
   console.log('  top op + output shape:');
   for (const [k, v] of sum((e) => `${e.args.op_name} ${JSON.stringify(e.args.output_type_shape?.[0] ?? '')}`).slice(0, 12)) {
     console.log(`   ${pad(k, 40)} ${fmt((100 * v) / total).padStart(5)}%`);
@@ -476,7 +476,7 @@ async function main(): Promise<void> {
   console.log(`  ${pad('model', 26)} ${pad('S', 4)} ${pad('params', 7)} ${pad('GFLOP', 6)} ${pad('est.', 6)} ` +
     `${pad('median ms', 9)} ${pad('min-max ms', 13)} ${pad('GFLOP/s', 7)} ÷MatMul (best run)`);
   for (const f of [proto, small]) {
-    console.log(`  ${pad(f.name, 26)} ${pad(String(f.seq), 4)} ${pad(fmt(f.params / 1e6, 2) + 'M', 7)} ` +
+    console.log(`  ${pad(f.name, 26)} ${pad(String(f.seq), 4)} ${pad(`${fmt(f.params / 1e6, 2)}M`, 7)} ` +
       `${pad(fmt(f.flops / 1e9, 2), 6)} ${pad(fmt(f.estimate / 1e9, 2), 6)} ${fmt(f.t.median).padStart(9)} ` +
       `${pad(`${fmt(f.t.best, 0)}-${fmt(f.t.worst, 0)}`, 13)} ${fmt(f.gflops).padStart(7)} ${fmt(f.gflops / peak, 2).padStart(7)} ` +
       `(${fmt(f.flops / (f.t.best * 1e6) / peak, 2)})`);

@@ -65,7 +65,7 @@ export function hashApiKey(key: string): Buffer {
 
 /** A 12-hex-digit id for a key, from a differently-salted hash so it reveals nothing of `hash`. */
 export function keyIdOf(key: string): string {
-  return 'key_' + createHash('sha256').update('clinvqa-key-id:' + key, 'utf8').digest('hex').slice(0, 12);
+  return `key_${createHash('sha256').update(`clinvqa-key-id:${key}`, 'utf8').digest('hex').slice(0, 12)}`;
 }
 
 export function parseApiKeys(spec: string | undefined): ApiKeyEntry[] {

@@ -88,7 +88,8 @@ export interface EvalMetrics extends EvalSummary {
 const rate = (k: number, n: number): number | null => (n === 0 ? null : k / n);
 
 function tally(groups: Record<string, AccuracyGroup>, key: string, correct: boolean): void {
-  const g = (groups[key] ??= { n: 0, correct: 0, accuracy: null });
+  groups[key] ??= { n: 0, correct: 0, accuracy: null };
+  const g = groups[key];
   g.n++;
   if (correct) g.correct++;
   g.accuracy = g.correct / g.n;

@@ -18,7 +18,7 @@ import {
   storeDataset,
   sweepDatasetTemps,
 } from './dataset-store.ts';
-import { JobStore, TERMINAL_STATUSES, newJobId, type FineTuneJob, type JobEvent, type JobStatus } from './job-store.ts';
+import { type JobStore, TERMINAL_STATUSES, newJobId, type FineTuneJob, type JobEvent, type JobStatus } from './job-store.ts';
 import { validateUploadContent, type FineTuneRequest, type UploadLimits } from './upload-validation.ts';
 import { isWorkerMessage, type ServerMessage, type WorkerMessage } from './worker-protocol.ts';
 
@@ -238,7 +238,10 @@ export class JobQueue {
     const job = this.store.withStatus('running')[0] ?? this.store.withStatus('queued')[0];
     if (!job) return;
     if (job.status === 'queued') {
-      if (!this.store.transition(job.id, ['queued'], 'running', { started: true })) return this.pump();
+      if (!this.store.transition(job.id, ['queued'], 'running', { started: true })) {
+        this.pump();
+        return;
+      }
       this.emitJob(job.id);
     }
     this.spawn(job);
@@ -303,7 +306,7 @@ export class JobQueue {
     const id = active.jobId;
     const outcome = active.outcome;
     const job = this.store.get(id);
-    if (!job || job.status !== 'running') return;
+    if (job?.status !== 'running') return;
     if (outcome?.type === 'succeeded') return this.succeed(job, outcome.result_model, outcome.metrics);
     if (outcome?.type === 'failed') return this.finish(id, ['running'], 'failed', { code: 'training_failed', message: outcome.message });
     if (outcome?.type === 'cancelled' || job.cancel_requested) return this.finish(id, ['running'], 'cancelled', null);

@@ -188,7 +188,7 @@ function toFileEntry(table: AbTable): TableFileEntry {
 }
 
 function writeTableFile(file: string, table: AbTable): void {
-  writeFileDurablySync(file, JSON.stringify({ format: FILE_FORMAT, table: toFileEntry(table) }, null, 2) + '\n');
+  writeFileDurablySync(file, `${JSON.stringify({ format: FILE_FORMAT, table: toFileEntry(table) }, null, 2)}\n`);
 }
 
 /** A crash between write and rename leaves a temp file; the saved table is still whole, so drop it. */

@@ -169,7 +169,7 @@ export class VqaService {
     request: Parameters<ModelLease['model']['batcher']['enqueue']>[0],
     signal: AbortSignal | undefined,
   ): Promise<Completed> {
-    let ticket;
+    let ticket: ReturnType<typeof batcher.enqueue>;
     try {
       ticket = batcher.enqueue(request);
     } catch (error) {

@@ -15,7 +15,7 @@ interface Job { id: string; status: string; progress: { step: number; total: num
 interface Event { id: number; type: string; data: Record<string, number> | null }
 
 let root: string;
-let servers: ServerProcess[] = [];
+const servers: ServerProcess[] = [];
 const JSONL = readFileSync('test/fixtures/vqa/vqa-rad.jsonl');
 
 before(async () => {

@@ -1,7 +1,7 @@
 // Op constructors with their shape rules. Each returns the output Value(s) of one ONNX node
 // (opset 17). Shapes are inferred here so that every later step — autodiff in particular —
 // knows ranks, static sizes and broadcast axes without running anything.
-import { Graph, Value, staticSize } from './builder.ts';
+import { type Graph, Value, staticSize } from './builder.ts';
 import type { DType, Dim, Shape } from './types.ts';
 import { float, int, ints, isFloat, str } from './types.ts';
 

@@ -3,7 +3,6 @@
 // off early. Multer's and busboy's errors are translated with the upload's limits (error-translation.ts).
 import express, { type RequestHandler } from 'express';
 import multer from 'multer';
-import { ApiError } from '../../errors.ts';
 import { toApiError } from '../error-translation.ts';
 import { contextOf } from '../request-context.ts';
 import { mediaTypeOf } from './openapi-validate.ts';

@@ -6,7 +6,7 @@ import { Router, type Request, type Response } from 'express';
 import { ApiError } from '../../errors.ts';
 import { buildAbReport } from '../../feedback/ab-report.ts';
 import type { FeedbackStore } from '../../feedback/feedback-store.ts';
-import { AbTableConflictError, AbTableError, describeProblems, toAbTableJson, type AbTable, type AbVariant } from '../../routing/ab-table.ts';
+import { AbTableError, toAbTableJson, type AbTable, type AbVariant } from '../../routing/ab-table.ts';
 import type { AbTableStore } from '../../routing/ab-table-store.ts';
 import { jsonBody } from './feedback.route.ts';
 

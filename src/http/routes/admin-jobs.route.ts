@@ -13,7 +13,7 @@ import { ApiError } from '../../errors.ts';
 import type { JobQueue } from '../../jobs/job-queue.ts';
 import { JOB_ID_PATTERN, TERMINAL_STATUSES, toJobJson, type FineTuneJob, type JobEvent, type JobStore } from '../../jobs/job-store.ts';
 import { receiveFineTuneUpload, receivedParts } from '../middleware/multipart-receiver.ts';
-import { RequestProblem, parseFineTuneRequest, type UploadLimits } from '../../jobs/upload-validation.ts';
+import { RequestProblem, parseFineTuneRequest, type FineTuneRequest, type UploadLimits } from '../../jobs/upload-validation.ts';
 import type { SchemaIssue } from '../openapi/schema-validator.ts';
 import { contextOf } from '../request-context.ts';
 
@@ -56,7 +56,7 @@ export function adminJobsRouter(deps: AdminJobsDeps): Router {
     // The contract's form schema, now that the body is parsed (openapi.yaml marks it x-parsed-by-route).
     const operation = contextOf(res).operation;
     const contractIssues = operation?.routeParsedBodies.has('multipart/form-data') ? operation.checkParsedForm(fields, parts.map((p) => p.field)) : [];
-    let request;
+    let request: FineTuneRequest;
     try {
       request = parseFineTuneRequest(fields, parts, deps.limits);
     } catch (error) {

@@ -30,7 +30,7 @@ export function adminModelsRouter(deps: AdminModelsDeps): Router {
     ctx.audit.action = 'model_load';
     const packages = await listModelPackages(deps.modelsDir);
     if (!packages.some((p) => p.id === id)) throw ApiError.of('model_not_found', `No package "${id}" in the models directory.`);
-    let loaded;
+    let loaded: Awaited<ReturnType<typeof deps.registry.loadPackage>>;
     try {
       loaded = await deps.registry.loadPackage(path.join(deps.modelsDir, id));
     } catch (error) {

@@ -118,7 +118,10 @@ test('the loop: sticky traffic split by the table, feedback, and a report that f
   await app.put('/admin/ab').send({ variants: [{ name: 'grpo', model: 'clinvqa-grpo', weight: 1 }, { name: 'sft', model: 'clinvqa-sft', weight: 1 }] }).expect(200);
   const accuracy: Record<string, number> = { 'clinvqa-grpo': 0.85, 'clinvqa-sft': 0.55 };
   let seed = 42;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
   const assigned = new Map<string, string>();
   // Two rounds; in each, 100 clinicians ask at once and then all send their verdicts.
   for (let round = 0; round < 2; round++) {

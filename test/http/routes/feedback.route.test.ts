@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import express, { type ErrorRequestHandler } from 'express';
 import request from 'supertest';
-import { ApiError, toProblem } from '../../../src/errors.ts';
+import { toProblem } from '../../../src/errors.ts';
 import { toApiError } from '../../../src/http/error-translation.ts';
 import { FeedbackStore, type FeedbackRecord } from '../../../src/feedback/feedback-store.ts';
 import { createFeedbackRouter } from '../../../src/http/routes/feedback.route.ts';

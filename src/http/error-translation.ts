@@ -11,6 +11,7 @@ import { RequestProblem } from '../jobs/upload-validation.ts';
 import { ImageInputError } from '../preprocess/errors.ts';
 import { AbTableConflictError, AbTableError, describeProblems } from '../routing/ab-table.ts';
 import { InferenceTimeoutError, QueueFullError, RequestCancelledError } from '../runtime/batcher.ts';
+import { PromptTooLongError } from '../runtime/prompt.ts';
 
 /** Which body was being received, for errors whose meaning depends on it (multipart limits). */
 export type UploadContext = { kind: 'image'; maxImageBytes: number } | { kind: 'fine-tune' };
@@ -26,6 +27,13 @@ const runtimeErrors: Translator = (error) => {
     return ApiError.of('queue_full', 'Too many requests are waiting for this model; retry later.', {
       headers: { 'Retry-After': String(error.retryAfterSeconds) },
     });
+  }
+  if (error instanceof PromptTooLongError) {
+    return ApiError.of(
+      'context_length_exceeded',
+      `The question is ${error.promptTokens} tokens long; model "${error.model}" reads at most ${error.maxPromptTokens} tokens of question. Shorten the question.`,
+      { extensions: { prompt_tokens: error.promptTokens, max_prompt_tokens: error.maxPromptTokens } },
+    );
   }
   if (error instanceof InferenceTimeoutError) return ApiError.of('inference_timeout', `The model did not answer within ${error.timeoutMs} ms.`);
   // Only reached if the client is gone; nobody reads this response.

@@ -1,7 +1,7 @@
 // One visual question, end to end: pick the model (request override, else the A/B table), pin it
 // with a registry lease, preprocess the image with that model's image config, queue it on the
 // model's batcher, and record what happened (metrics, feedback store). HTTP-free: routes turn the
-// outcome into JSON or SSE, and errors into problem documents via error-mapping.ts.
+// outcome into JSON or SSE, and errors into problem documents via http/error-translation.ts.
 import { createHash, randomUUID } from 'node:crypto';
 import { ApiError } from '../errors.ts';
 import type { Logger } from '../audit/logger.ts';
@@ -75,6 +75,9 @@ export class VqaService {
     ctx.audit.model = model.id;
     ctx.audit.variant = variant;
     try {
+      // 0. the whole question must fit this model's context: refused, never cut
+      model.runtime.checkPrompt(input.question);
+
       // 1. preprocess with this model's image geometry and normalisation
       const t0 = performance.now();
       const { imageSize, patchSize, mean, std } = model.runtime.imageConfig;

@@ -11,6 +11,7 @@ import { JobFinishedError, UnknownBaseModelError } from '../../src/jobs/job-queu
 import { RequestProblem } from '../../src/jobs/upload-validation.ts';
 import { AbTableConflictError, AbTableError } from '../../src/routing/ab-table.ts';
 import { InferenceTimeoutError, QueueFullError } from '../../src/runtime/batcher.ts';
+import { PromptTooLongError } from '../../src/runtime/prompt.ts';
 import { toApiError } from '../../src/http/error-translation.ts';
 
 test('every image input error keeps its code and status', () => {
@@ -35,6 +36,14 @@ test('queue full → 503 with Retry-After; timeout → 504; unknown → 500 with
   assert.ok(!unknown.detail.includes('secret'));
   const api = ApiError.of('conflict', 'x');
   assert.equal(toApiError(api), api);
+});
+
+test('a prompt too long for the model → 400 context_length_exceeded with both token counts', () => {
+  const mapped = toApiError(new PromptTooLongError('clinvqa-sft', 311, 92));
+  assert.equal(mapped.status, 400);
+  assert.equal(mapped.code, 'context_length_exceeded');
+  assert.match(mapped.detail, /311 tokens long; model "clinvqa-sft" reads at most 92 tokens/);
+  assert.deepEqual(mapped.extensions, { prompt_tokens: 311, max_prompt_tokens: 92 });
 });
 
 test('A/B table, feedback and upload errors keep their catalogue codes and list their problems', () => {

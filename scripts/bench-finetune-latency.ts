@@ -1,4 +1,4 @@
-// Serving latency while a fine-tune trains (issue 5 point 3): starts the real server in this process
+// Serving latency while a fine-tune trains (training must not slow serving down): starts the real server in this process
 // with the fine-tune routes, measures p50 of sequential /v1/vqa requests with no job, then with a GRPO
 // job training in its worker child (one ORT thread, lower priority), then idle again. The base model
 // is models/clinvqa-sft (copied into a temp models dir, so the repository's models/ is untouched);

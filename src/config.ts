@@ -83,7 +83,7 @@ export function hashApiKey(key: string): Buffer {
 
 /** A 12-hex-digit id for a key, from a differently-salted hash so it reveals nothing of `hash`. */
 export function keyIdOf(key: string): string {
-  return 'key_' + createHash('sha256').update('clinvqa-key-id:' + key, 'utf8').digest('hex').slice(0, 12);
+  return `key_${createHash('sha256').update(`clinvqa-key-id:${key}`, 'utf8').digest('hex').slice(0, 12)}`;
 }
 
 export function parseApiKeys(spec: string | undefined): ApiKeyEntry[] {
@@ -209,5 +209,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     shutdownGraceMs: intFrom(env, 'CLINVQA_SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     logLevel: logLevel as Config['logLevel'],
+  });
+}
+
+/** Settings of the offline tools (trainers, evaluation scripts), which run without the server's API keys. */
+export interface ToolConfig {
+  /** CLINVQA_EXECUTION_PROVIDERS, as for the server. */
+  executionProviders: readonly string[];
+  /** CLINVQA_JUDGE_API_KEY: bearer token for an external semantic judge (a GRPO reward); a secret, so never in a trainer config file. */
+  judgeApiKey: string | undefined;
+}
+
+export function loadToolConfig(env: NodeJS.ProcessEnv = process.env): ToolConfig {
+  const judgeApiKey = env.CLINVQA_JUDGE_API_KEY?.trim();
+  return Object.freeze({
+    executionProviders: Object.freeze(providersFrom(env.CLINVQA_EXECUTION_PROVIDERS)),
+    judgeApiKey: judgeApiKey ? judgeApiKey : undefined,
   });
 }

@@ -1,7 +1,7 @@
 // The one error type that crosses the HTTP boundary. Everything a client can be told about a failed
 // request is an ApiError(status, code, detail); the error handler renders it as RFC 7807
 // application/problem+json, or in OpenAI's error shape on the OpenAI-compatible routes. Other modules throw their own typed errors (ImageInputError,
-// QueueFullError, ...) and serving/error-mapping.ts turns them into ApiErrors in one place.
+// QueueFullError, ...) and http/error-translation.ts turns them into ApiErrors in one place.
 
 /** Stable machine-readable codes; clients branch on `code`, never on `detail` wording. */
 export const ERROR_CATALOGUE = {

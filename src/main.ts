@@ -21,7 +21,7 @@ const logger = createLogger(config.logLevel);
 if (config.insecureDev && config.apiKeys.length === 0) {
   logger.warn('CLINVQA_INSECURE_DEV=1 and no API keys: authentication is OFF; every caller is an admin. Never do this on a shared network.');
 }
-// Admin fine-tunes (issue 5): job store and worker under the data dir, routes behind admin auth.
+// Admin fine-tunes: job store and worker under the data dir, routes behind admin auth.
 const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir: config.modelsDir });
 try {
   await startServer(

@@ -1,7 +1,7 @@
 // One visual question, end to end: pick the model (request override, else the A/B table), pin it
 // with a registry lease, preprocess the image with that model's image config, queue it on the
 // model's batcher, and record what happened (metrics, feedback store). HTTP-free: routes turn the
-// outcome into JSON or SSE, and errors into problem documents via error-mapping.ts.
+// outcome into JSON or SSE, and errors into problem documents via http/error-translation.ts.
 import { createHash, randomUUID } from 'node:crypto';
 import { ApiError } from '../errors.ts';
 import type { Logger } from '../audit/logger.ts';
@@ -178,7 +178,7 @@ export class VqaService {
     request: Parameters<ModelLease['model']['batcher']['enqueue']>[0],
     signal: AbortSignal | undefined,
   ): Promise<Completed> {
-    let ticket;
+    let ticket: ReturnType<typeof batcher.enqueue>;
     try {
       ticket = batcher.enqueue(request);
     } catch (error) {

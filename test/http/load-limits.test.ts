@@ -1,4 +1,4 @@
-// Issue 4 point 6 over HTTP: dynamic batching of concurrent requests, the bounded queue (503 +
+// Load limits over HTTP: dynamic batching of concurrent requests, the bounded queue (503 +
 // Retry-After), the per-request timeout (504), and a runtime crash (500 that leaks nothing).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -106,7 +106,7 @@ describe('loadWeights', () => {
       if (name === f16Name) {
         for (let k = 0; k < got.length; k++) assert.equal(got[k], f16Values[k % 5]);
       } else if (i % 2 === 0) {
-        const truncated = new Float32Array(new Uint32Array(bf16Bits(want), 0).map((bits) => bits << 16).buffer);
+        const truncated = new Float32Array(Uint32Array.from(bf16Bits(want), (bits) => bits << 16).buffer);
         assert.deepEqual(got, truncated, name);
         // BF16 keeps 8 bits of mantissa: within 2^-8 relative of the float32 value.
         for (let k = 0; k < got.length; k++) assert.ok(Math.abs(got[k]! - want[k]!) <= Math.abs(want[k]!) * 2 ** -7);

@@ -85,7 +85,9 @@ class Fields {
     return this.scopes.map((s) => `"${s.prefix}${key}"`).join(' or ');
   }
 
-  fail(path: string, msg: string): never {
+  /** `key` is a field name (resolved to where it was found) or a path already resolved. */
+  fail(key: string, msg: string): never {
+    const path = key.includes('.') ? key : (this.find(key)?.path ?? `${this.scopes[0].prefix}${key}`);
     throw new Qwen2VLConfigError(`${this.file}: field "${path}" ${msg}`);
   }
 

@@ -5,7 +5,7 @@ import { createLogger } from './audit/logger.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startServer } from './http/serve.ts';
 import { createFineTunes } from './jobs/fine-tunes.ts';
-import { loadModelRuntime } from './runtime/model-runtime.ts';
+import { createModelLoader } from './runtime/architectures.ts';
 
 let config: Config;
 try {
@@ -24,7 +24,7 @@ if (config.insecureDev && config.apiKeys.length === 0) {
 const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir: config.modelsDir });
 try {
   await startServer(
-    { config, loader: loadModelRuntime, logger, extraRouters: (parts) => fineTunes.routers(parts), onClose: () => fineTunes.close() },
+    { config, loader: createModelLoader({ dataDir: config.dataDir, log: (message, fields) => logger.info(message, fields) }), logger, extraRouters: (parts) => fineTunes.routers(parts), onClose: () => fineTunes.close() },
     { handleSignals: true },
   );
 } catch (error) {

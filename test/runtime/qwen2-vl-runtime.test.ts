@@ -107,6 +107,8 @@ describe('Qwen2-VL runtime on the reference folder', () => {
     const expected = buildPromptIds(source, questionTurns(reqs[0]!.question, 1, system), { imageTokenId: 508, imageTokenCounts: [24] });
     assert.equal(withSystem!.promptTokens, expected.length);
     assert.notEqual(withSystem!.promptTokens, together[0]!.promptTokens);
+    // checkPrompt counts with the largest image the processor makes: max_pixels 20000 → 25 tokens
+    assert.equal(runtime.checkPrompt(reqs[0]!.question), together[0]!.promptTokens - 24 + 25);
   });
 
   it('card: architecture, parameter count, dtype, weights sha256, source imported; graphs cached under the data dir and reused', async () => {

@@ -115,7 +115,10 @@ export class Qwen2VlRuntime implements ModelRuntime {
     const out = await generateQwen2Vl(this.sessions, rows, { stopIds: generation.eosTokenIds, padId });
     return out.rows.map((g, b) => {
       const stopped = g.finishReason === 'stop';
-      const text = this.folder.tokenizer.decode(stopped ? g.tokens.slice(0, -1) : g.tokens, { skipSpecial: true });
+      // The embedding may have more rows than the tokenizer has tokens (Qwen2-VL: 151,936 vs 151,657);
+      // an id past the tokenizer decodes to nothing, as HF's tokenizers skip ids they do not know.
+      const known = (stopped ? g.tokens.slice(0, -1) : g.tokens).filter((id) => id < this.folder.tokenizer.vocabSize);
+      const text = this.folder.tokenizer.decode(known, { skipSpecial: true });
       return {
         text,
         ...splitReply(text),

@@ -1,8 +1,7 @@
 // Wiring only: builds the parts (metrics, audit log, model registry with one batcher per model,
-// A/B table, feedback store), loads every package in the models directory, and assembles the
+// A/B table, feedback store), loads every shipped and registered model package, and assembles the
 // express app in the order a request flows through it. Tests call createApp with a fake runtime
 // loader; src/http/serve.ts adds the listening socket and graceful shutdown.
-import path from 'node:path';
 import express, { type Express, type Router } from 'express';
 import { AuditLog, type AuditSink } from './audit/audit-log.ts';
 import { ApiError } from './errors.ts';
@@ -30,7 +29,7 @@ import { modelsRouter } from './http/routes/models.route.ts';
 import { vqaRouter } from './http/routes/vqa.route.ts';
 import type { FineTunes } from './jobs/fine-tunes.ts';
 import { Metrics } from './metrics/metrics.ts';
-import { listModelFolders } from './registry/model-folders.ts';
+import { findServedPackage, listServedPackages, modelSources, type ModelSources } from './registry/model-sources.ts';
 import { ModelRegistry } from './runtime/model-registry.ts';
 import { AbTableStore } from './routing/ab-table-store.ts';
 import { pickVariant } from './routing/sticky-router.ts';
@@ -91,14 +90,18 @@ function batcherFor(config: Config, logger: Logger) {
 }
 
 /**
- * Loads every model in the models directory, our packages and Hugging Face folders alike; a broken
- * one is logged with the reason and skipped, and the others serve.
+ * Loads every shipped and registered package and every Hugging Face folder shipped as downloaded; a
+ * broken one, or a registered one whose id a shipped one already has, is logged and skipped while the
+ * others serve.
  */
-async function loadAll(registry: ModelRegistry, config: Config, logger: Logger): Promise<void> {
+async function loadAll(registry: ModelRegistry, sources: ModelSources, config: Config, logger: Logger): Promise<void> {
   let warnedFallback = false;
-  const { folders, skipped } = await listModelFolders(config.modelsDir);
+  const { packages, clashes, skipped } = await listServedPackages(sources);
   for (const entry of skipped) logger.error('model folder not loaded', { folder: entry.name, error: entry.reason });
-  for (const pkg of folders) {
+  for (const clash of clashes) {
+    logger.error('two model packages have the same id; the shipped one is served', { model: clash.id, served: clash.served, ignored: clash.ignored });
+  }
+  for (const pkg of packages) {
     try {
       const loaded = await registry.loadPackage(pkg.dir);
       const provider = loaded.runtime.executionProvider;
@@ -108,8 +111,7 @@ async function loadAll(registry: ModelRegistry, config: Config, logger: Logger):
         logger.warn(`execution provider "${wanted}" is not available; running on ${provider}`, { requested: config.executionProviders, using: provider });
       }
     } catch (error) {
-      const what = pkg.kind === 'package' ? 'model package not loaded' : 'model folder not loaded';
-      logger.error(what, { model: pkg.id, error: error instanceof Error ? error.message : String(error) });
+      logger.error('model package not loaded', { model: pkg.id, error: error instanceof Error ? error.message : String(error) });
     }
   }
 }
@@ -130,7 +132,8 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   });
 
   // 1. models, then the A/B table over them (a default table follows what loaded)
-  await loadAll(registry, config, logger);
+  const sources = modelSources(config.modelsDir, config.dataDir);
+  await loadAll(registry, sources, config, logger);
   const abTable = AbTableStore.open({
     dataDir: config.dataDir,
     isKnownModel: (id) => registry.has(id),
@@ -179,9 +182,10 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   // Promoting a model that has a package but is not loaded yet loads it first.
   const ensureModel = async (id: string): Promise<boolean> => {
     if (registry.has(id)) return true;
-    if (!(await listModelFolders(config.modelsDir)).folders.some((p) => p.id === id)) return false;
+    const pkg = await findServedPackage(sources, id);
+    if (!pkg) return false;
     try {
-      await registry.loadPackage(path.join(config.modelsDir, id));
+      await registry.loadPackage(pkg.dir);
     } catch (error) {
       logger.warn('model load for promotion failed', { model: id, error: error instanceof Error ? error.message : String(error) });
       throw ApiError.of('model_load_failed', `Package "${id}" could not be loaded; see the server log.`);
@@ -202,7 +206,7 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   }));
   app.use(adminModelsRouter({
     registry,
-    modelsDir: config.modelsDir,
+    sources,
     isRouted: (id) => abTable.current.variants.some((v) => v.model === id && v.weight > 0),
     onChange: () => abTable.followModels(registry.list().map((m) => m.id)),
     logger,
@@ -210,7 +214,7 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   for (const router of deps.extraRouters?.(parts) ?? []) app.use(router);
 
   app.use(notFound());
-  app.use(errorHandler(logger));
+  app.use(errorHandler(logger, { errorFormatOf: (urlPath) => spec.errorFormatOf(urlPath) }));
 
   let closed: Promise<void> | undefined;
   return {

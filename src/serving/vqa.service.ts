@@ -76,6 +76,9 @@ export class VqaService {
     ctx.audit.model = model.id;
     ctx.audit.variant = variant;
     try {
+      // 0. the whole question must fit this model's context: refused, never cut
+      model.runtime.checkPrompt(input.question);
+
       // 1. preprocess with this model's own image processor
       const t0 = performance.now();
       const image = await model.runtime.prepareImage(input.image, {

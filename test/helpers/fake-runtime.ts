@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { preprocessImage } from '../../src/preprocess/image.ts';
+import { PromptTooLongError } from '../../src/runtime/prompt.ts';
 import type { ImageConfig, ImageLimits, InferenceRequest, InferenceResult, ModelRuntime, PreparedImage, RuntimeLoader } from '../../src/runtime/types.ts';
 
 export const FAKE_IMAGE_CONFIG: ImageConfig = { imageSize: 32, patchSize: 16, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
@@ -15,7 +16,11 @@ export interface FakeBehaviour {
   /** Thrown by generateBatch. */
   failWith?: Error;
   executionProvider?: string;
+  /** The context this fake leaves for the question, counted in words (default 64). */
+  maxPromptTokens?: number;
 }
+
+const wordsOf = (question: string): number => question.trim().split(/\s+/).length;
 
 export class FakeRuntime implements ModelRuntime {
   readonly imageConfig = FAKE_IMAGE_CONFIG;
@@ -40,6 +45,13 @@ export class FakeRuntime implements ModelRuntime {
     return { patches: (await preprocessImage(bytes, { imageSize, patchSize, channels: 3, mean, std, ...limits })).patches };
   }
 
+  checkPrompt(question: string): number {
+    const words = wordsOf(question);
+    const max = this.behaviour.maxPromptTokens ?? 64;
+    if (words > max) throw new PromptTooLongError(this.id, words, max);
+    return words;
+  }
+
   async generateBatch(reqs: InferenceRequest[]): Promise<InferenceResult[]> {
     if (this.disposed) throw new Error(`fake runtime ${this.id} used after dispose`);
     if (reqs.length > this.maxBatch) throw new Error(`batch of ${reqs.length} > maxBatch ${this.maxBatch}`);
@@ -49,7 +61,7 @@ export class FakeRuntime implements ModelRuntime {
       if (this.behaviour.delayMs) await new Promise((r) => setTimeout(r, this.behaviour.delayMs));
       if (this.behaviour.failWith) throw this.behaviour.failWith;
       return reqs.map((req) => {
-        const words = req.question.trim().split(/\s+/).length;
+        const words = wordsOf(req.question);
         const answer = `${this.id} answer ${words}`;
         const reasoning = `patches ${req.patches.length}`;
         return {

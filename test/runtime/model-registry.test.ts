@@ -30,6 +30,10 @@ class FakeRuntime implements ModelRuntime {
     return { patches: new Float32Array(0) };
   }
 
+  checkPrompt(): number {
+    return 1;
+  }
+
   async generateBatch(reqs: InferenceRequest[]): Promise<InferenceResult[]> {
     if (this.disposeCount > 0) this.usedAfterDispose = true;
     this.batches++;

@@ -19,6 +19,7 @@ import { PREPROCESSOR_CONFIG_FILE, readHfFolder, type HfFolder } from '../../hf/
 import { inspectWeights, type ExpectedTable, type ExpectedTensor } from '../../hf/weights.ts';
 import { ImageInputError } from '../../preprocess/errors.ts';
 import { decodeNativeRgb, type DecodeLimits } from '../../preprocess/image.ts';
+import { PromptTooLongError } from '../prompt.ts';
 import type { InferenceRequest, InferenceResult, ModelRuntime, PreparedImage } from '../types.ts';
 import { generateQwen2Vl, type Qwen2VlServingSessions } from './generate.ts';
 import { servingGraphsFor } from './graph-cache.ts';
@@ -83,7 +84,7 @@ export class Qwen2VlRuntime implements ModelRuntime {
     const largestImage = Math.floor(this.imageProcessor.maxPixels / (factor * factor));
     const ids = buildPromptIds(this.prompt, questionTurns(question, 1), { imageTokenId: this.config.tokens.imageTokenId, imageTokenCounts: [largestImage] });
     const context = this.config.text.maxPositionEmbeddings;
-    if (ids.length >= context) throw new RangeError(`the prompt is ${ids.length} tokens; model ${this.id} takes at most ${context - 1}`);
+    if (ids.length >= context) throw new PromptTooLongError(this.id, ids.length, context - 1);
     return ids.length;
   }
 

@@ -94,12 +94,14 @@ function batcherFor(config: Config, logger: Logger) {
 }
 
 /**
- * Loads every shipped and registered package; a broken package, or a registered one whose id a
- * shipped one already has, is logged and skipped.
+ * Loads every shipped and registered package and every Hugging Face folder shipped as downloaded; a
+ * broken one, or a registered one whose id a shipped one already has, is logged and skipped while the
+ * others serve.
  */
 async function loadAll(registry: ModelRegistry, sources: ModelSources, config: Config, logger: Logger): Promise<void> {
   let warnedFallback = false;
-  const { packages, clashes } = await listServedPackages(sources);
+  const { packages, clashes, skipped } = await listServedPackages(sources);
+  for (const entry of skipped) logger.error('model folder not loaded', { folder: entry.name, error: entry.reason });
   for (const clash of clashes) {
     logger.error('two model packages have the same id; the shipped one is served', { model: clash.id, served: clash.served, ignored: clash.ignored });
   }
@@ -153,7 +155,7 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
       return picked ? { model: picked.variant.model, variant: picked.variant.name, tableVersion: picked.tableVersion } : undefined;
     },
   };
-  const preprocessStage = new PreprocessStage(config.decode, undefined, (lane) => metrics.observeDecodeRejection(lane));
+  const preprocessStage = new PreprocessStage(config.decode, (lane) => metrics.observeDecodeRejection(lane));
   const vqa = new VqaService({ registry, selector, recorder: feedback, metrics, limits: config.limits, logger, preprocessStage });
   const chat = new ChatService(vqa);
   const parts: AppParts = { config, registry, abTable, feedback, metrics, logger };

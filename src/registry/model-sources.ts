@@ -4,6 +4,7 @@
 // in another server's models. A model id names one package: an id found in both places is a clash,
 // reported for the log and served from neither the second place nor by guess (the shipped one wins).
 import path from 'node:path';
+import { listModelFolders, type ModelFolderListing } from './model-folders.ts';
 import { listModelPackages, type ModelPackageEntry } from './model-package.ts';
 
 export interface ModelSources {
@@ -30,18 +31,24 @@ export interface ModelIdClash {
   ignored: string;
 }
 
-/** Every package to serve, by id (shipped first), and the registered ones whose id a shipped one already has. */
-export async function listServedPackages(sources: ModelSources): Promise<{ packages: ModelPackageEntry[]; clashes: ModelIdClash[] }> {
-  const shipped = await listModelPackages(sources.shippedDir);
+/**
+ * Every model to serve, by id (shipped first): packages and, in the shipped directory, Hugging Face
+ * folders as downloaded; the registered ones whose id a shipped one already has; and the shipped
+ * folders that cannot be served under their name.
+ */
+export async function listServedPackages(
+  sources: ModelSources,
+): Promise<{ packages: ModelPackageEntry[]; clashes: ModelIdClash[]; skipped: ModelFolderListing['skipped'] }> {
+  const { folders: shipped, skipped } = await listModelFolders(sources.shippedDir);
   const registered = path.resolve(sources.registeredDir) === path.resolve(sources.shippedDir) ? [] : await listModelPackages(sources.registeredDir);
-  const byId = new Map(shipped.map((p) => [p.id, p]));
+  const byId = new Map<string, ModelPackageEntry>(shipped.map((p) => [p.id, { id: p.id, dir: p.dir }]));
   const clashes: ModelIdClash[] = [];
   for (const pkg of registered) {
     const existing = byId.get(pkg.id);
     if (existing) clashes.push({ id: pkg.id, served: existing.dir, ignored: pkg.dir });
     else byId.set(pkg.id, pkg);
   }
-  return { packages: [...byId.values()], clashes };
+  return { packages: [...byId.values()], clashes, skipped };
 }
 
 /** The package served under `id`, from either place, or undefined. */

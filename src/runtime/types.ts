@@ -10,9 +10,16 @@ export interface GenerateParams {
 }
 
 export interface InferenceRequest {
-  /** Preprocessed image, row-major [numPatches * patchDim], as src/preprocess/image.ts returns it. */
+  /** The image as the runtime's prepareImage made it: row-major [numPatches * patchDim]. */
   patches: Float32Array;
+  /** [t, h, w] in patches, for architectures whose image size varies (Qwen2-VL). */
+  gridThw?: readonly [number, number, number];
   question: string;
+  /**
+   * The client's system instructions, for architectures whose chat template has a system turn
+   * (e.g. the prompt GRPO-tuned medical models expect for their <think>/<answer> replies).
+   */
+  systemPrompt?: string;
   params: GenerateParams;
   /**
    * Offline evaluation only: read a question longer than the context by its last tokens, as the
@@ -39,12 +46,23 @@ export interface ImageConfig {
   std: number[];
 }
 
+/** An uploaded image turned into the vision encoder's input by the model's own processor. */
+export interface PreparedImage {
+  patches: Float32Array;
+  gridThw?: readonly [number, number, number];
+}
+
+/** Limits on an upload, checked before anything is decoded. */
+export interface ImageLimits {
+  maxInputPixels: number;
+  maxBytes: number;
+}
+
 export interface ModelRuntime {
   /** Package directory name, e.g. 'clinvqa-grpo'; the model id clients see. */
   readonly id: string;
   /** The package's manifest.json (model card). */
   readonly manifest: Record<string, unknown>;
-  readonly imageConfig: ImageConfig;
   /** Largest batch generateBatch accepts; the batcher never exceeds it. */
   readonly maxBatch: number;
   /**
@@ -52,6 +70,13 @@ export interface ModelRuntime {
    * can log a fallback. Optional so a runtime that cannot tell still satisfies the contract.
    */
   readonly executionProvider?: string;
+  /**
+   * Upload bytes → the vision encoder's input, with this model's processor (size, normalisation,
+   * patch order). Throws ImageInputError for a bad upload.
+   */
+  prepareImage(bytes: Uint8Array, limits: ImageLimits): Promise<PreparedImage>;
+  /** The side prepareImage shrinks a JPEG to while decoding it, when it does: what decoding will cost depends on it. */
+  readonly decodeTargetSize?: number;
   /**
    * The prompt tokens this question takes with this model; throws PromptTooLongError (from
    * prompt.ts) when it does not fit the model's context. Every model knows its own context, so the

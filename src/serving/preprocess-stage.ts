@@ -9,8 +9,8 @@
 // expensive ones, and the pool keeps a thread free for everything else (header reads, fs).
 import { ApiError } from '../errors.ts';
 import { estimateDecodeCost } from '../preprocess/decode-cost.ts';
-import { preprocessImage, type PreprocessedImage, type PreprocessOptions } from '../preprocess/image.ts';
 import { RequestCancelledError } from '../runtime/batcher.ts';
+import type { ImageLimits } from '../runtime/types.ts';
 import { WorkCancelledError, WorkQueue, WorkQueueFullError } from './work-queue.ts';
 
 export interface PreprocessStageOptions {
@@ -24,14 +24,17 @@ export interface PreprocessStageOptions {
 }
 
 export type DecodeLane = 'standard' | 'large';
-type Preprocess = (bytes: Uint8Array, options: PreprocessOptions) => Promise<PreprocessedImage>;
+
+/** The request's limits, and the side the model's decoder shrinks to (JPEG shrink-on-load); absent: decoded at full size. */
+export interface StageLimits extends ImageLimits {
+  targetSize?: number;
+}
 
 export class PreprocessStage {
   private readonly lanes: Record<DecodeLane, WorkQueue>;
 
   constructor(
     private readonly options: PreprocessStageOptions,
-    private readonly preprocess: Preprocess = preprocessImage,
     private readonly onRejected?: (lane: DecodeLane) => void,
   ) {
     this.lanes = {
@@ -46,19 +49,20 @@ export class PreprocessStage {
     return { standard: of(this.lanes.standard), large: of(this.lanes.large) };
   }
 
-  laneFor(bytes: Uint8Array, options: PreprocessOptions): DecodeLane | 'none' {
-    const cost = estimateDecodeCost(bytes, options.imageSize);
+  laneFor(bytes: Uint8Array, options: StageLimits): DecodeLane | 'none' {
+    const cost = estimateDecodeCost(bytes, options.targetSize ?? Number.POSITIVE_INFINITY);
     // Over the byte or pixel limit, or no readable header: the decoder refuses it from the header
     // alone, which costs nothing worth queueing for.
     if (!cost || bytes.length > options.maxBytes || cost.width * cost.height > options.maxInputPixels) return 'none';
     return cost.decodedBytes > this.options.largeDecodedBytes ? 'large' : 'standard';
   }
 
-  async run(bytes: Uint8Array, options: PreprocessOptions, signal?: AbortSignal): Promise<PreprocessedImage> {
+  /** Runs `decode` (the model's own image preparation) in the lane this image's header calls for. */
+  async run<T>(bytes: Uint8Array, options: StageLimits, decode: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const lane = this.laneFor(bytes, options);
-    if (lane === 'none') return this.preprocess(bytes, options);
+    if (lane === 'none') return decode();
     try {
-      return await this.lanes[lane].run(() => this.preprocess(bytes, options), signal);
+      return await this.lanes[lane].run(decode, signal);
     } catch (error) {
       if (error instanceof WorkQueueFullError) {
         this.onRejected?.(lane);

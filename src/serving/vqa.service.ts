@@ -6,7 +6,6 @@ import { createHash, randomUUID } from 'node:crypto';
 import { ApiError } from '../errors.ts';
 import type { Logger } from '../audit/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { preprocessImage } from '../preprocess/image.ts';
 import type { ModelLease, ModelRegistry } from '../runtime/model-registry.ts';
 import { InferenceTimeoutError, QueueFullError, RequestCancelledError, type Completed } from '../runtime/batcher.ts';
 import type { InferenceResult } from '../runtime/types.ts';
@@ -19,6 +18,8 @@ export const DEFAULT_PARAMS = Object.freeze({ temperature: 0, topP: 1, maxTokens
 export interface VqaInput {
   image: Uint8Array | undefined;
   question: string;
+  /** Instructions for models that take a system turn (chat templates); others ignore it. */
+  systemPrompt?: string;
   /** Explicit model id; bypasses the A/B table. */
   model?: string;
   clientId?: string;
@@ -81,28 +82,23 @@ export class VqaService {
       // 0. the whole question must fit this model's context: refused, never cut
       model.runtime.checkPrompt(input.question);
 
-      // 1. preprocess with this model's image geometry and normalisation
+      // 1. preprocess with this model's own image processor
       const t0 = performance.now();
-      const { imageSize, patchSize, mean, std } = model.runtime.imageConfig;
-      const preprocessOptions = {
-        imageSize,
-        patchSize,
-        channels: 3 as const,
-        mean,
-        std,
-        maxInputPixels: this.deps.limits.maxInputPixels,
-        maxBytes: this.deps.limits.maxImageBytes,
-      };
+      const limits = { maxInputPixels: this.deps.limits.maxInputPixels, maxBytes: this.deps.limits.maxImageBytes };
+      const bytes = input.image;
+      const prepare = () => model.runtime.prepareImage(bytes, limits);
       const image = this.deps.preprocessStage
-        ? await this.deps.preprocessStage.run(input.image, preprocessOptions, ctx.signal)
-        : await preprocessImage(input.image, preprocessOptions);
+        ? await this.deps.preprocessStage.run(bytes, { ...limits, targetSize: model.runtime.decodeTargetSize }, prepare, ctx.signal)
+        : await prepare();
       const preprocessMs = performance.now() - t0;
       if (ctx.signal?.aborted) throw new RequestCancelledError('client went away');
 
       // 2. queue on the model's batcher (vision + decode run batched with other requests)
       const completed = await this.runQueued(model.id, model.batcher, {
         patches: image.patches,
+        ...(image.gridThw !== undefined ? { gridThw: image.gridThw } : {}),
         question: input.question,
+        ...(input.systemPrompt !== undefined ? { systemPrompt: input.systemPrompt } : {}),
         params: {
           temperature: input.temperature ?? DEFAULT_PARAMS.temperature,
           topP: input.topP ?? DEFAULT_PARAMS.topP,

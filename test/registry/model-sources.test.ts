@@ -16,7 +16,7 @@ test('served packages = shipped ones plus those registered under <data dir>/mode
     const sources = modelSources(path.join(root, 'models'), path.join(root, 'var'));
     assert.equal(sources.registeredDir, path.join(root, 'var', 'models'));
     // Neither directory exists yet: nothing to serve, no error.
-    assert.deepEqual(await listServedPackages(sources), { packages: [], clashes: [] });
+    assert.deepEqual(await listServedPackages(sources), { packages: [], clashes: [], skipped: [] });
     writeFakePackage(sources.shippedDir, 'clinvqa-sft');
     writeFakePackage(sources.registeredDir, 'clinvqa-sft-ft-0123456789ab');
     const { packages, clashes } = await listServedPackages(sources);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp from 'sharp';
 import { ApiError } from '../../src/errors.ts';
-import type { PreprocessedImage, PreprocessOptions } from '../../src/preprocess/image.ts';
+import { preprocessImage, type PreprocessedImage, type PreprocessOptions } from '../../src/preprocess/image.ts';
 import { PreprocessStage } from '../../src/serving/preprocess-stage.ts';
 import { smallPng } from '../helpers/images.ts';
 
@@ -30,11 +30,11 @@ test('an ordinary image is decoded while large ones occupy their lane', async ()
   const [small, large] = [await smallPng(), await largePng()];
   const d = controlledDecoder();
   d.setSmall(small.length);
-  const stage = new PreprocessStage(STAGE, d.decode);
+  const stage = new PreprocessStage(STAGE);
   assert.equal(stage.laneFor(large, OPTIONS), 'large');
   assert.equal(stage.laneFor(small, OPTIONS), 'standard');
-  const largeOnes = [stage.run(large, OPTIONS), stage.run(large, OPTIONS)];
-  await stage.run(small, OPTIONS);
+  const largeOnes = [stage.run(large, OPTIONS, () => d.decode(large)), stage.run(large, OPTIONS, () => d.decode(large))];
+  await stage.run(small, OPTIONS, () => d.decode(small));
   assert.deepEqual(d.decoded, [small.length], 'the small image did not wait for the large ones');
   assert.deepEqual(stage.depth().large, { queued: 1, running: 1 });
   d.release();
@@ -46,11 +46,11 @@ test('a full lane refuses with 503 queue_full and Retry-After; the other lane st
   const d = controlledDecoder();
   d.setSmall(small.length);
   const rejected: string[] = [];
-  const stage = new PreprocessStage(STAGE, d.decode, (lane) => rejected.push(lane));
-  const admitted = [stage.run(large, OPTIONS), stage.run(large, OPTIONS)];
-  await assert.rejects(stage.run(large, OPTIONS), (e: unknown) => e instanceof ApiError && e.status === 503 && e.code === 'queue_full' && Number(e.headers['Retry-After']) >= 1);
+  const stage = new PreprocessStage(STAGE, (lane) => rejected.push(lane));
+  const admitted = [stage.run(large, OPTIONS, () => d.decode(large)), stage.run(large, OPTIONS, () => d.decode(large))];
+  await assert.rejects(stage.run(large, OPTIONS, () => d.decode(large)), (e: unknown) => e instanceof ApiError && e.status === 503 && e.code === 'queue_full' && Number(e.headers['Retry-After']) >= 1);
   assert.deepEqual(rejected, ['large']);
-  await stage.run(small, OPTIONS);
+  await stage.run(small, OPTIONS, () => d.decode(small));
   d.release();
   await Promise.all(admitted);
 });
@@ -59,5 +59,6 @@ test('an image over the pixel limit skips the queue: the decoder refuses it from
   const large = await largePng();
   const stage = new PreprocessStage({ ...STAGE, largeMaxQueue: 0, largeConcurrency: 1 });
   assert.equal(stage.laneFor(large, { ...OPTIONS, maxInputPixels: 1_000_000 }), 'none');
-  await assert.rejects(stage.run(large, { ...OPTIONS, maxInputPixels: 1_000_000 }), { code: 'image_too_large_pixels' });
+  const limits = { ...OPTIONS, maxInputPixels: 1_000_000 };
+  await assert.rejects(stage.run(large, limits, () => preprocessImage(large, limits)), { code: 'image_too_large_pixels' });
 });

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FINE_TUNE_DEFAULTS } from '../../src/jobs/hyperparameters.ts';
 import type { JobRepository } from '../../src/jobs/job-repository.ts';
-import { JobStore, newJobId, type JobSpec } from '../../src/jobs/job-store.ts';
+import { JobStore, newJobId, type JobEvent, type JobSpec } from '../../src/jobs/job-store.ts';
 import { PostgresJobStore } from '../../src/jobs/job-store.postgres.ts';
 import { storeBackends } from '../helpers/store-backends.ts';
 
@@ -86,7 +86,7 @@ for (const backend of backends) {
       await store.create({ id, base_model: 'base', hyperparameters: FINE_TUNE_DEFAULTS, spec: SPEC });
       await store.transition(id, ['validating_files'], 'queued', { dataset_sha256: 'c'.repeat(64) });
       await store.transition(id, ['queued'], 'running', { started: true });
-      const events = [];
+      const events: JobEvent[] = [];
       for (let i = 0; i < 5; i++) events.push(await store.addEvent(id, { type: 'metrics', message: `step ${i}` }));
       assert.ok(await store.transition(id, ['running'], 'succeeded', { result_model: 'base-ft-x', metrics: { before: { a: 1 }, after: { a: 2 } }, finished: true, worker_pid: null }));
       assert.equal(await store.transition(id, ['running'], 'failed', { error: { code: 'training_failed', message: 'late' }, finished: true }), false);

@@ -66,8 +66,8 @@ export class PostgresFeedbackStore implements FeedbackRepository {
 
   /** Writes every queued response record; throws (keeping them queued) when the database is away. */
   flush(): Promise<void> {
-    this.flushing ??= (async () => {
-      try {
+    if (this.flushing) return this.flushing;
+    const write = async () => {
         while (this.queue.length > 0) {
           const batch = this.queue.slice(0, 500);
           const values: unknown[] = [];
@@ -80,10 +80,11 @@ export class PostgresFeedbackStore implements FeedbackRepository {
           await query(this.pool, `INSERT INTO responses (response_id, model, variant, table_version, client_key_id, latency_ms, created_at) VALUES ${rows.join(', ')} ON CONFLICT (response_id) DO NOTHING`, values);
           this.queue.splice(0, batch.length);
         }
-      } finally {
-        this.flushing = undefined;
-      }
-    })();
+    };
+    // Cleared in a later tick, so a flush that finds nothing queued cannot leave a stale promise behind.
+    this.flushing = write().finally(() => {
+      this.flushing = undefined;
+    });
     return this.flushing;
   }
 

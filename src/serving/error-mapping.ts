@@ -4,6 +4,7 @@
 import { ApiError } from '../errors.ts';
 import { ImageInputError } from '../preprocess/errors.ts';
 import { InferenceTimeoutError, QueueFullError, RequestCancelledError } from '../runtime/batcher.ts';
+import { isUnavailable } from '../store/postgres.ts';
 
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
@@ -19,6 +20,10 @@ export function toApiError(error: unknown): ApiError {
   if (error instanceof RequestCancelledError) {
     // Only reached if the client is gone; nobody reads this response.
     return ApiError.of('invalid_request', 'The request was cancelled.');
+  }
+  if (isUnavailable(error)) {
+    // Admin writes and reports need the shared database; inference never does.
+    return ApiError.of('database_unavailable', 'The shared database is not reachable right now; retry shortly.', { headers: { 'Retry-After': '5' }, cause: error });
   }
   return ApiError.of('internal_error', 'An unexpected error occurred; the request id identifies it in the server log.', { cause: error });
 }

@@ -16,8 +16,8 @@ export interface AdminModelsDeps {
   modelsDir: string;
   /** Whether the A/B table in effect sends traffic to this model (then it may not be unloaded). */
   isRouted(id: string): boolean;
-  /** After the set of loaded models changed (the default A/B table follows it). */
-  onChange?(): void;
+  /** After the set of loaded models changed (the default A/B table follows it; other replicas are told). */
+  onChange?(change: { id: string; state: 'loaded' | 'unloaded'; packageDir: string }): void | Promise<void>;
   logger: Logger;
 }
 
@@ -39,7 +39,7 @@ export function adminModelsRouter(deps: AdminModelsDeps): Router {
       const message = (error instanceof Error ? error.message : String(error)).split(deps.modelsDir).join('models');
       throw ApiError.of('model_load_failed', `Package "${id}" could not be loaded: ${message.slice(0, 300)}`);
     }
-    deps.onChange?.();
+    await deps.onChange?.({ id, state: 'loaded', packageDir: path.join(deps.modelsDir, id) });
     res.json(toModelJson(loaded));
   });
   router.delete('/admin/models/:id', async (req, res) => {
@@ -50,7 +50,7 @@ export function adminModelsRouter(deps: AdminModelsDeps): Router {
     if (!deps.registry.has(id)) throw ApiError.of('model_not_found', `No model "${id}" is loaded.`);
     if (deps.isRouted(id)) throw ApiError.of('conflict', `The A/B table still sends traffic to "${id}"; change the table first.`);
     await deps.registry.unload(id);
-    deps.onChange?.();
+    await deps.onChange?.({ id, state: 'unloaded', packageDir: path.join(deps.modelsDir, id) });
     res.status(204).end();
   });
   return router;

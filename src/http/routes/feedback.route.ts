@@ -13,11 +13,11 @@ import {
   ResponseNotFoundError,
   type FeedbackInput,
   type FeedbackRecord,
-  type FeedbackStore,
+  type FeedbackRepository,
 } from '../../feedback/feedback-store.ts';
 
 export interface FeedbackRouterDeps {
-  store: Pick<FeedbackStore, 'recordFeedback'>;
+  store: Pick<FeedbackRepository, 'recordFeedback'>;
   /** The caller's API key id (set by the auth middleware), stored with the feedback. */
   keyIdOf?(req: Request, res: Response): string | undefined;
   /** After feedback is stored, e.g. to count correct/incorrect per variant in metrics. */
@@ -39,12 +39,12 @@ const JSON_TYPE = /^\s*application\/json\s*(;|$)/i;
 
 export function createFeedbackRouter(deps: FeedbackRouterDeps): Router {
   const router = Router();
-  router.post('/v1/feedback', jsonBody(FEEDBACK_BODY_LIMIT), (req, res) => {
+  router.post('/v1/feedback', jsonBody(FEEDBACK_BODY_LIMIT), async (req, res) => {
     const input = parseFeedbackBody(req.body);
     const keyId = deps.keyIdOf?.(req, res);
     let record: FeedbackRecord;
     try {
-      record = deps.store.recordFeedback(keyId === undefined ? input : { ...input, keyId });
+      record = await deps.store.recordFeedback(keyId === undefined ? input : { ...input, keyId });
     } catch (error) {
       if (error instanceof ResponseNotFoundError) {
         throw ApiError.of('response_not_found', 'No answer with this response_id was recorded by this server.');

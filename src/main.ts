@@ -4,6 +4,8 @@
 import { createLogger } from './audit/logger.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { startServer } from './http/serve.ts';
+import { createClusterServer } from './cluster/cluster-server.ts';
+import { startClusterWorker } from './jobs/cluster-worker-process.ts';
 import { createFineTunes } from './jobs/fine-tunes.ts';
 import { loadModelRuntime } from './runtime/model-runtime.ts';
 
@@ -20,13 +22,23 @@ const logger = createLogger(config.logLevel);
 if (config.insecureDev && config.apiKeys.length === 0) {
   logger.warn('CLINVQA_INSECURE_DEV=1 and no API keys: authentication is OFF; every caller is an admin. Never do this on a shared network.');
 }
-// Admin fine-tunes (issue 5): job store and worker under the data dir, routes behind admin auth.
-const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir: config.modelsDir });
 try {
-  await startServer(
-    { config, loader: loadModelRuntime, logger, extraRouters: (parts) => fineTunes.routers(parts), onClose: () => fineTunes.close() },
-    { handleSignals: true },
-  );
+  if (config.databaseUrl === null) {
+    // Embedded: fine-tune job store and worker under the data dir, routes behind admin auth.
+    const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir: config.modelsDir });
+    await startServer(
+      { config, loader: loadModelRuntime, logger, extraRouters: (parts) => fineTunes.routers(parts), onClose: () => fineTunes.close() },
+      { handleSignals: true },
+    );
+  } else {
+    // Cluster: shared state in Postgres; training in `npm run worker` processes (or here, if asked).
+    const cluster = await createClusterServer(config, logger);
+    const worker = config.embeddedWorker ? await startClusterWorker(config, logger) : undefined;
+    await startServer(
+      { config, loader: loadModelRuntime, logger, stores: cluster.stores, audit: cluster.audit, extraRouters: (parts) => cluster.extraRouters(parts), onClose: async () => worker?.close() },
+      { handleSignals: true },
+    );
+  }
 } catch (error) {
   logger.error('failed to start', { error: error instanceof Error ? error.message : String(error) });
   process.exit(1);

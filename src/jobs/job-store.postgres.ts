@@ -196,6 +196,17 @@ export class PostgresJobStore implements JobRepository {
     await query(this.pool, 'UPDATE fine_tune_jobs SET lease_owner = NULL, lease_expires_at = NULL, worker_pid = NULL WHERE id = $1 AND lease_owner = $2', [id, owner]);
   }
 
+  /** Cancels a job that no worker holds a live lease on; false when one does (or it has finished). */
+  async cancelUnheld(id: string): Promise<boolean> {
+    const result = await query(
+      this.pool,
+      `UPDATE fine_tune_jobs SET status = 'cancelled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+       WHERE id = $1 AND status = ANY($2) AND (lease_owner IS NULL OR lease_expires_at < now())`,
+      [id, [...ACTIVE]],
+    );
+    return result.rowCount === 1;
+  }
+
   /** Unfinished jobs whose lease ran out: their worker died or lost the database for a whole lease. */
   async expiredLeases(): Promise<ExpiredLease[]> {
     const { rows } = await query<ExpiredLease>(

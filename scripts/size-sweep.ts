@@ -3,8 +3,8 @@
 // CPU latency measured on the same machine in the same run.
 //   node --import tsx scripts/size-sweep.ts [--presets mini,small,base] [--steps 400] [--eval 400]
 import { parseArgs } from 'node:util';
-import { SFT_DEFAULTS } from '../src/training/sft-config.ts';
-import { trainSft } from '../src/training/sft-trainer.ts';
+import { SFT_DEFAULTS } from '../src/training/sft/sft-config.ts';
+import { trainSft } from '../src/training/sft/sft-trainer.ts';
 
 const { values } = parseArgs({ options: { presets: { type: 'string', default: 'mini,small,base' }, steps: { type: 'string', default: '400' }, eval: { type: 'string', default: '400' } } });
 const rows: string[] = [];

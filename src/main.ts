@@ -3,8 +3,9 @@
 // CLINVQA_INSECURE_DEV=1) stops the process with the reason, before anything listens.
 import { createLogger } from './audit/logger.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import { fineTuneRouters } from './app.ts';
 import { startServer } from './http/serve.ts';
-import { createClusterServer } from './cluster/cluster-server.ts';
+import { createClusterServer } from './cluster-server.ts';
 import { startClusterWorker } from './jobs/cluster-worker-process.ts';
 import { createFineTunes } from './jobs/fine-tunes.ts';
 import { loadModelRuntime } from './runtime/model-runtime.ts';
@@ -27,7 +28,7 @@ try {
     // Embedded: fine-tune job store and worker under the data dir, routes behind admin auth.
     const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir: config.modelsDir });
     await startServer(
-      { config, loader: loadModelRuntime, logger, extraRouters: (parts) => fineTunes.routers(parts), onClose: () => fineTunes.close() },
+      { config, loader: loadModelRuntime, logger, extraRouters: (parts) => fineTuneRouters(fineTunes, parts), onClose: () => fineTunes.close() },
       { handleSignals: true },
     );
   } else {

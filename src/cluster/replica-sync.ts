@@ -4,7 +4,7 @@
 // Inference never waits for any of this: it reads the in-memory table and registry.
 import path from 'node:path';
 import type { Logger } from '../audit/logger.ts';
-import type { ModelRegistry } from '../registry/registry.ts';
+import type { ModelRegistry } from '../runtime/model-registry.ts';
 import type { PostgresAbTableStore } from '../routing/ab-table-store.postgres.ts';
 import { AB_TABLE_CHANNEL } from '../routing/ab-table-store.postgres.ts';
 import { DatabaseListener } from '../store/notifications.ts';

@@ -1,9 +1,9 @@
 // Provenance: one sha256 that names exactly which data a checkpoint was trained on. It covers the
 // JSONL bytes and the bytes of every image they reference, and is built so that it does not depend
 // on where the data sits on disk or on the order the files were listed in.
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { sha256Hex } from '../files/durable-file.ts';
 
 export interface HashSource {
   /** Dataset name, e.g. 'slake'; prefixes every manifest key. */
@@ -45,10 +45,6 @@ export async function datasetManifest(sources: readonly HashSource[]): Promise<M
   }
   entries.sort((a, b) => compare(a.key, b.key) || compare(a.sha256, b.sha256));
   return entries;
-}
-
-function sha256Hex(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
 }
 
 // Code-unit order, not localeCompare: the manifest must sort identically on every machine.

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { readConfigFile, withDefaults } from '../training/config-file.ts';
 import { GRPO_DEFAULTS, REWARD_NAMES, validateGrpoConfig, type GrpoConfig, type RewardName } from '../training/grpo/grpo-config.ts';
-import { SFT_DEFAULTS, type SftConfig } from '../training/sft-config.ts';
+import { SFT_DEFAULTS, type SftConfig } from '../training/sft/sft-config.ts';
 
 export interface PaperReference {
   /** The paper's accuracy in percent (PMC-VQA, Qwen2-VL-2B) for the closest setting. */

@@ -3,60 +3,25 @@
 // report and charts are written. Everything is resumable: a finished row leaves result.json (keyed
 // by its config and the identity of its init package) and is reused; an unfinished one continues
 // from its last checkpoint; a run directory left by a different config is refused, never mixed in.
-import { createHash } from 'node:crypto';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { loadVqaUnion } from '../data/jsonl-loader.ts';
+import { readJson, sha256Hex, writeJsonDurably } from '../files/durable-file.ts';
 import type { VqaCase } from '../data/vqa-case.ts';
 import { evaluateByDataset } from '../eval/evaluate.ts';
 import { loadRuntime } from '../runtime/model-runtime.ts';
 import { listCheckpointDirs } from '../training/checkpoint.ts';
 import { trainGrpo } from '../training/grpo/grpo-trainer.ts';
 import { buildPatchCache } from '../training/image-cache.ts';
-import { SFT_DEFAULTS } from '../training/sft-config.ts';
-import { trainSft } from '../training/sft-trainer.ts';
+import { SFT_DEFAULTS } from '../training/sft/sft-config.ts';
+import { trainSft } from '../training/sft/sft-trainer.ts';
 import { spreadSample } from '../training/run-output.ts';
 import { chartPaths, configKey, planRuns, stableJson, type ExperimentConfig, type ExperimentRow, type PlannedRun } from './experiment-config.ts';
+import type { ExperimentResult, Metrics, RowResult } from './experiment-result.ts';
 import { renderReport } from './report-markdown.ts';
 import { readRunCurves, type StepPoint } from './run-curves.ts';
 import { lineChart, type Series } from './svg-chart.ts';
-
-export type Metrics = Record<string, Record<string, number | null>>;
-
-export interface RowResult {
-  row: ExperimentRow;
-  /** The run directory that answers for this row (shared by rows with the same config). */
-  runDir: string;
-  /** null when the row has not finished (a report of a partial run). */
-  metrics: Metrics | null;
-  steps: number;
-  /** Sum of the logged step times: training cost, whatever restarts happened. */
-  trainSeconds: number;
-  /** Wall time of the process that finished the row (setup, training, evaluation). */
-  wallSeconds: number | null;
-  /** Step the finishing process resumed from (0 = ran in one go). */
-  resumedFromStep: number;
-  /** True when this invocation found the row already finished and reused it. */
-  reused: boolean;
-  /** When the row's result was produced (by this or an earlier invocation). */
-  finishedAt: string | null;
-  curves: StepPoint[];
-}
-
-export interface ExperimentResult {
-  config: ExperimentConfig;
-  configPath: string;
-  command: string;
-  startedAt: string;
-  finishedAt: string;
-  machine: { cpu: string; cores: number; memoryGiB: number; node: string; platform: string; loadAverageAtStart: number };
-  sft: { dir: string; id: string; manifestSha256: string | null };
-  data: { train: string[]; trainCases: number; trainSha256: string; validation: string[]; evalCases: number; evalPerDataset: Record<string, number> };
-  rows: RowResult[];
-  /** Every row has metrics. */
-  complete: boolean;
-}
 
 export interface RunExperimentOptions {
   configPath: string;
@@ -74,24 +39,14 @@ interface StoredResult {
   finished_at: string;
 }
 
-const sha256 = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
-
 async function exists(p: string): Promise<boolean> {
   return (await stat(p).catch(() => null)) !== null;
-}
-
-async function readJson<T>(p: string): Promise<T | null> {
-  try {
-    return JSON.parse(await readFile(p, 'utf8')) as T;
-  } catch {
-    return null;
-  }
 }
 
 /** A package's identity is its manifest (which holds the sha256 of every file); null if `dir` is none. */
 async function packageIdentity(dir: string): Promise<string | null> {
   const bytes = await readFile(join(dir, 'manifest.json')).catch(() => null);
-  return bytes ? sha256(bytes) : null;
+  return bytes ? sha256Hex(bytes) : null;
 }
 
 async function loadCases(paths: string[], what: string): Promise<{ cases: VqaCase[]; sha256: string }> {
@@ -139,7 +94,7 @@ export async function runExperiment(cfg: ExperimentConfig, opts: RunExperimentOp
   // 1. SFT baseline rows: evaluate the package itself on the same cases the GRPO runs are scored on.
   for (const row of cfg.rows.filter((r) => r.kind === 'sft')) {
     const dir = join(cfg.out, row.id);
-    const key = sha256(stableJson({ sft: sftIdentity, validation: validation.sha256, eval_samples: cfg.eval_samples }));
+    const key = sha256Hex(stableJson({ sft: sftIdentity, validation: validation.sha256, eval_samples: cfg.eval_samples }));
     const prev = await readJson<StoredResult>(join(dir, 'result.json'));
     if (prev?.key === key) {
       say(`${row.id}: reusing ${join(dir, 'result.json')}`);
@@ -155,7 +110,7 @@ export async function runExperiment(cfg: ExperimentConfig, opts: RunExperimentOp
       const metrics = await evaluateByDataset(rt, evalCases, patches);
       const result: StoredResult = { key, metrics, steps: 0, wall_seconds: (performance.now() - t0) / 1000, resumed_from_step: 0, finished_at: new Date().toISOString() };
       await mkdir(dir, { recursive: true });
-      await writeFile(join(dir, 'result.json'), JSON.stringify(result, null, 2) + '\n');
+      await writeJsonDurably(join(dir, 'result.json'), result);
       stored.set(row.id, { result, reused: false });
     } finally {
       await rt.dispose();
@@ -179,14 +134,14 @@ export async function runExperiment(cfg: ExperimentConfig, opts: RunExperimentOp
     }
     if (!train) continue;
     await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'experiment-run.json'), JSON.stringify({ key, rows: run.rows, config: run.config }, null, 2) + '\n');
+    await writeJsonDurably(join(dir, 'experiment-run.json'), { key, rows: run.rows, config: run.config });
     const resumedFrom = lastStepFromCheckpoints(await listCheckpointDirs(dir).catch(() => []));
     say(`run ${i + 1}/${runs.length}: ${run.rows.join(', ')}${resumedFrom ? ` (resuming at step ${resumedFrom})` : ''}`);
     const t0 = performance.now();
     const r = await trainGrpo(run.config, { trainCases: trainSet.cases, trainSha256: trainSet.sha256, validationCases: validation.cases, quiet: opts.quiet });
     if (r.steps < run.config.max_steps || !r.validation) throw new Error(`${run.id}: stopped at step ${r.steps} of ${run.config.max_steps} without validation metrics`);
     const result: StoredResult = { key, metrics: r.validation, steps: r.steps, wall_seconds: (performance.now() - t0) / 1000, resumed_from_step: resumedFrom, finished_at: new Date().toISOString() };
-    await writeFile(join(dir, 'result.json'), JSON.stringify(result, null, 2) + '\n');
+    await writeJsonDurably(join(dir, 'result.json'), result);
     stored.set(run.id, { result, reused: false });
   }
 

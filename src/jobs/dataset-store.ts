@@ -6,10 +6,10 @@
 //   <dataDir>/datasets/<sha256>/     the validated dataset by content hash (train.jsonl + the images
 //                                    it names at the paths it names); immutable, shared by jobs
 //                                    that upload the same data.
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { datasetSha256 } from '../data/dataset-hash.ts';
+import { publishDirectory, renameIntoPlace, tempPath, writeFilesSynced } from '../files/durable-file.ts';
 
 export const UPLOADS_DIR = 'uploads';
 export const DATASETS_DIR = 'datasets';
@@ -22,60 +22,6 @@ export interface StagedUpload {
   jsonl: Buffer;
   /** Uploaded files by their relative path (image parts by file name, archive entries by path). */
   files: Map<string, Buffer>;
-}
-
-async function writeFileDurably(file: string, bytes: Uint8Array): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const handle = await open(file, 'wx');
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Not every platform can fsync a directory; the rename is atomic regardless.
-  }
-}
-
-function tempName(root: string, name: string): string {
-  return path.join(root, `.${name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-}
-
-/** Writes `files` into a fresh temp directory under `root`, then renames it to `root/name`. */
-async function publishDirectory(root: string, name: string, files: Iterable<[string, Uint8Array]>): Promise<'written' | 'existed'> {
-  await mkdir(root, { recursive: true });
-  const tmp = tempName(root, name);
-  await mkdir(tmp);
-  try {
-    for (const [rel, bytes] of files) await writeFileDurably(path.join(tmp, ...rel.split('/')), bytes);
-    await syncDirectory(tmp);
-    try {
-      await rename(tmp, path.join(root, name));
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') {
-        await rm(tmp, { recursive: true, force: true });
-        return 'existed';
-      }
-      throw error;
-    }
-    await syncDirectory(root);
-    return 'written';
-  } catch (error) {
-    await rm(tmp, { recursive: true, force: true });
-    throw error;
-  }
 }
 
 /** The GRPO run folder of a job: checkpoints (resume points), log.jsonl, the cached base-model scores. */
@@ -92,7 +38,7 @@ export function stagedUploadDir(dataDir: string, jobId: string): string {
 export async function stageUpload(dataDir: string, jobId: string, upload: StagedUpload): Promise<void> {
   const files: [string, Uint8Array][] = [['training.jsonl', upload.jsonl]];
   for (const [rel, bytes] of upload.files) files.push([`files/${rel}`, bytes]);
-  const outcome = await publishDirectory(path.join(dataDir, UPLOADS_DIR), jobId, files);
+  const outcome = await publishDirectory(stagedUploadDir(dataDir, jobId), files);
   if (outcome === 'existed') throw new Error(`an upload for ${jobId} is already staged`);
 }
 
@@ -144,22 +90,14 @@ export function datasetDir(dataDir: string, sha256: string): string {
 export async function storeDataset(dataDir: string, jsonl: Buffer, images: ReadonlyMap<string, Buffer>): Promise<{ sha256: string; dir: string }> {
   const root = path.join(dataDir, DATASETS_DIR);
   await mkdir(root, { recursive: true });
-  const tmp = tempName(root, 'incoming');
+  const tmp = tempPath(root, 'incoming', 'directory');
   await mkdir(tmp);
   try {
-    await writeFileDurably(path.join(tmp, DATASET_JSONL), jsonl);
-    for (const [rel, bytes] of images) await writeFileDurably(path.join(tmp, ...rel.split('/')), bytes);
-    await syncDirectory(tmp);
-    const sha256 = await rehashStoredDataset(tmp, [...images.keys()].map((rel) => path.join(tmp, ...rel.split('/'))));
+    const entries = [...images];
+    await writeFilesSynced(tmp, [[DATASET_JSONL, jsonl], ...entries]);
+    const sha256 = await rehashStoredDataset(tmp, entries.map(([rel]) => path.join(tmp, ...rel.split('/'))));
     const dir = datasetDir(dataDir, sha256);
-    try {
-      await rename(tmp, dir);
-      await syncDirectory(root);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
-      await rm(tmp, { recursive: true, force: true }); // the same content is already stored
-    }
+    await renameIntoPlace(tmp, dir); // 'existed': the same content is already stored, and tmp is gone
     return { sha256, dir };
   } catch (error) {
     await rm(tmp, { recursive: true, force: true });
@@ -179,8 +117,4 @@ export async function sweepDatasetTemps(dataDir: string): Promise<void> {
 export async function rehashStoredDataset(dir: string, imagePaths: Iterable<string>): Promise<string> {
   const jsonlPath = path.join(dir, DATASET_JSONL);
   return datasetSha256([{ dataset: UPLOAD_DATASET_NAME, jsonlPath, jsonlBytes: await readFile(jsonlPath), imagePaths }]);
-}
-
-export async function datasetExists(dataDir: string, sha256: string): Promise<boolean> {
-  return (await stat(path.join(datasetDir(dataDir, sha256), DATASET_JSONL)).catch(() => null))?.isFile() ?? false;
 }

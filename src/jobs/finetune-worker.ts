@@ -10,34 +10,28 @@
 //   5. reports over IPC; the server records and registers. It never writes the job database.
 // ONNX Runtime and sharp get one thread each and the process a lower CPU priority, so the server in
 // the parent keeps answering at its usual latency.
-import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { loadVqaJsonl, loadVqaUnion } from '../data/jsonl-loader.ts';
-import { VqaTokenizer } from '../data/tokenizer.ts';
 import type { VqaCase } from '../data/vqa-case.ts';
-import { exportModelPackage } from '../engine/export/package-export.ts';
 import type { ModelConfig } from '../engine/model/config.ts';
-import type { Weights } from '../engine/model/params.ts';
-import { parameterSpecs } from '../engine/model/vlm.ts';
-import { evaluateByDataset } from '../eval/evaluate.ts';
-import type { EvalMetrics, JsonObject } from '../registry/manifest.ts';
+import { readJson, sha256Hex, writeJsonDurably } from '../files/durable-file.ts';
+import type { JsonObject } from '../registry/manifest.ts';
 import { verifyModelPackage } from '../registry/model-package.ts';
-import { loadRuntime, runtimeFromWeights } from '../runtime/model-runtime.ts';
-import type { ModelRuntime } from '../runtime/types.ts';
+import { loadRuntime } from '../runtime/model-runtime.ts';
 import { GRPO_DEFAULTS, type GrpoConfig } from '../training/grpo/grpo-config.ts';
 import { trainGrpo } from '../training/grpo/grpo-trainer.ts';
 import { buildPatchCache } from '../training/image-cache.ts';
-import { spreadSample, stripNulls } from '../training/run-output.ts';
+import { manifestMetrics, scoreSets, spreadSample, type SetMetrics } from '../training/run-output.ts';
 import { DATASET_JSONL, UPLOAD_DATASET_NAME, datasetDir, runDirOf } from './dataset-store.ts';
 import { JobStore, type FineTuneJob } from './job-store.ts';
 import { EXIT_ORPHANED, type ServerMessage, type WorkerMessage } from './worker-protocol.ts';
 
 /** Held-out cases: the `fraction` whose hash of (seed, id) is smallest; at least one case trains. */
 export function splitHeldOut(cases: readonly VqaCase[], fraction: number, seed: number): { train: VqaCase[]; heldOut: VqaCase[] } {
-  const key = (c: VqaCase) => createHash('sha256').update(`${seed}:${c.id}`).digest('hex');
+  const key = (c: VqaCase) => sha256Hex(`${seed}:${c.id}`);
   const ranked = [...cases].sort((a, b) => (key(a) < key(b) ? -1 : 1));
   let n = Math.round(cases.length * fraction);
   if (fraction > 0 && n === 0 && cases.length > 1) n = 1;
@@ -46,13 +40,12 @@ export function splitHeldOut(cases: readonly VqaCase[], fraction: number, seed: 
   return { train: cases.filter((c) => !held.has(c.id)), heldOut: cases.filter((c) => held.has(c.id)) };
 }
 
-type Metrics = { held_out?: EvalMetrics; validation?: EvalMetrics };
-
 class Stopped extends Error {}
 
 class Worker {
   private stopReason: ServerMessage['reason'] | null = null;
   private training = false;
+  private announcedEvalAfter = false;
 
   constructor(
     private readonly job: FineTuneJob,
@@ -127,39 +120,33 @@ class Worker {
     const config = JSON.parse(await readFile(path.join(spec.base_dir, 'config.json'), 'utf8')) as ModelConfig;
     const tokenizerPath = path.join(spec.base_dir, 'tokenizer.json');
     const threads = spec.worker_threads;
+    const evalSets = { held_out: heldOut, validation: standard };
     const patches = await buildPatchCache([...heldOut, ...standard].map((c) => c.imagePath), config, 1);
-    const score = async (rt: ModelRuntime): Promise<Metrics> => {
-      const out: Metrics = {};
-      if (heldOut.length) out.held_out = stripNulls(await evaluateByDataset(rt, heldOut, patches, { latencySamples: 0 })) as unknown as EvalMetrics;
-      this.checkStop();
-      if (standard.length) out.validation = stripNulls(await evaluateByDataset(rt, standard, patches, { latencySamples: 0 })) as unknown as EvalMetrics;
-      return out;
-    };
 
     // 2. the base model, scored once per job
     const beforeFile = path.join(runDir, 'eval-before.json');
-    let before = await readJson<Metrics>(beforeFile);
+    let before = await readJson<SetMetrics>(beforeFile);
     if (!before) {
       await this.event('eval_before', `scoring the base model ${job.base_model}`);
       const rt = await loadRuntime(spec.base_dir, { executionProviders: ['cpu'], intraOpThreads: threads });
       try {
-        before = await score(rt);
+        before = await scoreSets(rt, evalSets, patches, { latencySamples: 0, between: () => this.checkStop() });
       } finally {
         await rt.dispose();
       }
-      await writeJsonAtomically(beforeFile, before);
+      await writeJsonDurably(beforeFile, before);
     }
     this.checkStop();
 
-    // 3. GRPO (resumes from runDir/checkpoints automatically)
+    // 3. GRPO (resumes from runDir/checkpoints automatically), then the trainer's own ending: the new
+    // weights scored on the same sets and the package written with both scores
     const cfg: GrpoConfig = {
       ...GRPO_DEFAULTS, ...hp,
       preset: config.preset, tokenizer: tokenizerPath, init: spec.base_dir, train: [], validation: [],
-      out: runDir, package_dir: '', threads,
+      out: runDir, package_dir: packageDir, threads,
     };
     await this.event('training', `GRPO for ${hp.max_steps} steps (checkpoint every ${hp.checkpoint_every})`);
     this.training = true;
-    const started = performance.now();
     const result = await trainGrpo(cfg, {
       trainCases: train,
       validationCases: [],
@@ -169,51 +156,34 @@ class Worker {
       onStep: (r) => {
         void this.send({ type: 'progress', step: r.step ?? 0, total: r.total ?? hp.max_steps, reward_mean: finite(r.reward), kl: finite(r.kl) });
       },
+      finish: {
+        evalSets,
+        baseline: before,
+        latencySamples: 0,
+        dataset: { name: UPLOAD_DATASET_NAME, sha256: job.dataset_sha256 },
+        training: {
+          ...(hp as unknown as JsonObject),
+          fine_tune_job: job.id,
+          base_model: job.base_model,
+          validation_fraction: spec.validation_fraction,
+          train_cases: train.length, held_out_cases: heldOut.length, validation_cases: standard.length,
+        },
+        onPhase: async (phase) => {
+          // No checkpoint is left to save: from here a stop ends the process at once.
+          this.training = false;
+          this.checkStop();
+          if (phase === 'evaluating' && !this.announcedEvalAfter) {
+            this.announcedEvalAfter = true;
+            await this.event('eval_after', 'scoring the fine-tuned model');
+          }
+        },
+      },
     });
     this.training = false;
     if (result.steps < hp.max_steps) return this.finishStopped(result.steps);
-
-    // 4. the new weights, scored the same way, then the package
-    await this.event('eval_after', 'scoring the fine-tuned model');
-    const tk = await VqaTokenizer.load(tokenizerPath);
-    const rt = await runtimeFromWeights(spec.result_model, config, result.weights, tk, { executionProviders: ['cpu'], intraOpThreads: threads });
-    let after: Metrics;
-    try {
-      after = await score(rt);
-    } finally {
-      await rt.dispose();
-    }
-    this.checkStop();
-    const metrics = { before, after } as unknown as EvalMetrics;
-    await this.writePackage(packageDir, config, result.weights, await readFile(tokenizerPath), metrics, {
-      train_cases: train.length, held_out_cases: heldOut.length, validation_cases: standard.length,
-      wall_seconds: Math.round((performance.now() - started) / 1000),
-    });
+    const metrics = { before: manifestMetrics(before), after: manifestMetrics(result.scores) };
     await this.event('package_written', `model package ${spec.result_model} written`);
-    await this.send({ type: 'succeeded', result_model: spec.result_model, metrics: metrics as unknown as Record<string, unknown> });
-  }
-
-  private async writePackage(dir: string, config: ModelConfig, weights: Weights, tokenizerJson: Buffer, metrics: EvalMetrics, facts: Record<string, number>): Promise<void> {
-    const { job } = this;
-    await exportModelPackage(dir, {
-      config, specs: parameterSpecs(config), weights, tokenizerJson,
-      manifest: {
-        id: job.spec.result_model,
-        version: '1.0.0',
-        parent: job.base_model,
-        method: 'grpo',
-        seed: job.hyperparameters.seed,
-        training: {
-          ...(job.hyperparameters as unknown as JsonObject),
-          fine_tune_job: job.id,
-          base_model: job.base_model,
-          validation_fraction: job.spec.validation_fraction,
-          ...facts,
-        },
-        dataset: { name: UPLOAD_DATASET_NAME, sha256: job.dataset_sha256! },
-        eval: metrics,
-      },
-    });
+    await this.send({ type: 'succeeded', result_model: spec.result_model, metrics });
   }
 
   /** The metrics of a complete package this job already wrote, or null. */
@@ -247,20 +217,6 @@ class Fatal extends Error {}
 
 function finite(x: number | undefined): number | null {
   return typeof x === 'number' && Number.isFinite(x) ? x : null;
-}
-
-async function readJson<T>(file: string): Promise<T | null> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
-  } catch {
-    return null;
-  }
-}
-
-async function writeJsonAtomically(file: string, value: unknown): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(value));
-  await rename(tmp, file);
 }
 
 async function start(): Promise<void> {

@@ -7,7 +7,6 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { openSqlite, type SqliteDatabase } from '../feedback/sqlite.ts';
 import type { FineTuneHyperparameters } from './hyperparameters.ts';
-import type { JobRepository } from './job-repository.ts';
 
 export const JOB_DB_FILE = 'fine-tunes.sqlite';
 
@@ -161,7 +160,7 @@ export function newJobId(): string {
 
 export const JOB_ID_PATTERN = /^ftjob-[0-9a-f]{16}$/;
 
-export class JobStore implements JobRepository {
+export class JobStore {
   private constructor(
     private readonly db: SqliteDatabase,
     readonly file: string,

@@ -2,11 +2,12 @@
 // model.safetensors and onnx/{vision_encoder,decoder}.onnx (plus any extra files), each listed in the
 // manifest with its sha256. Packages are written once and never modified: a new model gets a new id.
 
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { lstat, readdir, rm, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+
+import { errorCode, parseTempName, publishDirectory, sha256File, sha256Hex } from '../files/durable-file.ts';
 
 import {
   CONFIG_FILE,
@@ -60,46 +61,9 @@ export interface ModelPackageEntry {
   dir: string;
 }
 
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-// fsync before the rename so that after a power loss the renamed package holds its data, not holes.
-async function writeFileDurably(path: string, bytes: Uint8Array): Promise<void> {
-  const handle = await open(path, 'wx');
-  try {
-    await handle.writeFile(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-const TMP_MARKER = '.tmp-';
-const TMP_DIR_PATTERN = /^\.(.+)\.tmp-(\d+)-[0-9a-f]+$/;
 /** Hash prefix shown in errors: enough to tell two hashes apart at a glance, short enough to read. */
 const HASH_PREFIX = 12;
 
-function errorCode(error: unknown): string | undefined {
-  return (error as NodeJS.ErrnoException | undefined)?.code;
-}
-
-/** Whether anything (a file, a directory, a dangling link) is at `target`; other errors throw. */
 /**
  * What a command-line `--model` names: a package directory when it holds a manifest, else a model
  * id under `modelsDir` (e.g. `clinvqa-grpo` → `models/clinvqa-grpo`).
@@ -108,6 +72,7 @@ export function packageDirFor(modelOrDir: string, modelsDir = 'models'): string 
   return existsSync(join(modelOrDir, 'manifest.json')) ? modelOrDir : join(modelsDir, modelOrDir);
 }
 
+/** Whether anything (a file, a directory, a dangling link) is at `target`; other errors throw. */
 export async function isPathTaken(target: string): Promise<boolean> {
   return lstat(target).then(
     () => true,
@@ -167,45 +132,15 @@ export async function writeModelPackage(dir: string, input: ModelPackageInput, h
 
   if (await isPathTaken(target)) throw new ModelPackageError(`package ${fields.id} already exists at ${target}; packages are immutable`);
 
-  const parent = dirname(target);
-  await mkdir(parent, { recursive: true });
-  // The leading dot keeps the temporary directory from ever matching the package id pattern; the pid
-  // lets sweepIncompletePackages tell a crashed writer's leftovers from a write still in progress.
-  const tmp = join(parent, `.${fields.id}${TMP_MARKER}${process.pid}-${randomBytes(6).toString('hex')}`);
-  await mkdir(tmp);
-  try {
-    const hashes: Record<string, string> = {};
-    const directories = new Set<string>([tmp]);
-    for (const [path, bytes] of contents) {
-      const full = join(tmp, path);
-      const parentDir = dirname(full);
-      if (!directories.has(parentDir)) {
-        await mkdir(parentDir, { recursive: true });
-        directories.add(parentDir);
-      }
-      await writeFileDurably(full, bytes);
-      hashes[path] = sha256Hex(bytes);
-    }
-    const sortedHashes = Object.fromEntries(Object.keys(hashes).sort().map((path) => [path, hashes[path]!]));
-    const manifest = parseManifest({ ...fields, files: sortedHashes });
-    await writeFileDurably(join(tmp, MANIFEST_FILE), Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8'));
-    for (const directory of [...directories].sort((a, b) => b.length - a.length)) await syncDirectory(directory);
-    await hooks.beforeRename?.(tmp);
-    try {
-      await rename(tmp, target);
-    } catch (error) {
-      const code = errorCode(error);
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') {
-        throw new ModelPackageError(`package ${fields.id} already exists at ${target}; packages are immutable`);
-      }
-      throw error;
-    }
-    await syncDirectory(parent);
-    return manifest;
-  } catch (error) {
-    await rm(tmp, { recursive: true, force: true });
-    throw error;
-  }
+  const hashes: Record<string, string> = {};
+  for (const [path, bytes] of contents) hashes[path] = sha256Hex(bytes);
+  const sortedHashes = Object.fromEntries(Object.keys(hashes).sort().map((path) => [path, hashes[path]!]));
+  const manifest = parseManifest({ ...fields, files: sortedHashes });
+  // The manifest goes last: a temporary directory with a manifest holds every file it lists.
+  const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
+  const outcome = await publishDirectory(target, [...contents, [MANIFEST_FILE, manifestBytes]], hooks);
+  if (outcome === 'existed') throw new ModelPackageError(`package ${fields.id} already exists at ${target}; packages are immutable`);
+  return manifest;
 }
 
 /**
@@ -320,8 +255,8 @@ export async function sweepIncompletePackages(modelsDir: string): Promise<string
   const names = await entriesOrNone(modelsDir);
   const removed: string[] = [];
   for (const name of names.sort()) {
-    const match = TMP_DIR_PATTERN.exec(name);
-    if (!match || processIsAlive(Number(match[2]))) continue;
+    const temp = parseTempName(name);
+    if (temp?.kind !== 'directory' || processIsAlive(temp.pid)) continue;
     await rm(join(modelsDir, name), { recursive: true, force: true });
     removed.push(name);
   }

@@ -4,6 +4,7 @@
 // leaves the old table in effect, and two changes cannot interleave.
 import fs from 'node:fs';
 import path from 'node:path';
+import { parseTempName, writeFileDurablySync } from '../files/durable-file.ts';
 import {
   AbTableConflictError,
   AbTableError,
@@ -198,44 +199,14 @@ export function toFileEntry(table: AbTable): TableFileEntry {
   };
 }
 
-let tempCounter = 0;
-
-/** Temp name in the same directory (so rename is atomic), fsync, rename, fsync the directory. */
 function writeTableFile(file: string, table: AbTable): void {
-  const body = JSON.stringify({ format: FILE_FORMAT, table: toFileEntry(table) }, null, 2) + '\n';
-  const temp = `${file}.tmp-${process.pid}-${++tempCounter}`;
-  try {
-    const fd = fs.openSync(temp, 'w', 0o644);
-    try {
-      fs.writeFileSync(fd, body);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(temp, file);
-  } catch (error) {
-    fs.rmSync(temp, { force: true });
-    throw error;
-  }
-  syncDirectory(path.dirname(file));
+  writeFileDurablySync(file, JSON.stringify({ format: FILE_FORMAT, table: toFileEntry(table) }, null, 2) + '\n');
 }
 
 /** A crash between write and rename leaves a temp file; the saved table is still whole, so drop it. */
 function removeStaleTemps(dir: string): void {
   for (const name of fs.readdirSync(dir)) {
-    if (name.startsWith(`${AB_TABLE_FILE}.tmp-`)) fs.rmSync(path.join(dir, name), { force: true });
-  }
-}
-
-function syncDirectory(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Some platforms cannot fsync a directory; the rename is still atomic there.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
+    if (parseTempName(name)?.name === AB_TABLE_FILE) fs.rmSync(path.join(dir, name), { force: true });
   }
 }
 

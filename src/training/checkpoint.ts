@@ -2,13 +2,13 @@
 // where in the data the run stands, the model config and the trainer config with its seed — enough
 // to resume a run and get exactly the next step it would have taken. Each checkpoint is written to
 // a temporary directory and renamed into place, so a crash never leaves a half-written one.
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors, type SafetensorsTensors } from '../engine/export/safetensors.ts';
 import type { ModelConfig } from '../engine/model/config.ts';
 import type { Weights } from '../engine/model/params.ts';
 import type { AdamWState } from '../engine/optim/adamw.ts';
+import { renameIntoPlace, tempPath, writeFilesSynced } from '../files/durable-file.ts';
 
 export interface TrainerState {
   method: 'sft' | 'grpo';
@@ -49,16 +49,22 @@ export async function saveCheckpoint(runDir: string, state: TrainerState, weight
   const root = join(runDir, 'checkpoints');
   await mkdir(root, { recursive: true });
   const name = `step-${String(state.step).padStart(8, '0')}`;
-  const tmp = join(root, `.${name}.tmp-${randomBytes(4).toString('hex')}`);
+  const tmp = tempPath(root, name, 'directory');
   await mkdir(tmp);
-  await writeSafetensors(join(tmp, 'model.safetensors'), toTensors(weights));
-  if (optimizer) {
-    await writeSafetensors(join(tmp, 'optimizer.safetensors'), { ...toTensors(optimizer.m, 'm.'), ...toTensors(optimizer.v, 'v.') }, { step: String(optimizer.step) });
-  }
-  await writeFile(join(tmp, 'trainer-state.json'), JSON.stringify(state, null, 1));
   const final = join(root, name);
-  await rm(final, { recursive: true, force: true });
-  await rename(tmp, final);
+  try {
+    await writeSafetensors(join(tmp, 'model.safetensors'), toTensors(weights));
+    if (optimizer) {
+      await writeSafetensors(join(tmp, 'optimizer.safetensors'), { ...toTensors(optimizer.m, 'm.'), ...toTensors(optimizer.v, 'v.') }, { step: String(optimizer.step) });
+    }
+    await writeFilesSynced(tmp, [['trainer-state.json', JSON.stringify(state, null, 1)]]);
+    // A checkpoint of the same step left by an interrupted earlier attempt is replaced by this one.
+    await rm(final, { recursive: true, force: true });
+    await renameIntoPlace(tmp, final);
+  } catch (error) {
+    await rm(tmp, { recursive: true, force: true });
+    throw error;
+  }
   // Older checkpoints beyond `keep` are dropped only once the new one is safely in place.
   const steps = (await listCheckpointDirs(runDir)).slice(0, -keep);
   for (const old of steps) await rm(old, { recursive: true, force: true });

@@ -3,6 +3,10 @@
 import { readFile } from 'node:fs/promises';
 import YAML from 'yaml';
 
+/** The shared data's train and validation splits, relative to the repository root. */
+export const DEFAULT_TRAIN_SPLITS = ['../shared/data/vqa-rad/train.jsonl', '../shared/data/slake/train.jsonl'];
+export const DEFAULT_VALIDATION_SPLITS = ['../shared/data/vqa-rad/validation.jsonl', '../shared/data/slake/validation.jsonl'];
+
 export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
   const doc = YAML.parse(await readFile(path, 'utf8')) as unknown;
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new Error(`${path}: the config must be a mapping`);

@@ -7,11 +7,12 @@ import type { VqaTokenizer } from '../data/tokenizer.ts';
 import type { VqaCase } from '../data/vqa-case.ts';
 import type { ModelConfig } from '../engine/model/config.ts';
 import type { ParamSpec, Weights } from '../engine/model/params.ts';
-import { exportModelPackage } from '../engine/export/package-export.ts';
+import { exportModelPackage } from '../registry/package-export.ts';
 import { evaluateByDataset } from '../eval/evaluate.ts';
-import type { JsonObject } from '../registry/manifest.ts';
+import type { EvalMetrics, JsonObject } from '../registry/manifest.ts';
 import { isPathTaken } from '../registry/model-package.ts';
 import { runtimeFromWeights } from '../runtime/model-runtime.ts';
+import type { ModelRuntime } from '../runtime/types.ts';
 import { secondsSince } from './checkpoint.ts';
 import type { PatchCache } from './image-cache.ts';
 import type { RunLog } from './run-log.ts';
@@ -37,6 +38,9 @@ export function stripNulls(m: SplitMetrics): Record<string, Record<string, numbe
   return out;
 }
 
+/** Metrics per named case set ('validation', 'held_out', …), each per dataset and overall ('all'). */
+export type SetMetrics = Record<string, SplitMetrics>;
+
 export interface FinishRunInput {
   method: 'sft' | 'grpo';
   config: ModelConfig;
@@ -44,7 +48,8 @@ export interface FinishRunInput {
   weights: Weights;
   tokenizer: VqaTokenizer;
   tokenizerBytes: Uint8Array;
-  evalCases: readonly VqaCase[];
+  /** Case sets scored at the end, each recorded under its name in the manifest's eval; empty sets are skipped. */
+  evalSets: Readonly<Record<string, readonly VqaCase[]>>;
   patches: PatchCache;
   threads: number;
   log: RunLog;
@@ -54,16 +59,26 @@ export interface FinishRunInput {
   parent: string | null;
   seed: number;
   training: JsonObject;
-  trainPaths: readonly string[];
-  trainSha256: string;
+  dataset: { name: string; sha256: string };
   /** performance.now() at which the run, counting the time of earlier processes, began (runStartTime). */
   startedAt: number;
+  /** The starting model's scores on the same sets; the manifest then records eval.before and eval.after. */
+  baseline?: SetMetrics;
+  /** Answers timed per set for the latency figures (default: evaluate.ts's). */
+  latencySamples?: number;
+  /** Called before the final evaluation and before the package is written; throwing abandons the ending. */
+  onPhase?(phase: 'evaluating' | 'packaging'): void | Promise<void>;
+}
+
+/** The dataset a run trained on, named by its JSONL files (`vqa-rad/train.jsonl+slake/train.jsonl`). */
+export function datasetOf(trainPaths: readonly string[], sha256: string): { name: string; sha256: string } {
+  return { name: trainPaths.map((p) => p.split(/[\\/]/).slice(-2).join('/')).join('+'), sha256 };
 }
 
 /**
  * Packages are immutable, and a run writes its package only at the end: refuse at the start a
- * package_dir that is already taken, rather than after hours of training (an 11-minute SFT run
- * once ended that way). '' means the run writes no package.
+ * package_dir that is already taken, rather than after hours of training. '' means the run writes
+ * no package.
  */
 export async function assertPackageDirFree(packageDir: string): Promise<void> {
   if (!packageDir) return;
@@ -71,36 +86,66 @@ export async function assertPackageDirFree(packageDir: string): Promise<void> {
   if (await isPathTaken(target)) throw new Error(`package_dir ${target} already exists and packages are immutable: move it away or choose another package_dir, then train`);
 }
 
-/** Greedy validation metrics of in-memory weights, per dataset and overall ('all'). */
+/** Greedy metrics of a runtime on each non-empty case set. */
+export async function scoreSets(
+  rt: ModelRuntime,
+  sets: Readonly<Record<string, readonly VqaCase[]>>,
+  patches: PatchCache,
+  opts: { latencySamples?: number; log?: RunLog; between?(): void | Promise<void> } = {},
+): Promise<SetMetrics> {
+  const out: SetMetrics = {};
+  for (const [name, cases] of Object.entries(sets)) {
+    if (cases.length === 0) continue;
+    await opts.between?.();
+    out[name] = await evaluateByDataset(rt, cases, patches, {
+      ...(opts.latencySamples !== undefined ? { latencySamples: opts.latencySamples } : {}),
+      ...(opts.log ? { onProgress: (d: number, n: number) => opts.log!.progress(`eval ${name} ${d}/${n}`) } : {}),
+    });
+  }
+  return out;
+}
+
+/** scoreSets for in-memory weights. */
 export async function evaluateWeights(
-  r: Pick<FinishRunInput, 'method' | 'config' | 'weights' | 'tokenizer' | 'evalCases' | 'patches' | 'threads' | 'log'>,
-): Promise<SplitMetrics> {
+  r: Pick<FinishRunInput, 'method' | 'config' | 'weights' | 'tokenizer' | 'patches' | 'threads' | 'log' | 'latencySamples'>,
+  sets: Readonly<Record<string, readonly VqaCase[]>>,
+  between?: () => void | Promise<void>,
+): Promise<SetMetrics> {
   const rt = await runtimeFromWeights(`${r.method}-eval`, r.config, r.weights, r.tokenizer, { executionProviders: ['cpu'], intraOpThreads: r.threads });
   try {
-    return await evaluateByDataset(rt, r.evalCases, r.patches, { onProgress: (d, n) => r.log.progress(`eval ${d}/${n}`) });
+    return await scoreSets(rt, sets, r.patches, { latencySamples: r.latencySamples, log: r.log, between });
   } finally {
     await rt.dispose();
   }
 }
 
-export async function evaluateAndPackage(r: FinishRunInput): Promise<{ metrics: SplitMetrics | null; packageDir: string | null; wallSeconds: number }> {
-  let metrics: SplitMetrics | null = null;
-  if (r.evalCases.length) {
-    metrics = await evaluateWeights(r);
-    r.log.info(`validation: ${JSON.stringify(metrics)}`);
+/** Manifest metrics: each set's numbers with empty-subset rates left out. */
+export function manifestMetrics(scores: SetMetrics): Record<string, Record<string, Record<string, number>>> {
+  return Object.fromEntries(Object.entries(scores).map(([name, m]) => [name, stripNulls(m)]));
+}
+
+/** The end of every training run: score the final weights on the evaluation sets, then write the package. */
+export async function evaluateAndPackage(r: FinishRunInput): Promise<{ scores: SetMetrics; packageDir: string | null; wallSeconds: number }> {
+  let scores: SetMetrics = {};
+  if (Object.values(r.evalSets).some((cases) => cases.length > 0)) {
+    await r.onPhase?.('evaluating');
+    scores = await evaluateWeights(r, r.evalSets, () => r.onPhase?.('evaluating'));
+    r.log.info(`evaluation: ${JSON.stringify(scores)}`);
   }
   const wallSeconds = secondsSince(r.startedAt);
-  if (!r.packageDir) return { metrics, packageDir: null, wallSeconds };
+  if (!r.packageDir) return { scores, packageDir: null, wallSeconds };
+  await r.onPhase?.('packaging');
   const packageDir = resolve(r.packageDir);
+  const after = manifestMetrics(scores);
   await exportModelPackage(packageDir, {
     config: r.config, specs: r.specs, weights: r.weights, tokenizerJson: r.tokenizerBytes,
     manifest: {
       id: packageDir.split(/[\\/]/).pop()!, version: r.version, parent: r.parent, method: r.method, seed: r.seed,
       training: { ...r.training, wall_seconds: Math.round(wallSeconds) },
-      dataset: { name: r.trainPaths.map((p) => p.split(/[\\/]/).slice(-2).join('/')).join('+'), sha256: r.trainSha256 },
-      eval: metrics ? { validation: stripNulls(metrics) } : {},
+      dataset: r.dataset,
+      eval: (r.baseline ? { before: manifestMetrics(r.baseline), after } : after) as unknown as EvalMetrics,
     },
   });
   r.log.info(`package written: ${packageDir}`);
-  return { metrics, packageDir, wallSeconds };
+  return { scores, packageDir, wallSeconds };
 }

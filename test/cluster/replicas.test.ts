@@ -11,7 +11,7 @@ import request from 'supertest';
 import { createApp, type ClinvqaApp } from '../../src/app.ts';
 import { readAuditLog } from '../../src/audit/audit-log.postgres.ts';
 import { silentLogger } from '../../src/audit/logger.ts';
-import { createClusterServer } from '../../src/cluster/cluster-server.ts';
+import { createClusterServer } from '../../src/cluster-server.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createPool } from '../../src/store/postgres.ts';
 import { startPostgres, type TestPostgres } from '../helpers/embedded-postgres.ts';

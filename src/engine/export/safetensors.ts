@@ -13,9 +13,9 @@
 // tensors (and metadata with at most one key, whose order Python leaves to a hash map). The reader
 // enforces the reference reader's rules: the data section is covered exactly, no holes, no overlaps.
 
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
+import { writeFileDurably } from '../../files/durable-file.ts';
 
 export type SafetensorsDtype = 'F32' | 'F64' | 'I64' | 'I32' | 'U8';
 
@@ -171,23 +171,12 @@ export async function writeSafetensors(
   metadata?: SafetensorsMetadata,
 ): Promise<void> {
   const { header, parts } = plan(tensors, metadata);
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  const handle = await open(tmp, 'wx');
-  try {
-    try {
-      await handle.write(header);
-      for (const part of parts) {
-        if (part.bytes.length > 0) await handle.write(part.bytes);
-      }
-      await handle.sync();
-    } finally {
-      await handle.close();
+  await writeFileDurably(path, async (handle) => {
+    await handle.write(header);
+    for (const part of parts) {
+      if (part.bytes.length > 0) await handle.write(part.bytes);
     }
-    await rename(tmp, path);
-  } catch (error) {
-    await unlink(tmp).catch(() => {});
-    throw error;
-  }
+  });
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

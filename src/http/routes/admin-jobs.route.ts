@@ -13,7 +13,7 @@ import { ApiError } from '../../errors.ts';
 import { JobFinishedError, UnknownBaseModelError, type JobQueue } from '../../jobs/job-queue.ts';
 import type { JobRepository, MaybePromise } from '../../jobs/job-repository.ts';
 import { JOB_ID_PATTERN, TERMINAL_STATUSES, toJobJson, type FineTuneJob, type JobEvent } from '../../jobs/job-store.ts';
-import { receiveFineTuneUpload, receivedParts, requestProblemToApiError } from '../../jobs/multipart-receiver.ts';
+import { receiveFineTuneUpload, receivedParts, requestProblemToApiError } from '../middleware/multipart-receiver.ts';
 import { RequestProblem, parseFineTuneRequest, type UploadLimits } from '../../jobs/upload-validation.ts';
 import type { SchemaIssue } from '../openapi/schema-validator.ts';
 import { contextOf } from '../request-context.ts';

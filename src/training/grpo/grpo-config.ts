@@ -4,7 +4,7 @@
 // `scale_rewards` (GRPO's normalisation bias vs Dr. GRPO).
 import type { LossType } from './loss.ts';
 import type { ScaleRewards } from './advantages.ts';
-import { DEFAULT_TRAIN_SPLITS, DEFAULT_VALIDATION_SPLITS } from '../sft-config.ts';
+import { DEFAULT_TRAIN_SPLITS, DEFAULT_VALIDATION_SPLITS } from '../config-file.ts';
 
 export type RewardName = 'accuracy' | 'format' | 'length' | 'semantic';
 export const REWARD_NAMES: readonly RewardName[] = ['accuracy', 'format', 'length', 'semantic'];

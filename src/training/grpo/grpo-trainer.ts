@@ -25,8 +25,8 @@ import { BestCheckpoint } from '../best-checkpoint.ts';
 import { requestRng } from '../../runtime/sampling.ts';
 import { initialModel } from '../model-init.ts';
 import { RunLog } from '../run-log.ts';
-import { epochOrder } from '../sft-trainer.ts';
-import { assertPackageDirFree, evaluateAndPackage, evaluateWeights, loadCases, spreadSample } from '../run-output.ts';
+import { epochOrder } from '../epoch-order.ts';
+import { assertPackageDirFree, datasetOf, evaluateAndPackage, evaluateWeights, loadCases, spreadSample, type FinishRunInput, type SetMetrics } from '../run-output.ts';
 import { computeAdvantages } from './advantages.ts';
 import { backwardInChunks, scoreInChunks, scoringBatch } from './chunked-scoring.ts';
 import { grpoLoss } from './loss.ts';
@@ -45,6 +45,8 @@ export interface GrpoResult {
   /** Mean combined reward of each step, in order (this process's steps only). */
   rewardCurve: number[];
   validation: Record<string, Record<string, number | null>> | null;
+  /** Scores of the final weights on every evaluation set (validation, or the sets hooks.finish named). */
+  scores: SetMetrics;
   packageDir: string | null;
   wallSeconds: number;
   weights: Weights;
@@ -64,6 +66,14 @@ export interface GrpoHooks {
   trainCases?: VqaCase[];
   validationCases?: VqaCase[];
   trainSha256?: string;
+  /** How the finished run is scored and packaged, where the caller needs more than the config says. */
+  finish?: GrpoFinish;
+}
+
+/** The fine-tune worker's ending: its own case sets, the base model's scores beside the new ones, its provenance. */
+export interface GrpoFinish extends Partial<Pick<FinishRunInput, 'evalSets' | 'baseline' | 'latencySamples' | 'onPhase' | 'dataset'>> {
+  /** Replaces the trainer config as the manifest's training record. */
+  training?: JsonObject;
 }
 
 function toRewardCase(c: VqaCase): RewardCase {
@@ -92,7 +102,8 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
   if (maxPrompt < 8) throw new Error(`max_completion_length ${cfg.max_completion_length} leaves no room for the question`);
 
   const evalCases = spreadSample(validation, cfg.eval_samples);
-  const patches: PatchCache = await buildPatchCache([...train.cases, ...evalCases].map((c) => c.imagePath), config);
+  const finalCases = Object.values(hooks.finish?.evalSets ?? {}).flat();
+  const patches: PatchCache = await buildPatchCache([...train.cases, ...evalCases, ...finalCases].map((c) => c.imagePath), config);
   const rasters = cfg.augment_images ? await buildRasterCache(train.cases.map((c) => c.imagePath), config) : null;
   const best = cfg.eval_every > 0 && evalCases.length ? await BestCheckpoint.open(cfg.out) : null;
   const rewards = [...buildRewardFunctions(cfg), ...(hooks.extraRewards ?? [])];
@@ -201,7 +212,7 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
       log.step({ step, total: totalSteps, ...record });
       hooks.onStep?.({ step, total: totalSteps, ...record });
       if (best && step % cfg.eval_every === 0) {
-        const m = await evaluateWeights({ method: 'grpo', config, weights, tokenizer: tk, evalCases, patches, threads: cfg.threads, log });
+        const m = (await evaluateWeights({ method: 'grpo', config, weights, tokenizer: tk, patches, threads: cfg.threads, log }, { validation: evalCases })).validation!;
         const score = m.all.accuracy ?? Number.NaN;
         const improved = await best.consider(state(step), score, weights);
         log.info(`validation at step ${step}: ${JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.accuracy])))}${improved ? ' (best so far)' : ''}`);
@@ -215,14 +226,19 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
   }
 
   if (step < totalSteps) {
-    return { runDir: cfg.out, steps: step, rewardCurve, validation: null, packageDir: null, wallSeconds: secondsSince(runStart), weights };
+    return { runDir: cfg.out, steps: step, rewardCurve, validation: null, scores: {}, packageDir: null, wallSeconds: secondsSince(runStart), weights };
   }
   const chosen = cfg.select_best && best?.best ? best.best : null;
   if (chosen) log.info(`packaging the weights of step ${chosen.step} (best validation accuracy ${chosen.score.toFixed(4)})`);
+  const finish = hooks.finish ?? {};
   const done = await evaluateAndPackage({
-    method: 'grpo', config, specs, weights: chosen?.weights ?? weights, tokenizer: tk, tokenizerBytes, evalCases, patches, threads: cfg.threads, log,
+    method: 'grpo', config, specs, weights: chosen?.weights ?? weights, tokenizer: tk, tokenizerBytes, evalSets: finish.evalSets ?? { validation: evalCases }, patches, threads: cfg.threads, log,
     packageDir: cfg.package_dir, version: cfg.package_version, parent: ref.parent, seed: cfg.seed,
-    training: { ...(cfg as unknown as JsonObject), ...(chosen ? { selected_step: chosen.step } : {}) }, trainPaths: cfg.train, trainSha256: train.sha256, startedAt: runStart,
+    training: { ...(finish.training ?? (cfg as unknown as JsonObject)), ...(chosen ? { selected_step: chosen.step } : {}) },
+    dataset: finish.dataset ?? datasetOf(cfg.train, train.sha256), startedAt: runStart,
+    ...(finish.baseline ? { baseline: finish.baseline } : {}),
+    ...(finish.latencySamples !== undefined ? { latencySamples: finish.latencySamples } : {}),
+    ...(finish.onPhase ? { onPhase: finish.onPhase } : {}),
   });
-  return { runDir: cfg.out, steps: step, rewardCurve, validation: done.metrics, packageDir: done.packageDir, wallSeconds: done.wallSeconds, weights };
+  return { runDir: cfg.out, steps: step, rewardCurve, validation: done.scores.validation ?? null, scores: done.scores, packageDir: done.packageDir, wallSeconds: done.wallSeconds, weights };
 }

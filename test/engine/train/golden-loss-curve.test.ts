@@ -11,7 +11,7 @@ import { TrainingSession } from '../../../src/engine/train/training-session.ts';
 import { AdamW } from '../../../src/engine/optim/adamw.ts';
 import { clipGradNorm } from '../../../src/engine/optim/grad-clip.ts';
 import { warmupCosineSchedule } from '../../../src/engine/optim/lr-schedule.ts';
-import { sftLoss } from '../../../src/training/sft-loss.ts';
+import { sftLoss } from '../../../src/training/sft/sft-loss.ts';
 import { presetConfig } from '../../../src/engine/model/config.ts';
 import { parameterSpecs } from '../../../src/engine/model/vlm.ts';
 import { randomPatches } from '../../support/tiny-model.ts';

@@ -3,8 +3,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SFT_DEFAULTS } from '../../../src/training/sft-config.ts';
-import { trainSft } from '../../../src/training/sft-trainer.ts';
+import { SFT_DEFAULTS } from '../../../src/training/sft/sft-config.ts';
+import { trainSft } from '../../../src/training/sft/sft-trainer.ts';
 
 export const FIXTURE_JSONL = ['test/fixtures/vqa/vqa-rad.jsonl', 'test/fixtures/vqa/slake.jsonl'];
 

@@ -3,22 +3,22 @@
 // the fine-tune routes backed by the pg-boss queue. Training happens in `npm run worker` processes.
 import { existsSync } from 'node:fs';
 import type { Router } from 'express';
-import type { AppParts, SharedStores } from '../app.ts';
-import { PostgresAuditSink } from '../audit/audit-log.postgres.ts';
-import type { Logger } from '../audit/logger.ts';
-import type { Config } from '../config.ts';
-import { PostgresFeedbackStore } from '../feedback/feedback-store.postgres.ts';
-import { adminJobsRouter } from '../http/routes/admin-jobs.route.ts';
-import { ClusterJobQueue } from '../jobs/cluster-job-queue.ts';
-import { openFineTuneQueue } from '../jobs/fine-tune-queue.ts';
-import { JOB_EVENTS_CHANNEL, PostgresJobStore } from '../jobs/job-store.postgres.ts';
-import { DEFAULT_UPLOAD_LIMITS, type UploadLimits } from '../jobs/upload-validation.ts';
-import { PostgresAbTableStore } from '../routing/ab-table-store.postgres.ts';
-import { GRPO_DEFAULTS } from '../training/grpo/grpo-config.ts';
-import { migrate } from '../store/migrations.ts';
-import { createPool } from '../store/postgres.ts';
-import { announceModel } from './served-models.ts';
-import { ReplicaSync } from './replica-sync.ts';
+import type { AppParts, SharedStores } from './app.ts';
+import { PostgresAuditSink } from './audit/audit-log.postgres.ts';
+import type { Logger } from './audit/logger.ts';
+import type { Config } from './config.ts';
+import { PostgresFeedbackStore } from './feedback/feedback-store.postgres.ts';
+import { adminJobsRouter } from './http/routes/admin-jobs.route.ts';
+import { ClusterJobQueue } from './jobs/cluster-job-queue.ts';
+import { openFineTuneQueue } from './jobs/fine-tune-queue.ts';
+import { JOB_EVENTS_CHANNEL, PostgresJobStore } from './jobs/job-store.postgres.ts';
+import { DEFAULT_UPLOAD_LIMITS, type UploadLimits } from './jobs/upload-validation.ts';
+import { PostgresAbTableStore } from './routing/ab-table-store.postgres.ts';
+import { GRPO_DEFAULTS } from './training/grpo/grpo-config.ts';
+import { migrate } from './store/migrations.ts';
+import { createPool } from './store/postgres.ts';
+import { announceModel } from './cluster/served-models.ts';
+import { ReplicaSync } from './cluster/replica-sync.ts';
 
 export interface ClusterServer {
   stores: SharedStores;

@@ -3,21 +3,22 @@
 // self-describing checkpoints that resume to exactly the step a non-stop run would take, and at
 // the end an evaluated, exported model package.
 import { readFile } from 'node:fs/promises';
-import { VqaTokenizer } from '../data/tokenizer.ts';
-import { numPatches } from '../engine/model/config.ts';
-import { rng, type Weights } from '../engine/model/params.ts';
-import { TrainingSession } from '../engine/train/training-session.ts';
-import { AdamW } from '../engine/optim/adamw.ts';
-import { clipGradNorm } from '../engine/optim/grad-clip.ts';
-import { warmupCosineSchedule } from '../engine/optim/lr-schedule.ts';
-import type { JsonObject } from '../registry/manifest.ts';
-import { assembleBatch } from './batches.ts';
-import { latestCheckpoint, runStartTime, saveCheckpoint, secondsSince, type TrainerState } from './checkpoint.ts';
-import { encodeExample, type EncodedExample } from './examples.ts';
-import { buildPatchCache } from './image-cache.ts';
-import { initialModel } from './model-init.ts';
-import { RunLog } from './run-log.ts';
-import { assertPackageDirFree, evaluateAndPackage, loadCases, spreadSample } from './run-output.ts';
+import { VqaTokenizer } from '../../data/tokenizer.ts';
+import { numPatches } from '../../engine/model/config.ts';
+import type { Weights } from '../../engine/model/params.ts';
+import { TrainingSession } from '../../engine/train/training-session.ts';
+import { AdamW } from '../../engine/optim/adamw.ts';
+import { clipGradNorm } from '../../engine/optim/grad-clip.ts';
+import { warmupCosineSchedule } from '../../engine/optim/lr-schedule.ts';
+import type { JsonObject } from '../../registry/manifest.ts';
+import { assembleBatch } from '../batches.ts';
+import { epochOrder } from '../epoch-order.ts';
+import { latestCheckpoint, runStartTime, saveCheckpoint, secondsSince, type TrainerState } from '../checkpoint.ts';
+import { encodeExample, type EncodedExample } from '../examples.ts';
+import { buildPatchCache } from '../image-cache.ts';
+import { initialModel } from '../model-init.ts';
+import { RunLog } from '../run-log.ts';
+import { assertPackageDirFree, datasetOf, evaluateAndPackage, loadCases, spreadSample } from '../run-output.ts';
 import { sftLoss } from './sft-loss.ts';
 import type { SftConfig } from './sft-config.ts';
 
@@ -31,17 +32,6 @@ export interface SftResult {
   validation: Record<string, Record<string, number | null>> | null;
   packageDir: string | null;
   wallSeconds: number;
-}
-
-/** Seeded Fisher–Yates: the order of epoch e depends only on (seed, e), so a resumed run matches. */
-export function epochOrder(n: number, seed: number, epoch: number): number[] {
-  const r = rng((seed * 7919 + epoch * 104729) >>> 0);
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
 }
 
 export interface SftHooks {
@@ -126,10 +116,10 @@ export async function trainSft(cfg: SftConfig, hooks: SftHooks = {}): Promise<Sf
 
   // 5. evaluate on the validation splits and write the package
   const done = await evaluateAndPackage({
-    method: 'sft', config, specs, weights, tokenizer: tk, tokenizerBytes, evalCases: spreadSample(validation?.cases ?? [], cfg.eval_samples),
+    method: 'sft', config, specs, weights, tokenizer: tk, tokenizerBytes, evalSets: { validation: spreadSample(validation?.cases ?? [], cfg.eval_samples) },
     patches, threads: cfg.threads, log, packageDir: cfg.package_dir, version: cfg.package_version, parent: init.parent, seed: cfg.seed,
-    training: { ...(cfg as unknown as JsonObject), steps: totalSteps }, trainPaths: cfg.train, trainSha256: train.sha256, startedAt: runStart,
+    training: { ...(cfg as unknown as JsonObject), steps: totalSteps }, dataset: datasetOf(cfg.train, train.sha256), startedAt: runStart,
   });
-  return { runDir: cfg.out, steps: totalSteps, losses, finalLoss: lastLoss, validation: done.metrics, packageDir: done.packageDir, wallSeconds: done.wallSeconds, weights };
+  return { runDir: cfg.out, steps: totalSteps, losses, finalLoss: lastLoss, validation: done.scores.validation ?? null, packageDir: done.packageDir, wallSeconds: done.wallSeconds, weights };
 }
 

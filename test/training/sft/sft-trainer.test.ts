@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SFT_DEFAULTS, type SftConfig } from '../../src/training/sft-config.ts';
-import { trainSft } from '../../src/training/sft-trainer.ts';
-import { verifyModelPackage } from '../../src/registry/model-package.ts';
-import { latestCheckpoint, runStartTime, type TrainerState } from '../../src/training/checkpoint.ts';
+import { SFT_DEFAULTS, type SftConfig } from '../../../src/training/sft/sft-config.ts';
+import { trainSft } from '../../../src/training/sft/sft-trainer.ts';
+import { verifyModelPackage } from '../../../src/registry/model-package.ts';
+import { latestCheckpoint, runStartTime, type TrainerState } from '../../../src/training/checkpoint.ts';
 
 const FIXTURES = ['test/fixtures/vqa/vqa-rad.jsonl', 'test/fixtures/vqa/slake.jsonl'];
 

@@ -1,5 +1,6 @@
 // SFT knobs (DESIGN §6). Paths are relative to the working directory (the repository root).
-import type { TraceMode } from './examples.ts';
+import { DEFAULT_TRAIN_SPLITS, DEFAULT_VALIDATION_SPLITS } from '../config-file.ts';
+import type { TraceMode } from '../examples.ts';
 
 export interface SftConfig {
   preset: string;
@@ -32,10 +33,6 @@ export interface SftConfig {
   /** Stop after this many optimizer steps (0 = run all epochs); for smoke tests. */
   max_steps: number;
 }
-
-/** The shared data's train and validation splits, relative to the repository root. */
-export const DEFAULT_TRAIN_SPLITS = ['../shared/data/vqa-rad/train.jsonl', '../shared/data/slake/train.jsonl'];
-export const DEFAULT_VALIDATION_SPLITS = ['../shared/data/vqa-rad/validation.jsonl', '../shared/data/slake/validation.jsonl'];
 
 export const SFT_DEFAULTS: SftConfig = {
   preset: 'small',

@@ -41,8 +41,8 @@ export async function createClusterServer(config: Config, logger: Logger): Promi
     modelsDir: config.modelsDir,
     standardValidation: GRPO_DEFAULTS.validation.filter((p) => existsSync(p)),
   });
-  const feedback = new PostgresFeedbackStore(pool, { log: (message, fields) => logger.warn(message, fields) });
-  const audit = new PostgresAuditSink(pool, { replica: config.instanceId, dataDir: config.dataDir, log: (message, fields) => logger.error(message, fields) });
+  const feedback = new PostgresFeedbackStore(pool, { dataDir: config.dataDir, instance: config.instanceId, log: (message, fields) => logger.warn(message, fields) });
+  const audit = new PostgresAuditSink(pool, { replica: config.instanceId, dataDir: config.dataDir, log: (message, fields) => logger.warn(message, fields) });
   let abTable: PostgresAbTableStore | undefined;
   let sync: ReplicaSync | undefined;
 

@@ -1,84 +1,85 @@
 // The audit trail in the shared Postgres database (cluster mode), one row per entry, so the whole
 // deployment's trail is in one place. Writing sits on every request's path and must not wait for the
-// database: entries are queued and inserted in batches. While the database is away they stay queued
-// and are retried; none is dropped — past `maxQueued` the overflow goes to this replica's local
-// JSON-lines file (the embedded audit log) with an error in the log, so it can be loaded later.
+// database: each entry is appended to this replica's local spool (store/spool.ts) and moved into
+// Postgres in batches. While the database is away the spool keeps them and the next drain retries;
+// a replica killed -9 leaves its spool behind, and the next replica to start (any of them) sends it.
 import { randomUUID } from 'node:crypto';
-import { AuditLog, type AuditEntry, type AuditSink } from './audit-log.ts';
+import path from 'node:path';
+import type { AuditEntry, AuditSink } from './audit-log.ts';
 import { query, type Pool } from '../store/postgres.ts';
+import { Spool } from '../store/spool.ts';
 
 export interface PostgresAuditOptions {
-  /** Names this process in each row (host and pid by default). */
+  /** Names this process in each row and its spool folder. */
   replica: string;
-  /** Where overflow goes when the database stays away too long. */
+  /** The shared data dir; the spool lives under <dataDir>/spool/audit. */
   dataDir: string;
   flushIntervalMs?: number;
-  maxQueued?: number;
   log?(message: string, fields?: Record<string, unknown>): void;
 }
 
+interface Spooled {
+  id: string;
+  replica: string;
+  entry: AuditEntry;
+}
+
 export class PostgresAuditSink implements AuditSink {
-  private queue: { id: string; entry: AuditEntry }[] = [];
-  private flushing: Promise<void> | undefined;
-  private overflow: AuditLog | undefined;
+  private readonly spool: Spool<Spooled>;
   private readonly timer: NodeJS.Timeout;
+  private failing = false;
 
   constructor(
     private readonly pool: Pool,
     private readonly options: PostgresAuditOptions,
   ) {
+    this.spool = new Spool(path.join(options.dataDir, 'spool', 'audit'), options.replica);
     this.timer = setInterval(() => void this.flush().catch(() => undefined), options.flushIntervalMs ?? 200);
     this.timer.unref();
+    // What replicas killed before they could send it.
+    void this.spool.sweepOthers((records) => this.insert(records)).catch(() => undefined);
   }
 
   write(entry: AuditEntry): void {
-    if (this.queue.length >= (this.options.maxQueued ?? 100_000)) {
-      this.overflow ??= new AuditLog(this.options.dataDir, (error) => this.options.log?.('audit overflow file write failed', { error: error.message }));
-      this.overflow.write(entry);
-      this.options.log?.('audit entries spill to the local audit file while the database is unavailable', { file: this.overflow.file });
-      return;
+    try {
+      this.spool.append({ id: randomUUID(), replica: this.options.replica, entry });
+    } catch (error) {
+      // The local disk refused (full, read-only): nothing else can keep it; say so loudly.
+      this.options.log?.('audit entry could not be spooled', { error: error instanceof Error ? error.message : String(error), request_id: entry.request_id });
     }
-    // The id makes a batch sent twice (a lost connection after the insert) land once.
-    this.queue.push({ id: randomUUID(), entry });
   }
 
+  /** Entries spooled and not yet in the database. */
   get queued(): number {
-    return this.queue.length;
+    return this.spool.backlog;
   }
 
-  /** Inserts everything queued; rejects (keeping the entries) while the database is away. */
-  flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    const write = async () => {
-        while (this.queue.length > 0) {
-          const batch = this.queue.slice(0, 500);
-          const values: unknown[] = [];
-          const rows = batch.map((b, i) => {
-            values.push(b.id, b.entry.time, this.options.replica, JSON.stringify(b.entry));
-            return `($${i * 4 + 1}, $${i * 4 + 2}, $${i * 4 + 3}, $${i * 4 + 4})`;
-          });
-          await query(this.pool, `INSERT INTO audit_log (id, time, replica, entry) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING`, values);
-          this.queue.splice(0, batch.length);
-        }
-    };
-    // Cleared in a later tick, so a flush that finds nothing queued cannot leave a stale promise behind.
-    this.flushing = write().finally(() => {
-      this.flushing = undefined;
-    });
-    return this.flushing;
+  /** Moves everything spooled into the database; rejects (keeping it spooled) while the database is away. */
+  async flush(): Promise<void> {
+    try {
+      await this.spool.drain((records) => this.insert(records));
+      if (this.failing) this.options.log?.('audit entries reach the database again');
+      this.failing = false;
+    } catch (error) {
+      if (!this.failing) this.options.log?.('audit entries are kept in the local spool until the database is back', { error: error instanceof Error ? error.message : String(error) });
+      this.failing = true;
+      throw error;
+    }
   }
 
-  /** Flushes; what the database does not take by then goes to the local file. */
+  /** Flushes once more; what the database does not take stays spooled for the next start. */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    try {
-      await this.flush();
-    } catch (error) {
-      this.overflow ??= new AuditLog(this.options.dataDir);
-      for (const { entry } of this.queue.splice(0)) this.overflow.write(entry);
-      this.options.log?.('audit entries written to the local audit file at shutdown: the database was unavailable', { error: String(error), file: this.overflow.file });
-    }
-    await this.overflow?.close();
+    await this.flush().catch(() => undefined);
+  }
+
+  private async insert(records: Spooled[]): Promise<void> {
+    const values: unknown[] = [];
+    const rows = records.map((r, i) => {
+      values.push(r.id, r.entry.time, r.replica, JSON.stringify(r.entry));
+      return `($${i * 4 + 1}, $${i * 4 + 2}, $${i * 4 + 3}, $${i * 4 + 4})`;
+    });
+    await query(this.pool, `INSERT INTO audit_log (id, time, replica, entry) VALUES ${rows.join(', ')} ON CONFLICT (id) DO NOTHING`, values);
   }
 }
 

@@ -3,10 +3,10 @@
 // contract as the SQLite FeedbackStore (shared suite in test/feedback/feedback-repository.test.ts).
 //
 // Recording a response sits on the inference path, which must not wait for (or fail with) the
-// database: responses are queued in memory and written in batches. Feedback first writes out what is
-// queued, so feedback on an answer just given finds its response. While the database is away the
-// queue holds the records (bounded; past the bound the oldest are dropped and counted in the log).
-// Feedback on a response another replica answered a moment ago waits one batch interval before 404.
+// database: the record is appended to this replica's local spool (store/spool.ts) and moved into
+// Postgres in batches; a replica killed -9 leaves the spool for its next start. Feedback first drains
+// the spool, so feedback on an answer just given finds its response; feedback on an answer another
+// replica gave a moment ago waits one batch interval before it is a 404.
 import {
   ResponseNotFoundError,
   checkFeedbackInput,
@@ -17,7 +17,9 @@ import {
   type ResponseRecordInput,
   type VariantStats,
 } from './feedback-store.ts';
+import path from 'node:path';
 import { query, transaction, type Pool } from '../store/postgres.ts';
+import { Spool } from '../store/spool.ts';
 
 interface FeedbackRow {
   response_id: string;
@@ -30,62 +32,68 @@ interface FeedbackRow {
 }
 
 export interface PostgresFeedbackOptions {
+  /** The shared data dir; the spool lives under <dataDir>/spool/responses. */
+  dataDir: string;
+  /** Names this process's spool folder. */
+  instance: string;
   /** Batch interval of response records (default 200 ms). */
   flushIntervalMs?: number;
-  /** Response records held while the database is unreachable (default 100 000). */
-  maxQueued?: number;
   now?(): Date;
   log?(message: string, fields?: Record<string, unknown>): void;
 }
 
+interface SpooledResponse {
+  responseId: string;
+  model: string;
+  variant: string;
+  tableVersion: number | null;
+  clientKeyId: string | null;
+  latencyMs: number;
+  createdAt: string;
+}
+
 export class PostgresFeedbackStore implements FeedbackRepository {
-  private queue: (ResponseRecordInput & { createdAt: Date })[] = [];
-  private flushing: Promise<void> | undefined;
+  private readonly spool: Spool<SpooledResponse>;
   private readonly timer: NodeJS.Timeout;
-  private dropped = 0;
 
   constructor(
     private readonly pool: Pool,
-    private readonly options: PostgresFeedbackOptions = {},
+    private readonly options: PostgresFeedbackOptions,
   ) {
+    this.spool = new Spool(path.join(options.dataDir, 'spool', 'responses'), options.instance);
     this.timer = setInterval(() => void this.flush().catch(() => undefined), options.flushIntervalMs ?? 200);
     this.timer.unref();
+    void this.spool.sweepOthers((records) => this.insert(records)).catch(() => undefined);
   }
 
+  /** Synchronous and local: once it returns, the record survives a kill -9 of this process. */
   recordResponse(input: ResponseRecordInput): void {
     checkResponseInput(input);
-    this.queue.push({ ...input, createdAt: input.createdAt ?? this.now() });
-    const max = this.options.maxQueued ?? 100_000;
-    if (this.queue.length > max) {
-      const over = this.queue.length - max;
-      this.queue.splice(0, over);
-      this.dropped += over;
-      this.options.log?.('response records dropped while the database is unavailable', { dropped_total: this.dropped });
-    }
+    this.spool.append({
+      responseId: input.responseId,
+      model: input.model,
+      variant: input.variant,
+      tableVersion: input.tableVersion ?? null,
+      clientKeyId: input.clientKeyId ?? null,
+      latencyMs: input.latencyMs,
+      createdAt: (input.createdAt ?? this.now()).toISOString(),
+    });
   }
 
-  /** Writes every queued response record; throws (keeping them queued) when the database is away. */
+  /** Moves every spooled response record into the database; rejects (keeping them) when it is away. */
   flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    const write = async () => {
-        while (this.queue.length > 0) {
-          const batch = this.queue.slice(0, 500);
-          const values: unknown[] = [];
-          const rows = batch.map((r, i) => {
-            values.push(r.responseId, r.model, r.variant, r.tableVersion ?? null, r.clientKeyId ?? null, r.latencyMs, r.createdAt);
-            const o = i * 7;
-            return `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}, $${o + 6}, $${o + 7})`;
-          });
-          // A batch written just before a lost connection may be sent again: the first write wins.
-          await query(this.pool, `INSERT INTO responses (response_id, model, variant, table_version, client_key_id, latency_ms, created_at) VALUES ${rows.join(', ')} ON CONFLICT (response_id) DO NOTHING`, values);
-          this.queue.splice(0, batch.length);
-        }
-    };
-    // Cleared in a later tick, so a flush that finds nothing queued cannot leave a stale promise behind.
-    this.flushing = write().finally(() => {
-      this.flushing = undefined;
+    return this.spool.drain((records) => this.insert(records));
+  }
+
+  private async insert(records: SpooledResponse[]): Promise<void> {
+    const values: unknown[] = [];
+    const rows = records.map((r, i) => {
+      values.push(r.responseId, r.model, r.variant, r.tableVersion, r.clientKeyId, r.latencyMs, r.createdAt);
+      const o = i * 7;
+      return `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}, $${o + 6}, $${o + 7})`;
     });
-    return this.flushing;
+    // A batch sent twice (or swept by another replica) lands once: the first write wins.
+    await query(this.pool, `INSERT INTO responses (response_id, model, variant, table_version, client_key_id, latency_ms, created_at) VALUES ${rows.join(', ')} ON CONFLICT (response_id) DO NOTHING`, values);
   }
 
   async recordFeedback(input: FeedbackInput): Promise<FeedbackRecord> {
@@ -163,16 +171,16 @@ export class PostgresFeedbackStore implements FeedbackRepository {
     return [...byVariant.values()];
   }
 
-  /** Writes out what is queued (as far as the database allows) and stops the timer. */
+  /** Writes out what is spooled (as far as the database allows; the rest waits for the next start). */
   async close(): Promise<void> {
     clearInterval(this.timer);
     await this.flush().catch((error: unknown) => {
-      this.options.log?.('response records not written at shutdown', { queued: this.queue.length, error: String(error) });
+      this.options.log?.('response records stay in the local spool: the database is unavailable', { queued: this.spool.backlog, error: String(error) });
     });
   }
 
   get queued(): number {
-    return this.queue.length;
+    return this.spool.backlog;
   }
 
   private now(): Date {

@@ -12,8 +12,11 @@ for (const backend of backends) {
   describe(`feedback store (${backend.name})`, () => {
     const open = async (t: { after(fn: () => Promise<void>): void }, now?: () => Date) => {
       const place = await backend.fresh();
+      let instances = 0;
       const make = (): FeedbackRepository =>
-        place.pool ? new PostgresFeedbackStore(place.pool, now ? { now } : {}) : FeedbackStore.open(place.dataDir, now ? { now } : {});
+        place.pool
+          ? new PostgresFeedbackStore(place.pool, { dataDir: place.dataDir, instance: `r${++instances}`, ...(now ? { now } : {}) })
+          : FeedbackStore.open(place.dataDir, now ? { now } : {});
       const store = make();
       t.after(async () => {
         await store.close();
@@ -86,3 +89,20 @@ for (const backend of backends) {
     });
   });
 }
+
+describe('feedback store faults (postgres)', () => {
+  test('a response recorded just before a kill -9 is not lost: the restarted replica sends it', async (t) => {
+    const place = await backends.find((b) => b.name === 'postgres')!.fresh();
+    t.after(() => place.cleanup());
+    // Never flushed, never closed: as if the process died right after answering.
+    const crashed = new PostgresFeedbackStore(place.pool!, { dataDir: place.dataDir, instance: 'a', flushIntervalMs: 3_600_000 });
+    crashed.recordResponse({ responseId: 'answered', model: 'm', variant: 'v', latencyMs: 3 });
+    const restarted = new PostgresFeedbackStore(place.pool!, { dataDir: place.dataDir, instance: 'a' });
+    t.after(async () => {
+      await restarted.close();
+      await crashed.close();
+    });
+    const record = await restarted.recordFeedback({ responseId: 'answered', correct: true });
+    assert.equal(record.variant, 'v');
+  });
+});

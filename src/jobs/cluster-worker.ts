@@ -112,6 +112,16 @@ export class ClusterWorker {
       await this.event(job.id, { type: 'worker_lost', level: 'warn', message: `the worker holding this job was silent for ${this.options.leaseS} s after step ${job.progress.step}; another worker resumes it from the last checkpoint`, data: { step: job.progress.step, crashes: job.crashes } });
       if (lapsed.queue_job_id) await boss.fail(FINE_TUNE_QUEUE, lapsed.queue_job_id, { reason: 'lease lapsed' });
     }
+    // A job nobody holds whose queue entry is gone or finished (e.g. completed by a worker that had just
+    // lost its lease) would wait forever: queue it again. Two reapers may both do it; the lease still
+    // lets only one worker run it.
+    for (const stranded of await store.unheldJobs(this.options.leaseS)) {
+      const entry = stranded.queue_job_id ? await boss.getJobById(FINE_TUNE_QUEUE, stranded.queue_job_id) : null;
+      if (entry && ['created', 'retry', 'active'].includes(entry.state)) continue;
+      const queueJobId = await boss.send(FINE_TUNE_QUEUE, { jobId: stranded.id } satisfies FineTuneMessage);
+      if (queueJobId) await store.setQueueJobId(stranded.id, queueJobId);
+      logger.warn('fine-tune job had no queue entry; queued again', { job_id: stranded.id });
+    }
   }
 
   private async runJob(jobId: string, queueJobId: string): Promise<void> {
@@ -183,7 +193,6 @@ export class ClusterWorker {
     });
     const running: Running = { jobId: job.id, child, stopSent: false };
     this.running = running;
-    await store.recordAttempt(job.id, child.pid ?? 0).catch(() => undefined);
     await this.event(job.id, { type: 'worker_started', message: `worker ${instanceId} started (attempt ${job.attempts})${job.progress.step > 0 ? `, resuming after step ${job.progress.step}` : ''}`, data: { attempt: job.attempts, worker: instanceId } });
 
     let stderrTail = '';

@@ -217,6 +217,16 @@ export class PostgresJobStore implements JobRepository {
     return rows;
   }
 
+  /** Unfinished jobs no worker holds, created more than `olderThanS` seconds ago (to check they are queued). */
+  async unheldJobs(olderThanS: number): Promise<{ id: string; queue_job_id: string | null }[]> {
+    const { rows } = await query<{ id: string; queue_job_id: string | null }>(
+      this.pool,
+      'SELECT id, queue_job_id FROM fine_tune_jobs WHERE status = ANY($1) AND lease_owner IS NULL AND created_at < now() - make_interval(secs => $2) ORDER BY seq',
+      [[...ACTIVE], olderThanS],
+    );
+    return rows;
+  }
+
   /** Clears an expired lease (only if still the same owner and still expired); true when this call did. */
   async breakLease(id: string, owner: string): Promise<boolean> {
     const result = await query(

@@ -17,7 +17,7 @@ interface Job { id: string; status: string; progress: { step: number; total: num
 interface Event { id: number; type: string; message: string; data: Record<string, unknown> | null }
 
 const FIX = 'test/fixtures/vqa';
-const LEASE_S = 3;
+const LEASE_S = 10;
 let pg: TestPostgres;
 let root: string;
 let cluster: ClusterEnv;

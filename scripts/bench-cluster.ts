@@ -26,6 +26,7 @@ interface AutocannonResult {
   requests: { total: number; average: number };
   latency: { p50: number; p99: number };
   duration: number;
+  statusCodeStats?: Record<string, { count: number }>;
 }
 const autocannon = createRequire(import.meta.url)('autocannon') as (options: Record<string, unknown>) => Promise<AutocannonResult>;
 
@@ -75,7 +76,8 @@ async function roundRobin(targets: string[]): Promise<{ url: string; close(): Pr
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.pipe(res);
     });
-    upstream.on('error', () => {
+    upstream.on('error', (error) => {
+      console.error(`proxy: upstream ${target.host} failed: ${error.message}`);
       res.writeHead(502);
       res.end();
     });
@@ -140,7 +142,7 @@ try {
       results[replicas] = r;
       lost += r.non2xx + r.errors + r.timeouts;
       const rps = r.requests.total / r.duration;
-      console.log(`replicas=${replicas} cpus=${replicas === 1 ? all : started.map((_, i) => i % cores).join('+')} clients=${connections}: ${rps.toFixed(1)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts}`);
+      console.log(`replicas=${replicas} cpus=${replicas === 1 ? all : started.map((_, i) => i % cores).join('+')} clients=${connections}: ${rps.toFixed(1)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts}; status codes ${JSON.stringify(Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([code, v]) => [code, v.count])))}`);
     } finally {
       await proxy.close();
       for (const s of started) await stop(s);

@@ -1,8 +1,7 @@
 // Wiring only: builds the parts (metrics, audit log, model registry with one batcher per model,
-// A/B table, feedback store), loads every package in the models directory, and assembles the
+// A/B table, feedback store), loads every shipped and registered model package, and assembles the
 // express app in the order a request flows through it. Tests call createApp with a fake runtime
 // loader; src/http/serve.ts adds the listening socket and graceful shutdown.
-import path from 'node:path';
 import express, { type Express, type Router } from 'express';
 import { AuditLog, type AuditSink } from './audit/audit-log.ts';
 import { ApiError } from './errors.ts';
@@ -30,7 +29,7 @@ import { modelsRouter } from './http/routes/models.route.ts';
 import { vqaRouter } from './http/routes/vqa.route.ts';
 import type { FineTunes } from './jobs/fine-tunes.ts';
 import { Metrics } from './metrics/metrics.ts';
-import { listModelPackages } from './registry/model-package.ts';
+import { findServedPackage, listServedPackages, modelSources, type ModelSources } from './registry/model-sources.ts';
 import { ModelRegistry } from './runtime/model-registry.ts';
 import { AbTableStore, type AbTableBackend, type AbTableStoreOptions } from './routing/ab-table-store.ts';
 import { pickVariant } from './routing/sticky-router.ts';
@@ -103,10 +102,17 @@ function batcherFor(config: Config, logger: Logger) {
     );
 }
 
-/** Loads every package in the models directory; a broken package is logged and skipped. */
-async function loadAll(registry: ModelRegistry, config: Config, logger: Logger): Promise<void> {
+/**
+ * Loads every shipped and registered package; a broken package, or a registered one whose id a
+ * shipped one already has, is logged and skipped.
+ */
+async function loadAll(registry: ModelRegistry, sources: ModelSources, config: Config, logger: Logger): Promise<void> {
   let warnedFallback = false;
-  for (const pkg of await listModelPackages(config.modelsDir)) {
+  const { packages, clashes } = await listServedPackages(sources);
+  for (const clash of clashes) {
+    logger.error('two model packages have the same id; the shipped one is served', { model: clash.id, served: clash.served, ignored: clash.ignored });
+  }
+  for (const pkg of packages) {
     try {
       const loaded = await registry.loadPackage(pkg.dir);
       const provider = loaded.runtime.executionProvider;
@@ -137,7 +143,8 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   });
 
   // 1. models, then the A/B table over them (a default table follows what loaded)
-  await loadAll(registry, config, logger);
+  const sources = modelSources(config.modelsDir, config.dataDir);
+  await loadAll(registry, sources, config, logger);
   const abOptions = {
     isKnownModel: (id: string) => registry.has(id),
     defaultModels: () => registry.list().map((m) => m.id),
@@ -189,14 +196,15 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   // Promoting a model that has a package but is not loaded yet loads it first.
   const ensureModel = async (id: string): Promise<boolean> => {
     if (registry.has(id)) return true;
-    if (!(await listModelPackages(config.modelsDir)).some((p) => p.id === id)) return false;
+    const pkg = await findServedPackage(sources, id);
+    if (!pkg) return false;
     try {
-      await registry.loadPackage(path.join(config.modelsDir, id));
+      await registry.loadPackage(pkg.dir);
     } catch (error) {
       logger.warn('model load for promotion failed', { model: id, error: error instanceof Error ? error.message : String(error) });
       throw ApiError.of('model_load_failed', `Package "${id}" could not be loaded; see the server log.`);
     }
-    await announce({ id, state: 'loaded', packageDir: path.join(config.modelsDir, id) });
+    await announce({ id, state: 'loaded', packageDir: pkg.dir });
     await abTable.followModels(registry.list().map((m) => m.id));
     return true;
   };
@@ -213,7 +221,7 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   }));
   app.use(adminModelsRouter({
     registry,
-    modelsDir: config.modelsDir,
+    sources,
     isRouted: (id) => abTable.current.variants.some((v) => v.model === id && v.weight > 0),
     onChange: async (change) => {
       await announce(change);
@@ -225,7 +233,7 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   await deps.stores?.start?.(parts);
 
   app.use(notFound());
-  app.use(errorHandler(logger));
+  app.use(errorHandler(logger, { errorFormatOf: (urlPath) => spec.errorFormatOf(urlPath) }));
 
   let closed: Promise<void> | undefined;
   return {

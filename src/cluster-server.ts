@@ -13,6 +13,7 @@ import { ClusterJobQueue } from './jobs/cluster-job-queue.ts';
 import { openFineTuneQueue } from './jobs/fine-tune-queue.ts';
 import { JOB_EVENTS_CHANNEL, PostgresJobStore } from './jobs/job-store.postgres.ts';
 import { DEFAULT_UPLOAD_LIMITS, type UploadLimits } from './jobs/upload-validation.ts';
+import { findServedPackage, modelSources } from './registry/model-sources.ts';
 import { PostgresAbTableStore } from './routing/ab-table-store.postgres.ts';
 import { GRPO_DEFAULTS } from './training/grpo/grpo-config.ts';
 import { migrate } from './store/migrations.ts';
@@ -57,8 +58,10 @@ export async function createClusterServer(config: Config, logger: Logger): Promi
     },
     async start(parts) {
       // The models this replica found in its models dir are the deployment's too.
+      const sources = modelSources(config.modelsDir, config.dataDir);
       for (const model of parts.registry.list()) {
-        await announceModel(pool, { id: model.id, package_dir: `${config.modelsDir}/${model.id}`, state: 'loaded' }).catch(() => undefined);
+        const pkg = await findServedPackage(sources, model.id);
+        if (pkg) await announceModel(pool, { id: model.id, package_dir: pkg.dir, state: 'loaded' }).catch(() => undefined);
       }
       sync = new ReplicaSync({
         pool, url, registry: parts.registry, abTable: abTable!, modelsDir: config.modelsDir, logger,

@@ -1,6 +1,6 @@
 // The one error type that crosses the HTTP boundary. Everything a client can be told about a failed
 // request is an ApiError(status, code, detail); the error handler renders it as RFC 7807
-// application/problem+json. Other modules throw their own typed errors (ImageInputError,
+// application/problem+json, or in OpenAI's error shape on the OpenAI-compatible routes. Other modules throw their own typed errors (ImageInputError,
 // QueueFullError, ...) and serving/error-mapping.ts turns them into ApiErrors in one place.
 
 /** Stable machine-readable codes; clients branch on `code`, never on `detail` wording. */
@@ -11,6 +11,8 @@ export const ERROR_CATALOGUE = {
   image_missing: { status: 400, title: 'No image was sent' },
   image_url_not_supported: { status: 400, title: 'Only data: URLs are accepted for images' },
   question_empty: { status: 400, title: 'The question is empty' },
+  context_length_exceeded: { status: 400, title: "The prompt does not fit the model's context" },
+  unsupported_parameter: { status: 400, title: 'The request asks for something this server does not do' },
   unauthorized: { status: 401, title: 'A valid API key is required' },
   forbidden: { status: 403, title: 'This API key may not use this route' },
   not_found: { status: 404, title: 'No such route' },
@@ -97,4 +99,36 @@ export function toProblem(error: ApiError, context: { requestId?: string; instan
     ...(context.instance !== undefined ? { instance: context.instance } : {}),
     ...(context.requestId !== undefined ? { request_id: context.requestId } : {}),
   };
+}
+
+/** OpenAI's error body, which the OpenAI SDKs read `message`, `type`, `param` and `code` from. */
+export interface OpenAiErrorBody {
+  error: { message: string; type: string; param: string | null; code: ErrorCode };
+}
+
+/** OpenAI's `type` by status class; clients branch on `code` (the same codes as the problem documents). */
+function openAiErrorType(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 404) return 'not_found_error';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 500) return 'server_error';
+  return 'invalid_request_error';
+}
+
+/**
+ * The request field an error is about, in OpenAI's notation (`messages[0].content`), from the first
+ * issue's JSON pointer (`/messages/0/content`); path parameters and headers by their name.
+ */
+function openAiParam(error: ApiError): string | null {
+  const issues = error.extensions.errors;
+  const pointer = Array.isArray(issues) ? (issues[0] as { path?: unknown } | undefined)?.path : undefined;
+  if (typeof pointer !== 'string' || pointer === '' || pointer === '/') return null;
+  const segments = pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if ((segments[0] === 'path' || segments[0] === 'headers') && segments.length === 2) return segments[1]!;
+  return segments.reduce((param, segment) => (/^\d+$/.test(segment) ? `${param}[${segment}]` : param === '' ? segment : `${param}.${segment}`), '');
+}
+
+export function toOpenAiError(error: ApiError): OpenAiErrorBody {
+  return { error: { message: error.detail, type: openAiErrorType(error.status), param: openAiParam(error), code: error.code } };
 }

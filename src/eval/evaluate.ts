@@ -29,7 +29,9 @@ const GREEDY = { temperature: 0, topP: 1 };
 export async function evaluateCases(rt: ModelRuntime, cases: readonly VqaCase[], patches: CasePatches, opts: EvaluateOptions = {}): Promise<EvaluationResult> {
   const batchSize = Math.min(opts.batchSize ?? 16, rt.maxBatch);
   const maxTokens = opts.maxTokens ?? 64;
-  const request = (c: VqaCase) => ({ patches: patches.get(c.imagePath)!, question: c.question, params: { ...GREEDY, maxTokens } });
+  // A question longer than the model reads is read by its end, as the trainers' prompts are (the
+  // shared splits have none; a fine-tune job warns about its own).
+  const request = (c: VqaCase) => ({ patches: patches.get(c.imagePath)!, question: c.question, params: { ...GREEDY, maxTokens }, readQuestionEnd: true });
   const predictions: EvaluationResult['predictions'] = [];
   const t0 = performance.now();
   for (let i = 0; i < cases.length; i += batchSize) {

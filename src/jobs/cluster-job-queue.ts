@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type PgBoss from 'pg-boss';
-import { listModelPackages } from '../registry/model-package.ts';
+import { findServedPackage, modelSources } from '../registry/model-sources.ts';
 import { removeStagedUpload, stageUpload } from './dataset-store.ts';
 import { FINE_TUNE_QUEUE, type FineTuneMessage } from './fine-tune-queue.ts';
 import { JobFinishedError, UnknownBaseModelError, resultModelId } from './job-queue.ts';
@@ -32,7 +32,8 @@ export class ClusterJobQueue {
 
   async submit(request: FineTuneRequest): Promise<FineTuneJob> {
     const { modelsDir, dataDir, store, boss } = this.options;
-    const base = (await listModelPackages(modelsDir)).find((p) => p.id === request.baseModel);
+    const sources = modelSources(modelsDir, dataDir);
+    const base = await findServedPackage(sources, request.baseModel);
     if (!base) throw new UnknownBaseModelError(`no model package "${request.baseModel}"`);
     const id = newJobId();
     // Staged before the row exists: a job a worker can see always has its upload on the shared volume.
@@ -45,7 +46,8 @@ export class ClusterJobQueue {
         hyperparameters: request.hyperparameters,
         spec: {
           base_dir: path.resolve(base.dir),
-          models_dir: path.resolve(modelsDir),
+          // Finished packages go under the shared data dir, never into the shipped models.
+          models_dir: path.resolve(sources.registeredDir),
           result_model: resultModelId(request.baseModel, id),
           standard_validation: this.options.standardValidation.map((p) => path.resolve(p)),
           worker_threads: this.options.workerThreads ?? 1,

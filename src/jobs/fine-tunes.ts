@@ -5,7 +5,6 @@
 //   const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir: config.modelsDir });
 //   startServer({ config, loader, logger, extraRouters: (parts) => fineTuneRouters(fineTunes, parts) });
 //   … on shutdown: await fineTunes.close();
-import { existsSync } from 'node:fs';
 import type { Logger } from '../audit/logger.ts';
 import { GRPO_DEFAULTS } from '../training/grpo/grpo-config.ts';
 import { JobQueue } from './job-queue.ts';
@@ -16,7 +15,7 @@ export interface FineTunesOptions {
   dataDir: string;
   modelsDir: string;
   limits?: Partial<UploadLimits>;
-  /** JSONL files scored before and after every job; default: the shared validation splits that exist. */
+  /** JSONL files scored before and after every job; default: the shared validation splits. */
   standardValidation?: string[];
   workerThreads?: number;
   maxCrashes?: number;
@@ -75,7 +74,8 @@ export function createFineTunes(options: FineTunesOptions): FineTunes {
         logger: host.logger,
         registerModel: (_id, dir) => host.registerModel(dir),
         setCanary: (id, share) => host.setCanary(id, share),
-        standardValidation: options.standardValidation ?? GRPO_DEFAULTS.validation.filter((p) => existsSync(p)),
+        // Every configured file, found or not: a job that cannot find one says so in its events.
+        standardValidation: options.standardValidation ?? GRPO_DEFAULTS.validation,
         ...(options.workerThreads !== undefined ? { workerThreads: options.workerThreads } : {}),
         ...(options.maxCrashes !== undefined ? { maxCrashes: options.maxCrashes } : {}),
         ...(options.retryDelayMs !== undefined ? { retryDelayMs: options.retryDelayMs } : {}),

@@ -14,19 +14,22 @@ import { mkdir, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { loadVqaJsonl, loadVqaUnion } from '../data/jsonl-loader.ts';
+import { loadVqaJsonl } from '../data/jsonl-loader.ts';
+import { VqaTokenizer } from '../data/tokenizer.ts';
 import type { VqaCase } from '../data/vqa-case.ts';
-import type { ModelConfig } from '../engine/model/config.ts';
+import { numPatches, type ModelConfig } from '../engine/model/config.ts';
 import { readJson, sha256Hex, writeJsonDurably } from '../files/durable-file.ts';
 import type { JsonObject } from '../registry/manifest.ts';
 import { verifyModelPackage } from '../registry/model-package.ts';
-import { loadRuntime } from '../runtime/model-runtime.ts';
+import { loadRuntime, maxPromptTokensFor } from '../runtime/model-runtime.ts';
 import { GRPO_DEFAULTS, type GrpoConfig } from '../training/grpo/grpo-config.ts';
 import { trainGrpo } from '../training/grpo/grpo-trainer.ts';
 import { buildPatchCache } from '../training/image-cache.ts';
-import { manifestMetrics, scoreSets, spreadSample, type SetMetrics } from '../training/run-output.ts';
+import { manifestMetrics, scoreSets, type SetMetrics } from '../training/run-output.ts';
 import { DATASET_JSONL, UPLOAD_DATASET_NAME, datasetDir, runDirOf } from './dataset-store.ts';
 import { JobStore, type FineTuneJob } from './job-store.ts';
+import { findLongQuestions, longQuestionsWarning } from './long-questions.ts';
+import { loadStandardValidation, VALIDATION_UNAVAILABLE } from './standard-validation.ts';
 import { EXIT_ORPHANED, type ServerMessage, type WorkerMessage } from './worker-protocol.ts';
 
 /** Held-out cases: the `fraction` whose hash of (seed, id) is smallest; at least one case trains. */
@@ -100,25 +103,30 @@ class Worker {
     try {
       await verifyModelPackage(spec.base_dir);
     } catch (error) {
-      throw new Fatal(`the base model ${job.base_model} cannot be used: ${(error as Error).message.split(spec.models_dir).join('models')}`);
+      throw new Fatal(`the base model ${job.base_model} cannot be used: ${(error as Error).message.split(path.dirname(spec.base_dir)).join('models')}`);
     }
     if (!job.dataset_sha256) throw new Fatal('the job has no stored dataset');
     const jsonlPath = path.join(datasetDir(dataDir, job.dataset_sha256), DATASET_JSONL);
     const loaded = await loadVqaJsonl(jsonlPath, { dataset: UPLOAD_DATASET_NAME });
     if (loaded.errors.length > 0) throw new Fatal(`the stored dataset no longer parses (line ${loaded.errors[0]!.line})`);
     const { train, heldOut } = splitHeldOut(loaded.cases, spec.validation_fraction, hp.seed);
-    let standard: VqaCase[] = [];
-    if (spec.standard_validation.length > 0) {
-      const union = await loadVqaUnion(spec.standard_validation);
-      standard = spreadSample(union.cases, hp.eval_samples);
+    const validation = await loadStandardValidation(spec.standard_validation, hp.eval_samples);
+    const standard = validation.cases;
+    if (validation.warning !== undefined) {
+      await this.event('validation_unavailable', validation.warning, { validation_cases: standard.length, unavailable: validation.unavailable }, 'warn');
     }
-    await this.event('dataset_loaded', `${train.length} cases to train on, ${heldOut.length} held out, ${standard.length} standard validation cases`, {
+    const standardText = validation.unavailable ? 'no standard validation (unavailable)' : `${standard.length} standard validation cases`;
+    await this.event('dataset_loaded', `${train.length} cases to train on, ${heldOut.length} held out, ${standardText}`, {
       train_cases: train.length, held_out_cases: heldOut.length, validation_cases: standard.length,
     });
     this.checkStop();
 
     const config = JSON.parse(await readFile(path.join(spec.base_dir, 'config.json'), 'utf8')) as ModelConfig;
     const tokenizerPath = path.join(spec.base_dir, 'tokenizer.json');
+    // The fewer question tokens of what training (prompt + rollout) and scoring (prompt + answer) leave.
+    const questionLimit = Math.min(maxPromptTokensFor(config), config.text.maxPositions - numPatches(config) - hp.max_completion_length);
+    const long = longQuestionsWarning(findLongQuestions(await VqaTokenizer.load(tokenizerPath), loaded.cases, loaded.caseLines, questionLimit), questionLimit);
+    if (long !== undefined) await this.event('questions_truncated', long, { max_question_tokens: questionLimit }, 'warn');
     const threads = spec.worker_threads;
     const evalSets = { held_out: heldOut, validation: standard };
     const patches = await buildPatchCache([...heldOut, ...standard].map((c) => c.imagePath), config, 1);
@@ -181,7 +189,8 @@ class Worker {
     });
     this.training = false;
     if (result.steps < hp.max_steps) return this.finishStopped(result.steps);
-    const metrics = { before: manifestMetrics(before), after: manifestMetrics(result.scores) };
+    const unavailable = validation.unavailable ? { validation: VALIDATION_UNAVAILABLE } : {};
+    const metrics = { before: { ...manifestMetrics(before), ...unavailable }, after: { ...manifestMetrics(result.scores), ...unavailable } };
     await this.event('package_written', `model package ${spec.result_model} written`);
     await this.send({ type: 'succeeded', result_model: spec.result_model, metrics });
   }

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../audit/logger.ts';
-import { listModelPackages, sweepIncompletePackages } from '../registry/model-package.ts';
+import { sweepIncompletePackages } from '../registry/model-package.ts';
+import { findServedPackage, registeredModelsDir, type ModelSources } from '../registry/model-sources.ts';
 import {
   listStagedUploads,
   readStagedUpload,
@@ -25,7 +26,10 @@ import { isWorkerMessage, type ServerMessage, type WorkerMessage } from './worke
 export interface JobQueueOptions {
   store: JobStore;
   dataDir: string;
+  /** Shipped packages (a base model may be one of them). */
   modelsDir: string;
+  /** Where finished packages are written, and where a base model may also be: `<data dir>/models` by default. */
+  registeredModelsDir?: string;
   limits: UploadLimits;
   logger: Logger;
   /** Loads a finished package into the serving registry (no restart). */
@@ -80,8 +84,11 @@ export class JobQueue {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly store: JobStore;
 
+  private readonly sources: ModelSources;
+
   constructor(private readonly options: JobQueueOptions) {
     this.store = options.store;
+    this.sources = { shippedDir: options.modelsDir, registeredDir: options.registeredModelsDir ?? registeredModelsDir(options.dataDir) };
     this.emitter.setMaxListeners(0);
   }
 
@@ -89,9 +96,9 @@ export class JobQueue {
 
   /** Recovers after a restart (see the file comment), then starts working. */
   async start(): Promise<void> {
-    const { store, dataDir, modelsDir, logger } = this.options;
+    const { store, dataDir, logger } = this.options;
     await sweepDatasetTemps(dataDir);
-    await sweepIncompletePackages(modelsDir);
+    await sweepIncompletePackages(this.sources.registeredDir);
     const staged = new Set(await listStagedUploads(dataDir));
     for (const id of staged) {
       // An upload staged just before a crash, whose job row was never written, was never acknowledged.
@@ -134,8 +141,8 @@ export class JobQueue {
 
   /** Stages the upload durably and creates the job (`validating_files`); validation runs next. */
   async submit(request: FineTuneRequest): Promise<FineTuneJob> {
-    const { modelsDir, dataDir, store } = this.options;
-    const base = (await listModelPackages(modelsDir)).find((p) => p.id === request.baseModel);
+    const { dataDir, store } = this.options;
+    const base = await findServedPackage(this.sources, request.baseModel);
     if (!base) throw new UnknownBaseModelError(`no model package "${request.baseModel}"`);
     const id = newJobId();
     await stageUpload(dataDir, id, request.upload);
@@ -145,7 +152,8 @@ export class JobQueue {
       hyperparameters: request.hyperparameters,
       spec: {
         base_dir: path.resolve(base.dir),
-        models_dir: path.resolve(modelsDir),
+        // Finished packages go under the data dir, never into the shipped models.
+        models_dir: path.resolve(this.sources.registeredDir),
         result_model: resultModelId(request.baseModel, id),
         standard_validation: this.options.standardValidation.map((p) => path.resolve(p)),
         worker_threads: this.options.workerThreads ?? 1,

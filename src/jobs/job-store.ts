@@ -33,6 +33,7 @@ export interface JobError {
 export interface JobSpec {
   /** Absolute path of the base model's package. */
   base_dir: string;
+  /** Absolute directory the new package is written into (the registered models under the data dir). */
   models_dir: string;
   /** Id the new package will get (deterministic, so a re-run after a crash finds its own package). */
   result_model: string;

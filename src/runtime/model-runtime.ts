@@ -11,12 +11,17 @@ import { exportServingOnnx } from '../engine/export/onnx-export.ts';
 import type { Weights } from '../engine/model/params.ts';
 import { verifyModelPackage } from '../registry/model-package.ts';
 import { generate, type ServingSessions } from './generate.ts';
-import { promptIds } from './prompt.ts';
+import { promptIds, wholePromptIds } from './prompt.ts';
 import type { ImageConfig, InferenceRequest, InferenceResult, ModelRuntime, RuntimeLoader } from './types.ts';
 
 /** Longest answer a request may ask for; the rest of the position table is left to the question. */
 export const MAX_NEW_TOKENS = 64;
 export const DEFAULT_MAX_BATCH = 16;
+
+/** Question tokens a model of this config reads: its positions less the image prefix and the longest answer. */
+export function maxPromptTokensFor(config: ModelConfig): number {
+  return config.text.maxPositions - numPatches(config) - MAX_NEW_TOKENS;
+}
 
 export interface RuntimeOptions {
   executionProviders: string[];
@@ -27,6 +32,7 @@ export interface RuntimeOptions {
 
 export class OnnxModelRuntime implements ModelRuntime {
   readonly imageConfig: ImageConfig;
+  /** The decoder's positions less the image prefix and the longest answer. */
   readonly maxPromptTokens: number;
 
   constructor(
@@ -39,16 +45,22 @@ export class OnnxModelRuntime implements ModelRuntime {
     readonly maxBatch: number,
   ) {
     this.imageConfig = { imageSize: config.imageSize, patchSize: config.patchSize, mean: config.imageMean, std: config.imageStd };
-    this.maxPromptTokens = config.text.maxPositions - numPatches(config) - MAX_NEW_TOKENS;
+    this.maxPromptTokens = maxPromptTokensFor(config);
+  }
+
+  checkPrompt(question: string): number {
+    return wholePromptIds(this.tokenizer, question, this.maxPromptTokens, this.id).length;
   }
 
   async generateBatch(reqs: InferenceRequest[]): Promise<InferenceResult[]> {
     if (reqs.length === 0) return [];
     if (reqs.length > this.maxBatch) throw new Error(`batch of ${reqs.length} exceeds maxBatch ${this.maxBatch}`);
     const tk = this.tokenizer;
+    // Serving checks each prompt first (checkPrompt); a prompt that does not fit fails the batch
+    // here rather than be cut, unless an offline evaluation asked to read it as training does.
     const rows = reqs.map((r) => ({
       patches: r.patches,
-      promptIds: promptIds(tk, r.question, this.maxPromptTokens),
+      promptIds: r.readQuestionEnd === true ? promptIds(tk, r.question, this.maxPromptTokens) : wholePromptIds(tk, r.question, this.maxPromptTokens, this.id),
       sampling: { temperature: r.params.temperature, topP: r.params.topP },
       maxTokens: Math.max(1, Math.min(MAX_NEW_TOKENS, Math.floor(r.params.maxTokens))),
       seed: r.params.seed,

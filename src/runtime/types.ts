@@ -14,6 +14,11 @@ export interface InferenceRequest {
   patches: Float32Array;
   question: string;
   params: GenerateParams;
+  /**
+   * Offline evaluation only: read a question longer than the context by its last tokens, as the
+   * trainers build their prompts, instead of refusing it. Serving never sets it.
+   */
+  readQuestionEnd?: boolean;
 }
 
 export interface InferenceResult {
@@ -47,6 +52,12 @@ export interface ModelRuntime {
    * can log a fallback. Optional so a runtime that cannot tell still satisfies the contract.
    */
   readonly executionProvider?: string;
+  /**
+   * The prompt tokens this question takes with this model; throws PromptTooLongError (from
+   * prompt.ts) when it does not fit the model's context. Every model knows its own context, so the
+   * server asks before queueing rather than let a request fail its batch or be cut.
+   */
+  checkPrompt(question: string): number;
   /** One batched vision pass + batched decode; results in the order of `reqs`. */
   generateBatch(reqs: InferenceRequest[]): Promise<InferenceResult[]>;
   /** Frees sessions; called only once no request is using this runtime. */

@@ -1,8 +1,11 @@
-// The OpenAI chat-completions shape over the VQA service: the question is the text of the last
-// user message, the image the last `image_url` part of the user messages (data: URLs only — the
-// server never fetches remote URLs from inside a hospital network). The answer becomes
-// `message.content` and the reasoning trace `message.reasoning_content`, as OpenAI-compatible
-// reasoning servers do.
+// The OpenAI chat-completions shape over the VQA service. The model answers one question about one
+// image, so a request must be exactly that: one user message holding one `image_url` part (a
+// data: URL — the server never fetches remote URLs from inside a hospital network) and the
+// question as text (several text parts are joined by newlines). Whatever the model could not
+// take into account — system or developer instructions, earlier turns, a second image — is
+// refused with a 400 naming it, never dropped (unknown request fields are refused by the
+// contract). The answer becomes `message.content` and the reasoning trace
+// `message.reasoning_content`, as OpenAI-compatible reasoning servers do.
 import { ApiError } from '../errors.ts';
 import { decodeDataUrl } from './image-payload.ts';
 import type { VqaContext, VqaInput, VqaOutcome, VqaService } from './vqa.service.ts';
@@ -48,22 +51,48 @@ export interface ChatCompletionChunk {
   usage?: { prompt_tokens: number; completion_tokens: number; total_tokens: number } | null;
 }
 
-/** Question text and image bytes from the messages; throws ApiError when either is missing. */
+/** A part of the request the model would not take into account: refused, naming where it is. */
+function unsupported(pointer: string, detail: string): ApiError {
+  return ApiError.of('unsupported_parameter', detail, { extensions: { errors: [{ path: pointer, message: detail }] } });
+}
+
+function isEmpty(content: ChatMessage['content']): boolean {
+  if (content === undefined || content === null) return true;
+  if (typeof content === 'string') return content.trim() === '';
+  return content.length === 0;
+}
+
+/**
+ * Question text and image bytes from the one user message; throws ApiError when either is missing,
+ * and when the messages hold anything the model would not see.
+ */
 export function extractQuestionAndImage(messages: ChatMessage[]): { question: string; image: Uint8Array } {
-  const users = messages.filter((m) => m.role === 'user');
-  const last = users.at(-1);
-  if (!last) throw ApiError.of('invalid_request', 'The messages contain no user message.');
-  const question = textOf(last.content).trim();
-  let imageUrl: string | undefined;
-  for (const message of users) {
-    if (!Array.isArray(message.content)) continue;
-    for (const part of message.content) if (part.type === 'image_url') imageUrl = part.image_url.url;
+  const users = messages.map((m, i) => ({ m, i })).filter(({ m }) => m.role === 'user');
+  if (users.length === 0) throw ApiError.of('invalid_request', 'The messages contain no user message.');
+  messages.forEach((m, i) => {
+    if (m.role === 'user' || isEmpty(m.content)) return;
+    throw unsupported(`/messages/${i}`, m.role === 'assistant'
+      ? `messages[${i}]: earlier turns are not supported; the model answers one question about one image and would not see them. Send one user message.`
+      : `messages[${i}]: ${m.role} messages are not supported; the model answers the question about the image and would not follow instructions. Put what matters into the question.`);
+  });
+  if (users.length > 1) {
+    const earlier = users[0]!.i;
+    throw unsupported(`/messages/${earlier}`, `messages[${earlier}]: only one user message is answered; the model would not see earlier turns. Send the question and its image in one user message.`);
   }
-  if (imageUrl === undefined) throw ApiError.of('image_missing', 'No image: add an image_url part with a data: URL to a user message.');
+  const { m: user, i: index } = users[0]!;
+  const parts = Array.isArray(user.content) ? user.content : [];
+  const images = parts.map((part, j) => ({ part, j })).filter(({ part }) => part.type === 'image_url');
+  if (images.length > 1) {
+    const second = images[1]!.j;
+    throw unsupported(`/messages/${index}/content/${second}`, `messages[${index}].content[${second}]: one image per request; the model reads a single image.`);
+  }
+  const question = textOf(user.content).trim();
+  const imageUrl = images[0] ? (images[0].part as ImagePart).image_url.url : undefined;
+  if (imageUrl === undefined) throw ApiError.of('image_missing', 'No image: add an image_url part with a data: URL to the user message.');
   if (!imageUrl.trimStart().toLowerCase().startsWith('data:')) {
     throw ApiError.of('image_url_not_supported', 'Remote image URLs are not fetched; send the image as a data: URL.');
   }
-  if (question === '') throw ApiError.of('question_empty', 'The last user message has no text question.');
+  if (question === '') throw ApiError.of('question_empty', 'The user message has no text question.');
   return { question, image: decodeDataUrl(imageUrl) };
 }
 
@@ -75,6 +104,9 @@ function textOf(content: ChatMessage['content']): string {
 
 export function toVqaInput(request: ChatRequest, clientId: string | undefined): VqaInput {
   const { question, image } = extractQuestionAndImage(request.messages);
+  if (request.max_tokens !== undefined && request.max_completion_tokens !== undefined && request.max_tokens !== request.max_completion_tokens) {
+    throw unsupported('/max_tokens', 'max_tokens and max_completion_tokens disagree; send one of them (max_tokens is the older name of max_completion_tokens).');
+  }
   const maxTokens = request.max_completion_tokens ?? request.max_tokens;
   return {
     image,

@@ -4,6 +4,7 @@
 import { ApiError } from '../errors.ts';
 import { ImageInputError } from '../preprocess/errors.ts';
 import { InferenceTimeoutError, QueueFullError, RequestCancelledError } from '../runtime/batcher.ts';
+import { PromptTooLongError } from '../runtime/prompt.ts';
 import { isUnavailable } from '../store/postgres.ts';
 
 export function toApiError(error: unknown): ApiError {
@@ -13,6 +14,13 @@ export function toApiError(error: unknown): ApiError {
     return ApiError.of('queue_full', 'Too many requests are waiting for this model; retry later.', {
       headers: { 'Retry-After': String(error.retryAfterSeconds) },
     });
+  }
+  if (error instanceof PromptTooLongError) {
+    return ApiError.of(
+      'context_length_exceeded',
+      `The question is ${error.promptTokens} tokens long; model "${error.model}" reads at most ${error.maxPromptTokens} tokens of question. Shorten the question.`,
+      { extensions: { prompt_tokens: error.promptTokens, max_prompt_tokens: error.maxPromptTokens } },
+    );
   }
   if (error instanceof InferenceTimeoutError) {
     return ApiError.of('inference_timeout', `The model did not answer within ${error.timeoutMs} ms.`);

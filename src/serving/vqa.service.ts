@@ -75,6 +75,9 @@ export class VqaService {
     ctx.audit.model = model.id;
     ctx.audit.variant = variant;
     try {
+      // 0. the whole question must fit this model's context: refused, never cut
+      model.runtime.checkPrompt(input.question);
+
       // 1. preprocess with this model's image geometry and normalisation
       const t0 = performance.now();
       const { imageSize, patchSize, mean, std } = model.runtime.imageConfig;

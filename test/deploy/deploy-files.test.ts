@@ -19,7 +19,7 @@ test('compose.yaml: postgres, two server replicas behind nginx, a worker, one sh
   assert.match([...urls][0], /^postgres:\/\/clinvqa:.*@postgres:5432\/clinvqa$/);
   for (const s of clinvqa) {
     assert.equal(s.environment.CLINVQA_DATA_DIR, '/var/lib/clinvqa');
-    assert.ok(s.environment.CLINVQA_MODELS_DIR.startsWith('/var/lib/clinvqa/'), 'fine-tuned packages land on the shared volume');
+    assert.equal(s.environment.CLINVQA_MODELS_DIR, undefined, 'shipped models stay in the image; fine-tuned ones go to <data dir>/models on the shared volume');
     assert.ok(s.environment.CLINVQA_API_KEYS);
     assert.equal(s.environment.CLINVQA_JOB_LEASE_S, '60');
     assert.ok(s.volumes.includes('shared:/var/lib/clinvqa'));

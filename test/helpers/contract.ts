@@ -40,12 +40,22 @@ export function sseEvents(text: string): string[] {
     .filter((d) => d !== '');
 }
 
-/** A problem document with this status and code, that matches the contract. */
+/**
+ * An error with this status and code that matches the contract, in the route's error format: a
+ * problem document, or OpenAI's `{"error": {...}}` on the routes marked `x-error-format: openai`.
+ */
 export function assertProblem(method: string, urlPath: string, res: Response, status: number, code?: string): void {
   assert.equal(res.status, status, `expected ${status}, got ${res.status}: ${res.text.slice(0, 300)}`);
-  assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
-  const body = JSON.parse(res.text) as { code: string; status: number };
-  if (code !== undefined) assert.equal(body.code, code, res.text);
-  assert.equal(body.status, status);
+  if (spec.errorFormatOf(urlPath.split('?')[0]!) === 'openai') {
+    assert.match(String(res.headers['content-type']), /^application\/json/);
+    const body = JSON.parse(res.text) as { error: { code: string; message: string } };
+    if (code !== undefined) assert.equal(body.error.code, code, res.text);
+    assert.ok(body.error.message.length > 0, res.text);
+  } else {
+    assert.match(String(res.headers['content-type']), /^application\/problem\+json/);
+    const body = JSON.parse(res.text) as { code: string; status: number };
+    if (code !== undefined) assert.equal(body.code, code, res.text);
+    assert.equal(body.status, status);
+  }
   assertContract(method, urlPath, res);
 }

@@ -3,6 +3,7 @@
 // answers depend on the inputs, so a test can tell which request got which result.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { PromptTooLongError } from '../../src/runtime/prompt.ts';
 import type { ImageConfig, InferenceRequest, InferenceResult, ModelRuntime, RuntimeLoader } from '../../src/runtime/types.ts';
 
 export const FAKE_IMAGE_CONFIG: ImageConfig = { imageSize: 32, patchSize: 16, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
@@ -14,7 +15,11 @@ export interface FakeBehaviour {
   /** Thrown by generateBatch. */
   failWith?: Error;
   executionProvider?: string;
+  /** The context this fake leaves for the question, counted in words (default 64). */
+  maxPromptTokens?: number;
 }
+
+const wordsOf = (question: string): number => question.trim().split(/\s+/).length;
 
 export class FakeRuntime implements ModelRuntime {
   readonly imageConfig = FAKE_IMAGE_CONFIG;
@@ -33,6 +38,13 @@ export class FakeRuntime implements ModelRuntime {
     this.executionProvider = behaviour.executionProvider ?? 'cpu';
   }
 
+  checkPrompt(question: string): number {
+    const words = wordsOf(question);
+    const max = this.behaviour.maxPromptTokens ?? 64;
+    if (words > max) throw new PromptTooLongError(this.id, words, max);
+    return words;
+  }
+
   async generateBatch(reqs: InferenceRequest[]): Promise<InferenceResult[]> {
     if (this.disposed) throw new Error(`fake runtime ${this.id} used after dispose`);
     if (reqs.length > this.maxBatch) throw new Error(`batch of ${reqs.length} > maxBatch ${this.maxBatch}`);
@@ -42,7 +54,7 @@ export class FakeRuntime implements ModelRuntime {
       if (this.behaviour.delayMs) await new Promise((r) => setTimeout(r, this.behaviour.delayMs));
       if (this.behaviour.failWith) throw this.behaviour.failWith;
       return reqs.map((req) => {
-        const words = req.question.trim().split(/\s+/).length;
+        const words = wordsOf(req.question);
         const answer = `${this.id} answer ${words}`;
         const reasoning = `patches ${req.patches.length}`;
         return {

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createApp, type ClinvqaApp } from '../../src/app.ts';
-import { silentLogger } from '../../src/audit/logger.ts';
+import { silentLogger, type Logger } from '../../src/audit/logger.ts';
 import { loadConfig } from '../../src/config.ts';
 import { Metrics } from '../../src/metrics/metrics.ts';
 import { fakeLoader, type FakeBehaviour, type FakeRuntime } from './fake-runtime.ts';
@@ -29,11 +29,22 @@ export interface TestApp {
   cleanup(): Promise<void>;
 }
 
-export async function makeTestApp(options: { models?: string[]; env?: Record<string, string>; behaviour?: FakeBehaviour } = {}): Promise<TestApp> {
+export interface TestAppOptions {
+  /** Shipped packages (in the models dir). */
+  models?: string[];
+  /** Packages registered at run time (under `<data dir>/models`), present at start. */
+  registered?: string[];
+  env?: Record<string, string>;
+  behaviour?: FakeBehaviour;
+  logger?: Logger;
+}
+
+export async function makeTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const root = mkdtempSync(path.join(os.tmpdir(), 'clinvqa-http-'));
   const dataDir = path.join(root, 'var');
   const modelsDir = path.join(root, 'models');
   for (const id of options.models ?? ['clinvqa-sft']) writeFakePackage(modelsDir, id);
+  for (const id of options.registered ?? []) writeFakePackage(path.join(dataDir, 'models'), id);
   const config = loadConfig({
     CLINVQA_API_KEYS: `clinician:${CLINICIAN_KEY},admin:${ADMIN_KEY}`,
     CLINVQA_DATA_DIR: dataDir,
@@ -42,7 +53,7 @@ export async function makeTestApp(options: { models?: string[]; env?: Record<str
     ...options.env,
   });
   const loader = fakeLoader(options.behaviour);
-  const clinvqa = await createApp({ config, loader, logger: silentLogger, metrics: undefined });
+  const clinvqa = await createApp({ config, loader, logger: options.logger ?? silentLogger, metrics: undefined });
   return {
     clinvqa,
     runtimes: loader.built,

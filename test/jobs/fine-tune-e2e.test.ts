@@ -89,7 +89,8 @@ test('upload → job succeeds → listed → answers when named → canary traff
     assert.equal(job.metrics[when]!.held_out!.all!.n, 6, `${when}: a quarter of 24 cases held out`);
     assert.equal(job.metrics[when]!.validation!.all!.n, 6, `${when}: eval_samples standard validation cases`);
   }
-  const manifest = await verifyModelPackage(path.join(root, 'models', job.result_model));
+  // Written under the data dir, not among the shipped packages.
+  const manifest = await verifyModelPackage(path.join(root, 'var', 'models', job.result_model));
   assert.equal(manifest.parent, 'tiny-base');
   assert.equal(manifest.method, 'grpo');
   assert.equal(manifest.seed, 5);

@@ -79,8 +79,18 @@ test('one job at a time; cancel stops the running one at a checkpoint and the ne
   const done = await until('B done', () => store.get(b.id), isDone);
   assert.equal(done!.status, 'succeeded', JSON.stringify(done!.error));
   assert.deepEqual(registered, [done!.result_model]);
-  assert.ok(existsSync(path.join(modelsDir, done!.result_model!, 'manifest.json')));
+  // The new package is under the data dir, not among the shipped models.
+  assert.ok(existsSync(path.join(dataDir, 'models', done!.result_model!, 'manifest.json')));
+  assert.ok(!existsSync(path.join(modelsDir, done!.result_model!)));
   assert.throws(() => queue.cancel(b.id), /already succeeded/);
+  // This queue has no standard validation set: the job says so, as a warning and in its metrics.
+  const warning = store.events(b.id).find((e) => e.type === 'validation_unavailable');
+  assert.equal(warning?.level, 'warn');
+  assert.match(warning!.message, /no standard validation set is configured/);
+  const metrics = done!.metrics as { before: Record<string, unknown>; after: Record<string, unknown> };
+  assert.equal(metrics.before.validation, 'unavailable');
+  assert.equal(metrics.after.validation, 'unavailable');
+  assert.ok(metrics.after.held_out, 'the held-out part is scored either way');
   await queue.close();
   store.close();
 });

@@ -26,6 +26,10 @@ class FakeRuntime implements ModelRuntime {
     this.manifest = { id, version: String(version) };
   }
 
+  checkPrompt(): number {
+    return 1;
+  }
+
   async generateBatch(reqs: InferenceRequest[]): Promise<InferenceResult[]> {
     if (this.disposeCount > 0) this.usedAfterDispose = true;
     this.batches++;

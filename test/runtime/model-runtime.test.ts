@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { loadRuntime, type OnnxModelRuntime } from '../../src/runtime/model-runtime.ts';
 import { preprocessImage } from '../../src/preprocess/image.ts';
+import { PromptTooLongError } from '../../src/runtime/prompt.ts';
 import type { GenerateParams } from '../../src/runtime/types.ts';
 
 let rt: OnnxModelRuntime;
@@ -48,4 +49,24 @@ test('max_tokens cuts the completion and reports finishReason length', async () 
   const [r] = await rt.generateBatch([{ patches, question: 'Where is the abnormality?', params: { ...GREEDY, maxTokens: 4 } }]);
   assert.equal(r.completionTokens, 4);
   assert.equal(r.finishReason, 'length');
+});
+
+test('a question longer than the context is refused with both token counts, never cut', async () => {
+  // The 1,722-character question that was once answered from its last 92 tokens.
+  const long = `${'Patient history: intermittent cough, mild fever, no travel, non-smoker, ex-athlete. '.repeat(20)}Is there a fracture?`;
+  const fits = 'Is there a fracture?';
+  assert.ok(rt.maxPromptTokens > 0);
+  assert.throws(() => rt.checkPrompt(long), (e: unknown) => e instanceof PromptTooLongError && e.maxPromptTokens === rt.maxPromptTokens && e.promptTokens > rt.maxPromptTokens && e.model === 'clinvqa-sft');
+  await assert.rejects(rt.generateBatch([{ patches, question: long, params: GREEDY }]), PromptTooLongError);
+  // Offline evaluation may ask to read it by its end, as the trainers do; only then is it cut.
+  const [end] = await rt.generateBatch([{ patches, question: long, params: GREEDY, readQuestionEnd: true }]);
+  assert.equal(end.promptTokens, rt.maxPromptTokens);
+  // A question that fits is counted as the prompt the model reads.
+  const [r] = await rt.generateBatch([{ patches, question: fits, params: GREEDY }]);
+  assert.equal(rt.checkPrompt(fits), r.promptTokens);
+  // Exactly at the limit still fits.
+  const words = Array.from({ length: 400 }, () => 'x').join(' ');
+  const ids = rt.tokenizer.encode(words);
+  const atLimit = rt.tokenizer.decode(ids.slice(0, rt.maxPromptTokens));
+  assert.ok(rt.checkPrompt(atLimit) <= rt.maxPromptTokens);
 });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ApiError, ERROR_CATALOGUE } from '../../src/errors.ts';
 import { ImageInputError, type ImageInputErrorCode } from '../../src/preprocess/errors.ts';
 import { InferenceTimeoutError, QueueFullError } from '../../src/runtime/batcher.ts';
+import { PromptTooLongError } from '../../src/runtime/prompt.ts';
 import { toApiError } from '../../src/serving/error-mapping.ts';
 
 test('every image input error keeps its code and status', () => {
@@ -27,4 +28,12 @@ test('queue full → 503 with Retry-After; timeout → 504; unknown → 500 with
   assert.ok(!unknown.detail.includes('secret'));
   const api = ApiError.of('conflict', 'x');
   assert.equal(toApiError(api), api);
+});
+
+test('a prompt too long for the model → 400 context_length_exceeded with both token counts', () => {
+  const mapped = toApiError(new PromptTooLongError('clinvqa-sft', 311, 92));
+  assert.equal(mapped.status, 400);
+  assert.equal(mapped.code, 'context_length_exceeded');
+  assert.match(mapped.detail, /311 tokens long; model "clinvqa-sft" reads at most 92 tokens/);
+  assert.deepEqual(mapped.extensions, { prompt_tokens: 311, max_prompt_tokens: 92 });
 });

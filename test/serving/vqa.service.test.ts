@@ -5,6 +5,7 @@ import { ApiError } from '../../src/errors.ts';
 import { Metrics } from '../../src/metrics/metrics.ts';
 import { ModelRegistry } from '../../src/runtime/model-registry.ts';
 import { Batcher, RequestCancelledError } from '../../src/runtime/batcher.ts';
+import { PromptTooLongError } from '../../src/runtime/prompt.ts';
 import { firstLoadedModel, type ServedResponse } from '../../src/serving/variant-selection.ts';
 import { VqaService } from '../../src/serving/vqa.service.ts';
 import { FakeRuntime } from '../helpers/fake-runtime.ts';
@@ -76,4 +77,22 @@ test('no model loaded → 503 model_unavailable; the lease is returned even when
   await registry.unload('m1');
   await registry.settled();
   assert.equal(runtime.disposed, true);
+});
+
+test('a question that does not fit the model is refused before preprocessing or queueing, with the model\'s counts', async () => {
+  const { registry, service } = setup(0);
+  const runtime = new FakeRuntime('m1', {}, { maxPromptTokens: 5 });
+  await registry.install(runtime);
+  const audit: Record<string, string> = {};
+  await assert.rejects(
+    service.answer({ image: Buffer.from('not even an image'), question: 'one two three four five six' }, { audit }),
+    (e: unknown) => e instanceof PromptTooLongError && e.promptTokens === 6 && e.maxPromptTokens === 5 && e.model === 'm1',
+  );
+  assert.deepEqual(runtime.batches, [], 'nothing reached the model');
+  assert.equal(audit.model, 'm1');
+  // The lease was returned: the model unloads and disposes at once.
+  await registry.unload('m1');
+  await registry.settled();
+  assert.equal(runtime.disposed, true);
+  await registry.close();
 });

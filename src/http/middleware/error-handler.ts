@@ -1,9 +1,12 @@
-// The one place errors become HTTP responses: ApiError → its problem document; the body parser's
-// errors → bad_json / payload_too_large; anything else → a 500 whose detail says nothing about
-// internals (the log gets the stack, keyed by request id).
+// The one place errors become HTTP responses: ApiError → its problem document (or OpenAI's error
+// shape on the routes the contract marks OpenAI-compatible, decided here by the request path so
+// errors raised by any middleware get it); the body parser's errors → bad_json / payload_too_large;
+// anything else → a 500 whose detail says nothing about internals (the log gets the stack, keyed
+// by request id).
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { ApiError, toProblem } from '../../errors.ts';
+import { ApiError, toOpenAiError, toProblem } from '../../errors.ts';
 import type { Logger } from '../../audit/logger.ts';
+import type { ErrorFormat } from '../openapi/spec.ts';
 import { contextOf } from '../request-context.ts';
 import { toApiError } from '../../serving/error-mapping.ts';
 
@@ -36,7 +39,12 @@ export function notFound(): RequestHandler {
   return (req, _res, next) => next(ApiError.of('not_found', `No route ${req.method} ${req.path}.`));
 }
 
-export function errorHandler(logger: Logger): ErrorRequestHandler {
+export interface ErrorHandlerOptions {
+  /** The error format of a request path (from the contract); RFC 7807 when absent. */
+  errorFormatOf?(urlPath: string): ErrorFormat;
+}
+
+export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     const ctx = contextOf(res);
     const apiError = fromBodyParser(error) ?? toApiError(error);
@@ -55,6 +63,11 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     res.status(apiError.status);
     for (const [name, value] of Object.entries(apiError.headers)) res.setHeader(name, value);
+    if (options.errorFormatOf?.(req.path) === 'openai') {
+      res.type('application/json');
+      res.send(JSON.stringify(toOpenAiError(apiError)));
+      return;
+    }
     res.type('application/problem+json');
     res.send(JSON.stringify(toProblem(apiError, { requestId: ctx.requestId, instance: req.originalUrl.split('?')[0] })));
   };

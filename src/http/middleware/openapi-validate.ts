@@ -1,6 +1,8 @@
 // Run-time enforcement of openapi.yaml: (1) before the body is read, find the operation and check
 // the Content-Type against the media types it accepts (415 otherwise); (2) after parsing, check
-// header parameters and the body against the operation's schemas (400 with every issue listed).
+// path and header parameters and the body against the operation's schemas (400 with every issue
+// listed). Path parameters are checked after authentication, so a caller without a key learns
+// nothing about which ids are well-formed.
 // Multipart fields arrive as strings, so they are coerced by their schema type first, as OpenAPI's
 // form encoding prescribes.
 import type { Request, RequestHandler } from 'express';
@@ -66,6 +68,10 @@ export function validateRequest(spec: OpenApiSpec): RequestHandler {
     const operation = contextOf(res).operation;
     if (!operation) return next();
     const issues: SchemaIssue[] = [];
+    const params = contextOf(res).params;
+    for (const [name, schema] of operation.pathParams) {
+      issues.push(...spec.validator.validate(schema, params[name], `/path/${name}`));
+    }
     for (const [name, schema] of operation.headerParams) {
       const value = req.get(name);
       if (value !== undefined) issues.push(...spec.validator.validate(schema, value, `/headers/${name}`));

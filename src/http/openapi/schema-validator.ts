@@ -126,22 +126,40 @@ export class SchemaValidator {
     if (Array.isArray(s.allOf)) for (const sub of s.allOf as Schema[]) this.check(sub, value, path, out);
     if (Array.isArray(s.anyOf)) {
       const branches = (s.anyOf as Schema[]).map((sub) => this.validate(sub, value, path));
-      if (!branches.some((b) => b.length === 0)) out.push(...this.bestBranch(branches, at, 'anyOf'));
+      if (!branches.some((b) => b.length === 0)) out.push(...this.bestBranch(s.anyOf as Schema[], branches, value, at, 'anyOf'));
     }
     if (Array.isArray(s.oneOf)) {
       const branches = (s.oneOf as Schema[]).map((sub) => this.validate(sub, value, path));
       const passing = branches.filter((b) => b.length === 0).length;
-      if (passing === 0) out.push(...this.bestBranch(branches, at, 'oneOf'));
+      if (passing === 0) out.push(...this.bestBranch(s.oneOf as Schema[], branches, value, at, 'oneOf'));
       else if (passing > 1) out.push({ path: at, message: 'matches more than one allowed shape' });
     }
   }
 
-  /** The issues of the branch that came closest, so the client sees a useful reason. */
-  private bestBranch(branches: SchemaIssue[][], at: string, keyword: string): SchemaIssue[] {
-    const sorted = [...branches].sort((a, b) => a.length - b.length);
-    const best = sorted[0];
+  /**
+   * The issues of the branch that came closest, so the client sees a useful reason. A branch of the
+   * value's own type comes first: an over-long array is better told "at most 16 items" than "must be
+   * string" by the string branch it never meant to match.
+   */
+  private bestBranch(schemas: Schema[], branches: SchemaIssue[][], value: unknown, at: string, keyword: string): SchemaIssue[] {
+    const rank = (i: number): [number, number] => [this.admitsType(schemas[i]!, value) ? 0 : 1, branches[i]!.length];
+    const order = branches.map((_, i) => i).sort((a, b) => {
+      const [ta, na] = rank(a);
+      const [tb, nb] = rank(b);
+      return ta - tb || na - nb;
+    });
+    const best = order.length > 0 ? branches[order[0]!] : undefined;
     if (!best || best.length === 0) return [{ path: at, message: `does not match ${keyword}` }];
     return best;
+  }
+
+  /** Whether the schema (through its $refs) declares no type, or a type the value has. */
+  private admitsType(schema: Schema, value: unknown): boolean {
+    let s: Schema = schema;
+    for (let hops = 0; typeof s === 'object' && typeof s.$ref === 'string' && s.type === undefined && hops < 32; hops++) s = this.resolve(s.$ref);
+    if (typeof s !== 'object' || s.type === undefined) return s !== false;
+    const types = Array.isArray(s.type) ? (s.type as string[]) : [s.type as string];
+    return types.some((t) => matchesType(value, t));
   }
 
   private checkString(s: { [k: string]: unknown }, value: string, at: string, out: SchemaIssue[]): void {

@@ -40,6 +40,8 @@ export interface Operation {
   readonly bodyRequired: boolean;
   /** Header parameters (lower-case name → schema). */
   readonly headerParams: ReadonlyMap<string, Schema>;
+  /** Path parameters (name → schema), from the path item and the operation. */
+  readonly pathParams: ReadonlyMap<string, Schema>;
   readonly raw: Json;
 }
 
@@ -48,11 +50,19 @@ export interface OperationMatch {
   params: Record<string, string>;
 }
 
+/**
+ * How a route's errors are shaped: RFC 7807 problem documents, or OpenAI's `{"error": {...}}` on
+ * the OpenAI-compatible routes (path items marked `x-error-format: openai`), so OpenAI SDKs show
+ * the real message.
+ */
+export type ErrorFormat = 'problem' | 'openai';
+
 interface CompiledPath {
   template: string;
   regex: RegExp;
   names: string[];
   operations: Map<string, Operation>;
+  errorFormat: ErrorFormat;
 }
 
 export class OpenApiSpec {
@@ -77,9 +87,11 @@ export class OpenApiSpec {
       for (const method of METHODS) {
         const op = item[method] as Json | undefined;
         if (!op) continue;
-        operations.set(method.toUpperCase(), this.compileOperation(method.toUpperCase(), template, op, globalSecurity));
+        operations.set(method.toUpperCase(), this.compileOperation(method.toUpperCase(), template, op, globalSecurity, (item.parameters ?? []) as unknown[]));
       }
-      this.paths.push({ template, regex: new RegExp(`^${source}$`), names, operations });
+      const errorFormat = item['x-error-format'] ?? 'problem';
+      if (errorFormat !== 'problem' && errorFormat !== 'openai') throw new Error(`${template}: x-error-format must be problem or openai`);
+      this.paths.push({ template, regex: new RegExp(`^${source}$`), names, operations, errorFormat });
     }
   }
 
@@ -103,6 +115,11 @@ export class OpenApiSpec {
       return { found: { operation, params }, pathExists };
     }
     return { pathExists };
+  }
+
+  /** The error format of the path item a concrete path falls under, whatever the method; RFC 7807 outside the contract. */
+  errorFormatOf(urlPath: string): ErrorFormat {
+    return this.paths.find((p) => p.regex.test(urlPath))?.errorFormat ?? 'problem';
   }
 
   /** Every operation, for tests that walk the whole contract. */
@@ -136,7 +153,7 @@ export class OpenApiSpec {
     return content[mediaType]?.schema as Schema | undefined;
   }
 
-  private compileOperation(method: string, template: string, op: Json, globalSecurity: unknown[] | undefined): Operation {
+  private compileOperation(method: string, template: string, op: Json, globalSecurity: unknown[] | undefined, pathItemParams: unknown[]): Operation {
     const security = (op.security as unknown[] | undefined) ?? globalSecurity ?? [];
     const requestBodies = new Map<string, Schema>();
     const routeParsedBodies = new Map<string, Schema>();
@@ -155,10 +172,15 @@ export class OpenApiSpec {
     }
     const formSchema = routeParsedBodies.get('multipart/form-data');
     const headerParams = new Map<string, Schema>();
-    for (const p of (op.parameters ?? []) as unknown[]) {
+    const pathParams = new Map<string, Schema>();
+    // An operation's parameter overrides the path item's of the same name and location.
+    for (const p of [...pathItemParams, ...((op.parameters ?? []) as unknown[])]) {
       const param = this.deref<Json>(p);
       if (param.in === 'header') headerParams.set(String(param.name).toLowerCase(), param.schema as Schema);
+      if (param.in === 'path') pathParams.set(String(param.name), (param.schema ?? true) as Schema);
     }
+    const undeclared = [...template.matchAll(/\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]!).filter((name) => !pathParams.has(name));
+    if (undeclared.length > 0) throw new Error(`${method} ${template}: path parameter ${undeclared.join(', ')} is not declared`);
     return Object.freeze({
       operationId: String(op.operationId),
       method,
@@ -173,6 +195,7 @@ export class OpenApiSpec {
       },
       bodyRequired: body?.required === true,
       headerParams,
+      pathParams,
       raw: op,
     });
   }

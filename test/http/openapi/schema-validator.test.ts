@@ -61,6 +61,17 @@ test('const, enum, anyOf, oneOf (exactly one)', () => {
   assert.deepEqual(paths(oneOf, { c: 1 }), ['/a is required']);
 });
 
+test('a failed anyOf/oneOf reports the branch of the value\'s own type, not the first one listed', () => {
+  // Each branch fails with one issue; the array branch's is the real reason.
+  const content: Schema = { anyOf: [{ type: 'string' }, { type: 'null' }, { type: 'array', maxItems: 2, items: { type: 'integer' } }] };
+  assert.deepEqual(paths(content, [1, 2, 3]), ['/ must have at most 2 items']);
+  // Through $refs, and by issue count among branches of the right type.
+  const refs = new SchemaValidator((ref) => ({ '#/S': { type: 'string' }, '#/O': { type: 'object', required: ['a', 'b'] } } as Record<string, Schema>)[ref]!);
+  assert.deepEqual(refs.validate({ oneOf: [{ $ref: '#/S' }, { $ref: '#/O' }] }, { a: 1 }).map((i) => `${i.path} ${i.message}`), ['/b is required']);
+  // No branch of its type: still the closest one.
+  assert.deepEqual(paths(content, 3.5), ['/ must be string']);
+});
+
 test('a keyword the validator does not implement is refused up front', () => {
   assertKnownKeywords({ type: 'object', properties: { a: { type: 'string', 'x-note': 1 } } }, 'ok');
   assert.throws(() => assertKnownKeywords({ type: 'object', properties: { a: { uniqueItems: true } } }, 'here'), /"uniqueItems" is not supported/);

@@ -244,7 +244,8 @@ test('the contract is enforced on these routes: Content-Type, methods, headers a
   const missing = await assertProblem(request(app).get(none).set(ADMIN_AUTH), 404);
   assert.equal(missing.body.code, 'job_not_found');
   await assertProblem(request(app).post(`${none}/cancel`).set(ADMIN_AUTH), 404);
-  await assertProblem(request(app).get('/admin/fine-tunes/not-a-job-id').set(ADMIN_AUTH), 404);
+  // A malformed id breaks the path parameter's pattern.
+  await assertProblem(request(app).get('/admin/fine-tunes/not-a-job-id').set(ADMIN_AUTH), 400);
   await assertProblem(request(app).get(`${none}/events`).set(AUTH), 403);
 });
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { assertContract, assertProblem } from '../../helpers/contract.ts';
@@ -109,6 +109,38 @@ test('promoting a package that is not loaded yet loads it, sends it all traffic,
     assert.equal(rolled.status, 200, rolled.text);
     assert.equal(rolled.body.promoted, null);
     assertProblem('POST', '/admin/models/nope/promote', await request(t.clinvqa.app).post('/admin/models/nope/promote').set(ADMIN_AUTH), 404, 'model_not_found');
+  } finally {
+    await t.cleanup();
+  }
+});
+
+test('registered packages under <data dir>/models are served beside the shipped ones: loaded at start, loadable, promotable', async () => {
+  const errors: Array<{ message: string; fields?: Record<string, unknown> }> = [];
+  const logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: (message: string, fields?: Record<string, unknown>) => void errors.push({ message, ...(fields ? { fields } : {}) }) };
+  // `clinvqa-sft` is both shipped and registered: a clash, logged, not a crash.
+  const t = await makeTestApp({ models: ['clinvqa-sft'], registered: ['clinvqa-sft-ft-0123456789ab', 'clinvqa-sft'], logger });
+  try {
+    const list = await request(t.clinvqa.app).get('/v1/models').set(AUTH);
+    assert.deepEqual(list.body.data.map((m: { id: string }) => m.id), ['clinvqa-sft', 'clinvqa-sft-ft-0123456789ab']);
+    const clash = errors.find((e) => e.message.includes('same id'));
+    assert.ok(clash, JSON.stringify(errors));
+    assert.equal(clash.fields?.model, 'clinvqa-sft');
+    assert.equal(clash.fields?.served, path.join(t.modelsDir, 'clinvqa-sft'), 'the shipped package wins');
+    // Reload a registered package.
+    const loaded = await request(t.clinvqa.app).post('/admin/models/clinvqa-sft-ft-0123456789ab/load').set(ADMIN_AUTH);
+    assert.equal(loaded.status, 200, loaded.text);
+    assertContract('POST', '/admin/models/clinvqa-sft-ft-0123456789ab/load', loaded);
+    // A package registered after start (as a fine-tune writes it) can be promoted, then rolled back.
+    writeFakePackage(path.join(t.dataDir, 'models'), 'clinvqa-sft-ft-fedcba987654');
+    const promoted = await request(t.clinvqa.app).post('/admin/models/clinvqa-sft-ft-fedcba987654/promote').set(ADMIN_AUTH);
+    assert.equal(promoted.status, 200, promoted.text);
+    const png = await smallPng();
+    const res = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).send({ image: png.toString('base64'), question: 'Normal?' });
+    assert.equal(res.body.model, 'clinvqa-sft-ft-fedcba987654');
+    const rolled = await request(t.clinvqa.app).post('/admin/models/clinvqa-sft-ft-fedcba987654/rollback').set(ADMIN_AUTH);
+    assert.equal(rolled.status, 200, rolled.text);
+    // Nothing was written into the shipped models directory.
+    assert.deepEqual(readdirSync(t.modelsDir), ['clinvqa-sft']);
   } finally {
     await t.cleanup();
   }

@@ -29,8 +29,13 @@ RUN ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
 WORKDIR /app
 # Dependencies first, so code changes do not re-run the install. Production dependencies only:
 # the server runs TypeScript through tsx (a dependency), no build step.
-COPY package.json package-lock.json .npmrc ./
-RUN npm ci --omit=dev --onnxruntime-node-install=${ORT_INSTALL} && npm cache clean --force
+# onnxruntime-node's installer would fetch its CUDA provider on linux/x64: package.json denies it
+# (allowScripts), the variable does the same for npm versions that predate allowScripts, and the
+# CUDA build runs it on purpose.
+COPY package.json package-lock.json ./
+RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev \
+ && if [ "${ORT_INSTALL}" != skip ]; then node node_modules/onnxruntime-node/script/install.js --onnxruntime-node-install=${ORT_INSTALL}; fi \
+ && npm cache clean --force
 
 COPY tsconfig.json openapi.yaml ./
 COPY assets ./assets
@@ -38,6 +43,7 @@ COPY src ./src
 COPY models ./models
 
 ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
     PORT=8080 \
     CLINVQA_DATA_DIR=/var/lib/clinvqa \
     CLINVQA_MODELS_DIR=/app/models \
@@ -47,5 +53,7 @@ EXPOSE 8080
 USER clinvqa
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# npm forwards SIGTERM to the server, which drains in-flight requests before exiting.
-CMD ["npm", "start"]
+# node itself is PID 1 (exec form, no npm and no shell in between): `docker stop`'s SIGTERM reaches
+# the server, which drains in-flight requests before exiting. npm would exit on SIGTERM without
+# passing it on, and the container would stop with requests cut.
+CMD ["node", "--import", "tsx", "src/main.ts"]

@@ -23,9 +23,9 @@
 // interleaved and shows median ÷ median under the same load. Sections that compare ORT settings
 // run their cases round-robin, run by run, so load falls on all of them alike.
 //
-// Environment: BENCH_RUNS (timed runs per measurement, default 7), BENCH_WARMUP (default 2),
-// BENCH_THREADS (ORT intra-op threads, default 0 = ORT's choice, as the server uses),
-// BENCH_PROFILE=1 (adds ORT's per-kernel profile of the prototype-shape training graph).
+// Flags: --runs (timed runs per measurement, default 7), --warmup (default 2), --threads (ORT
+// intra-op threads, default 0 = ORT's choice, as the server uses), --profile (adds ORT's per-kernel
+// profile of the prototype-shape training graph).
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,10 +44,19 @@ import { TrainingSession } from '../src/engine/train/training-session.ts';
 import { exportServingOnnx } from '../src/engine/export/onnx-export.ts';
 import { f32, i64, openSession, type Feed } from '../src/engine/ort/session.ts';
 import { generate, type GenerateRow, type ServingSessions } from '../src/runtime/generate.ts';
+import { parseArgs } from 'node:util';
 
-const RUNS = Number(process.env.BENCH_RUNS ?? 7);
-const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
-const THREADS = Number(process.env.BENCH_THREADS ?? 0);
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '7' },
+    warmup: { type: 'string', default: '2' },
+    threads: { type: 'string', default: '0' },
+    profile: { type: 'boolean', default: false },
+  },
+});
+const RUNS = Number(args.runs);
+const WARMUP = Number(args.warmup);
+const THREADS = Number(args.threads);
 /** The tokenizer trainer's default vocabulary (scripts/train-tokenizer.ts). */
 const VOCAB = 2048;
 /** `<pad>` is always id 6 (src/data/special-tokens.ts); ids from 7 up are ordinary tokens. */
@@ -333,7 +342,7 @@ async function compareTrainingVariants(c: ModelConfig, B: number, textTokens: nu
 }
 
 /**
- * BENCH_PROFILE=1: ORT's own per-kernel profile of the training graph (same settings as
+ * --profile: ORT's own per-kernel profile of the training graph (same settings as
  * openSession plus profiling), summed by op type and by op + output shape — where the time goes.
  */
 async function profileTraining(c: ModelConfig, B: number, textTokens: number): Promise<void> {
@@ -359,8 +368,8 @@ async function profileTraining(c: ModelConfig, B: number, textTokens: number): P
     return [...m].sort((a, b) => b[1] - a[1]);
   };
   console.log(`  profile of the prototype shape (${WARMUP + RUNS} runs, kernel time by op type):`);
-  console.log('   ' + sum((e) => e.args.op_name ?? '?').slice(0, 10)
-    .map(([k, v]) => `${k} ${fmt((100 * v) / total)}%`).join(', '));
+  console.log(`   ${sum((e) => e.args.op_name ?? '?').slice(0, 10)
+    .map(([k, v]) => `${k} ${fmt((100 * v) / total)}%`).join(', ')}`);
   console.log('  top op + output shape:');
   for (const [k, v] of sum((e) => `${e.args.op_name} ${JSON.stringify(e.args.output_type_shape?.[0] ?? '')}`).slice(0, 12)) {
     console.log(`   ${pad(k, 40)} ${fmt((100 * v) / total).padStart(5)}%`);
@@ -368,7 +377,7 @@ async function profileTraining(c: ModelConfig, B: number, textTokens: number): P
 }
 
 /**
- * BENCH_PROFILE=1, part 2: one building block alone, forward + backward, as its own small graph
+ * --profile, part 2: one building block alone, forward + backward, as its own small graph
  * (same layers.ts code, same autodiff) on [B, S, width]; times `count` (its uses per training step)
  * it is the block's share of a step. Memory-bound elementwise chains show up here.
  */
@@ -467,7 +476,7 @@ async function main(): Promise<void> {
   console.log(`  ${pad('model', 26)} ${pad('S', 4)} ${pad('params', 7)} ${pad('GFLOP', 6)} ${pad('est.', 6)} ` +
     `${pad('median ms', 9)} ${pad('min-max ms', 13)} ${pad('GFLOP/s', 7)} ÷MatMul (best run)`);
   for (const f of [proto, small]) {
-    console.log(`  ${pad(f.name, 26)} ${pad(String(f.seq), 4)} ${pad(fmt(f.params / 1e6, 2) + 'M', 7)} ` +
+    console.log(`  ${pad(f.name, 26)} ${pad(String(f.seq), 4)} ${pad(`${fmt(f.params / 1e6, 2)}M`, 7)} ` +
       `${pad(fmt(f.flops / 1e9, 2), 6)} ${pad(fmt(f.estimate / 1e9, 2), 6)} ${fmt(f.t.median).padStart(9)} ` +
       `${pad(`${fmt(f.t.best, 0)}-${fmt(f.t.worst, 0)}`, 13)} ${fmt(f.gflops).padStart(7)} ${fmt(f.gflops / peak, 2).padStart(7)} ` +
       `(${fmt(f.flops / (f.t.best * 1e6) / peak, 2)})`);
@@ -480,7 +489,7 @@ async function main(): Promise<void> {
       `${fmt(v.train.median).padStart(15)} ${pad(`${fmt(v.train.best, 0)}-${fmt(v.train.worst, 0)}`, 10)} ` +
       `${fmt(v.trainGflops).padStart(7)} ${fmt(v.trainGflops / v.matmulPeak, 2).padStart(5)} ${fmt(v.trainGflops / v.matmulMedian, 2).padStart(7)}`);
   }
-  if (process.env.BENCH_PROFILE) {
+  if (args.profile) {
     const pc = prototypeConfig();
     await profileTraining(pc, 8, 112);
     console.log(`  building blocks alone (median; share of the prototype step's ${fmt(proto.t.median)} ms):`);

@@ -1,4 +1,4 @@
-// Serving latency while a fine-tune trains (issue 5 point 3): starts the real server in this process
+// Serving latency while a fine-tune trains (training must not slow serving down): starts the real server in this process
 // with the fine-tune routes, measures p50 of sequential /v1/vqa requests with no job, then with a GRPO
 // job training in its worker child (one ORT thread, lower priority), then idle again. The base model
 // is models/clinvqa-sft (copied into a temp models dir, so the repository's models/ is untouched);
@@ -26,7 +26,7 @@ const root = mkdtempSync(path.join(os.tmpdir(), 'bench-finetune-'));
 const modelsDir = path.join(root, 'models');
 cpSync(baseDir, path.join(modelsDir, baseId), { recursive: true });
 const ADMIN_KEY = 'bench-admin-key-0123456789';
-const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', CLINVQA_API_KEYS: `admin:${ADMIN_KEY}`, CLINVQA_DATA_DIR: path.join(root, 'var'), CLINVQA_MODELS_DIR: modelsDir, CLINVQA_LOG_LEVEL: 'error' });
+const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', CLINVQA_API_KEYS: `admin:${ADMIN_KEY}`, CLINVQA_DATA_DIR: path.join(root, 'var'), CLINVQA_MODELS_DIR: modelsDir, CLINVQA_LOG_LEVEL: 'error', CLINVQA_RATE_LIMIT_ADMIN: '0' });
 const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir, standardValidation: [], workerThreads: 1 });
 const server = await startServer({ config, loader: loadModelRuntime, logger: createLogger('error'), extraRouters: (parts) => fineTuneRouters(fineTunes, parts) });
 await fineTunes.started;

@@ -155,6 +155,7 @@ async function main(): Promise<void> {
         CLINVQA_MAX_BATCH: args['max-batch']!,
         CLINVQA_BATCH_MAX_WAIT_MS: args['max-wait-ms']!,
         CLINVQA_MAX_QUEUE: '1024',
+        CLINVQA_RATE_LIMIT_CLINICIAN: '0', // capacity is measured, not the per-key limit
         CLINVQA_REQUEST_TIMEOUT_MS: '300000',
         CLINVQA_LOG_LEVEL: 'info', // the 'listening' line (info) carries the port
       });

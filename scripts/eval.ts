@@ -4,6 +4,7 @@
 // trace grounding rate, yes-bias, mean completion length and latency. With --json the last line is
 // one JSON object (accuracy, closed_accuracy, open_accuracy, format_rate, grounding_rate, yes_bias, n, …).
 import { parseArgs } from 'node:util';
+import { loadToolConfig } from '../src/config.ts';
 import { loadVqaJsonl } from '../src/data/jsonl-loader.ts';
 import { packageDirFor } from '../src/registry/model-package.ts';
 import { loadRuntime } from '../src/runtime/model-runtime.ts';
@@ -20,7 +21,7 @@ const loaded = await loadVqaJsonl(values.data);
 for (const e of loaded.errors.slice(0, 5)) console.error(`${values.data}:${e.line}: ${e.message}`);
 if (loaded.errors.length) console.error(`${loaded.errors.length} records skipped as invalid`);
 const cases = values.limit ? loaded.cases.slice(0, Number(values.limit)) : loaded.cases;
-const rt = await loadRuntime(modelDir, { executionProviders: (process.env.CLINVQA_EXECUTION_PROVIDERS ?? 'cpu').split(',') });
+const rt = await loadRuntime(modelDir, { executionProviders: [...loadToolConfig().executionProviders] });
 const patches = await buildPatchCache(cases.map((c) => c.imagePath), rt.config);
 const r = await evaluateCases(rt, cases, patches, { onProgress: (d, n) => process.stderr.write(`\r${d}/${n}`) });
 process.stderr.write('\n');

@@ -15,8 +15,9 @@ import { errorHandler, notFound } from './http/middleware/error-handler.ts';
 import { httpMetrics } from './http/middleware/http-metrics.ts';
 import { resolveOperation, validateRequest } from './http/middleware/openapi-validate.ts';
 import { requestId } from './http/middleware/request-id.ts';
+import { rateLimit } from './http/middleware/rate-limit.ts';
 import { parseBodies } from './http/middleware/upload.ts';
-import { OpenApiSpec } from './http/openapi/spec.ts';
+import { OpenApiSpec, type ErrorFormat } from './http/openapi/spec.ts';
 import { contextOf } from './http/request-context.ts';
 import { createAdminAbRouter } from './http/routes/admin-ab.route.ts';
 import { adminModelsRouter } from './http/routes/admin-models.route.ts';
@@ -37,6 +38,7 @@ import { Batcher } from './runtime/batcher.ts';
 import { ExecutionLane } from './runtime/execution-lane.ts';
 import type { ModelRuntime, RuntimeLoader } from './runtime/types.ts';
 import { ChatService } from './serving/chat.service.ts';
+import { PreprocessStage } from './serving/preprocess-stage.ts';
 import type { VariantSelector } from './serving/variant-selection.ts';
 import { VqaService } from './serving/vqa.service.ts';
 
@@ -83,6 +85,8 @@ export interface ClinvqaApp extends AppParts {
   /** Readiness turns 503 and new inferences are refused; in-flight ones finish. */
   startDraining(): void;
   isDraining(): boolean;
+  /** The error shape a path answers in (OpenAI's on the OpenAI-compatible routes, RFC 7807 elsewhere). */
+  errorFormatOf(urlPath: string): ErrorFormat;
   /** Waits for in-flight batches, disposes every runtime, closes the stores. */
   close(): Promise<void>;
 }
@@ -165,11 +169,12 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
       return picked ? { model: picked.variant.model, variant: picked.variant.name, tableVersion: picked.tableVersion } : undefined;
     },
   };
-  const vqa = new VqaService({ registry, selector, recorder: feedback, metrics, limits: config.limits, logger });
+  const preprocessStage = new PreprocessStage(config.decode, undefined, (lane) => metrics.observeDecodeRejection(lane));
+  const vqa = new VqaService({ registry, selector, recorder: feedback, metrics, limits: config.limits, logger, preprocessStage });
   const chat = new ChatService(vqa);
   const parts: AppParts = { config, registry, abTable, feedback, metrics, logger };
 
-  // 3. the request pipeline: id → metrics/audit hooks → contract operation → auth → body → contract check → route
+  // 3. the request pipeline: id → metrics/audit hooks → contract operation → auth → rate limit → body → contract check → route
   let draining = false;
   const app = express();
   app.disable('x-powered-by');
@@ -180,6 +185,7 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   app.use(resolveOperation(spec));
   app.use(abortWhenDraining(() => draining));
   app.use(authenticate({ apiKeys: config.apiKeys, insecureDev: config.insecureDev }));
+  app.use(rateLimit(config.rateLimits));
   app.use(parseBodies({ maxImageBytes: config.limits.maxImageBytes }));
   app.use(validateRequest(spec));
 
@@ -244,6 +250,7 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
       draining = true;
     },
     isDraining: () => draining,
+    errorFormatOf: (urlPath) => spec.errorFormatOf(urlPath),
     close: () => {
       closed ??= (async () => {
         draining = true;

@@ -32,6 +32,22 @@ export interface LimitsConfig {
   readonly maxInputPixels: number;
 }
 
+/** Image decoding as a bounded stage; see serving/preprocess-stage.ts. */
+export interface DecodeConfig {
+  readonly concurrency: number;
+  readonly maxQueue: number;
+  readonly largeConcurrency: number;
+  readonly largeMaxQueue: number;
+  /** Estimated decoded sample bytes above which an image takes the large lane. */
+  readonly largeDecodedBytes: number;
+}
+
+/** Token bucket per API key: `perSecond` refill (0 = no limit), up to `burst` at once. */
+export interface RateLimit {
+  readonly perSecond: number;
+  readonly burst: number;
+}
+
 export interface Config {
   readonly host: string;
   readonly port: number;
@@ -47,6 +63,8 @@ export interface Config {
   readonly stickyHeader: string;
   readonly batching: BatchingConfig;
   readonly limits: LimitsConfig;
+  readonly decode: DecodeConfig;
+  readonly rateLimits: Readonly<Record<Role, RateLimit>>;
   readonly shutdownGraceMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Shared Postgres of a cluster deployment (postgres://…); null = embedded SQLite and files under dataDir. */
@@ -73,7 +91,7 @@ export function hashApiKey(key: string): Buffer {
 
 /** A 12-hex-digit id for a key, from a differently-salted hash so it reveals nothing of `hash`. */
 export function keyIdOf(key: string): string {
-  return 'key_' + createHash('sha256').update('clinvqa-key-id:' + key, 'utf8').digest('hex').slice(0, 12);
+  return `key_${createHash('sha256').update(`clinvqa-key-id:${key}`, 'utf8').digest('hex').slice(0, 12)}`;
 }
 
 export function parseApiKeys(spec: string | undefined): ApiKeyEntry[] {
@@ -108,6 +126,12 @@ function boolFrom(env: NodeJS.ProcessEnv, name: string, fallback: boolean): bool
   if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
   if (['0', 'false', 'no', 'off'].includes(raw)) return false;
   throw new ConfigError(`${name} must be 1 or 0, got "${env[name]}"`);
+}
+
+function rateLimitFrom(env: NodeJS.ProcessEnv, role: string, fallback: RateLimit): RateLimit {
+  const perSecond = intFrom(env, `CLINVQA_RATE_LIMIT_${role}`, fallback.perSecond, 0, 1_000_000);
+  const burst = intFrom(env, `CLINVQA_RATE_BURST_${role}`, Math.max(fallback.burst, perSecond), 1, 1_000_000);
+  return Object.freeze({ perSecond, burst });
 }
 
 function providersFrom(raw: string | undefined): string[] {
@@ -157,7 +181,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('CLINVQA_DATABASE_URL must be a postgres:// or postgresql:// URL');
   }
   return Object.freeze({
-    host: env.HOST ?? '0.0.0.0',
+    // Loopback unless asked: a development server is not reachable from the network by accident.
+    host: env.HOST ?? '127.0.0.1',
     port: intFrom(env, 'PORT', 8080, 0, 65535),
     dataDir: path.resolve(env.CLINVQA_DATA_DIR ?? './var'),
     modelsDir: path.resolve(env.CLINVQA_MODELS_DIR ?? './models'),
@@ -175,7 +200,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     limits: Object.freeze({
       maxImageBytes: intFrom(env, 'CLINVQA_MAX_IMAGE_BYTES', 20 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
-      maxInputPixels: intFrom(env, 'CLINVQA_MAX_IMAGE_PIXELS', 50_000_000, 1024, 1_000_000_000),
+      // The models downscale every image (to 96 px today; Qwen2-VL to at most ~12.8 M pixels), so
+      // pixels beyond the largest clinical images only cost decoding: 25 M keeps 4k x 4k
+      // radiographs (16.8 M) and full-field mammograms (4096 x 5625 = 23 M).
+      maxInputPixels: intFrom(env, 'CLINVQA_MAX_IMAGE_PIXELS', 25_000_000, 1024, 1_000_000_000),
+    }),
+    decode: Object.freeze({
+      // As many as libuv has pool threads (sharp decodes there): more would only wait in libuv's
+      // own queue, fewer turns event-loop latency into a throughput cap. The large lane holds at
+      // most largeConcurrency of those threads, so ordinary images always find the rest.
+      concurrency: intFrom(env, 'CLINVQA_DECODE_CONCURRENCY', 4, 1, 64),
+      maxQueue: intFrom(env, 'CLINVQA_DECODE_QUEUE', 64, 0, 100_000),
+      largeConcurrency: intFrom(env, 'CLINVQA_DECODE_LARGE_CONCURRENCY', 1, 1, 64),
+      largeMaxQueue: intFrom(env, 'CLINVQA_DECODE_LARGE_QUEUE', 4, 0, 100_000),
+      largeDecodedBytes: intFrom(env, 'CLINVQA_DECODE_LARGE_BYTES', 16 * 1024 * 1024, 1024, 2 ** 40),
+    }),
+    rateLimits: Object.freeze({
+      clinician: rateLimitFrom(env, 'CLINICIAN', { perSecond: 20, burst: 40 }),
+      admin: rateLimitFrom(env, 'ADMIN', { perSecond: 20, burst: 40 }),
     }),
     shutdownGraceMs: intFrom(env, 'CLINVQA_SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     logLevel: logLevel as Config['logLevel'],
@@ -183,5 +225,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobLeaseS: intFrom(env, 'CLINVQA_JOB_LEASE_S', 60, 2, 86_400),
     embeddedWorker: boolFrom(env, 'CLINVQA_EMBEDDED_WORKER', databaseUrl === null),
     instanceId: (env.CLINVQA_INSTANCE_ID ?? '').trim() || `${os.hostname()}:${process.pid}`,
+  });
+}
+
+/** Settings of the offline tools (trainers, evaluation scripts), which run without the server's API keys. */
+export interface ToolConfig {
+  /** CLINVQA_EXECUTION_PROVIDERS, as for the server. */
+  executionProviders: readonly string[];
+  /** CLINVQA_JUDGE_API_KEY: bearer token for an external semantic judge (a GRPO reward); a secret, so never in a trainer config file. */
+  judgeApiKey: string | undefined;
+}
+
+export function loadToolConfig(env: NodeJS.ProcessEnv = process.env): ToolConfig {
+  const judgeApiKey = env.CLINVQA_JUDGE_API_KEY?.trim();
+  return Object.freeze({
+    executionProviders: Object.freeze(providersFrom(env.CLINVQA_EXECUTION_PROVIDERS)),
+    judgeApiKey: judgeApiKey ? judgeApiKey : undefined,
   });
 }

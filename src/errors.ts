@@ -1,7 +1,7 @@
 // The one error type that crosses the HTTP boundary. Everything a client can be told about a failed
 // request is an ApiError(status, code, detail); the error handler renders it as RFC 7807
 // application/problem+json, or in OpenAI's error shape on the OpenAI-compatible routes. Other modules throw their own typed errors (ImageInputError,
-// QueueFullError, ...) and serving/error-mapping.ts turns them into ApiErrors in one place.
+// QueueFullError, ...) and http/error-translation.ts turns them into ApiErrors in one place.
 
 /** Stable machine-readable codes; clients branch on `code`, never on `detail` wording. */
 export const ERROR_CATALOGUE = {
@@ -31,6 +31,7 @@ export const ERROR_CATALOGUE = {
   image_unreadable: { status: 422, title: 'The image could not be decoded' },
   invalid_ab_table: { status: 422, title: 'The A/B table is not valid' },
   model_load_failed: { status: 422, title: 'The model package could not be loaded' },
+  rate_limited: { status: 429, title: 'Too many requests for this API key' },
   internal_error: { status: 500, title: 'Internal server error' },
   not_ready: { status: 503, title: 'The server is not ready' },
   queue_full: { status: 503, title: 'The server is at capacity' },

@@ -50,7 +50,7 @@ export class AuditLog implements AuditSink {
 
   write(entry: AuditEntry): void {
     if (this.failed) return;
-    this.stream.write(JSON.stringify(entry) + '\n');
+    this.stream.write(`${JSON.stringify(entry)}\n`);
   }
 
   /** Flushes and closes; entries written before are on disk when this resolves. */

@@ -27,7 +27,7 @@ export function createLogger(level: LogLevel = 'info', sink: (line: string, leve
 }
 
 function defaultSink(line: string, level: LogLevel): void {
-  (level === 'error' || level === 'warn' ? process.stderr : process.stdout).write(line + '\n');
+  (level === 'error' || level === 'warn' ? process.stderr : process.stdout).write(`${line}\n`);
 }
 
 export const silentLogger: Logger = createLogger('error', () => undefined);

@@ -96,7 +96,10 @@ export function trainByteLevelBpe(corpus: readonly string[], opts: BpeTrainOptio
       const key = word[i]! * PAIR_BASE + word[i + 1]!;
       pairCounts.set(key, (pairCounts.get(key) ?? 0) + freqs[w]!);
       let set = pairWords.get(key);
-      if (!set) pairWords.set(key, (set = new Set()));
+      if (!set) {
+        set = new Set();
+        pairWords.set(key, set);
+      }
       set.add(w);
     }
   });
@@ -137,7 +140,10 @@ export function trainByteLevelBpe(corpus: readonly string[], opts: BpeTrainOptio
         const key = next[i]! * PAIR_BASE + next[i + 1]!;
         delta.set(key, (delta.get(key) ?? 0) + f);
         let set = pairWords.get(key);
-        if (!set) pairWords.set(key, (set = new Set()));
+        if (!set) {
+          set = new Set();
+          pairWords.set(key, set);
+        }
         set.add(w);
       }
       words[w] = next;
@@ -202,7 +208,7 @@ export function buildTokenizerJson(
 
 export async function saveTokenizerJson(json: TokenizerJson, filePath: string): Promise<void> {
   await mkdir(path.dirname(filePath), { recursive: true });
-  await writeFile(filePath, JSON.stringify(json, null, 2) + '\n');
+  await writeFile(filePath, `${JSON.stringify(json, null, 2)}\n`);
 }
 
 /** Replaces every non-overlapping left-to-right occurrence of (left, right) by `merged`. */

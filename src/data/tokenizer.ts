@@ -2,7 +2,7 @@
 // @huggingface/tokenizers so that serving uses the same implementation any HF-compatible tool would.
 import { readFile } from 'node:fs/promises';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { SPECIAL_TOKENS } from './special-tokens.ts';
+import type { SPECIAL_TOKENS } from './special-tokens.ts';
 
 export interface DecodeOptions {
   /** Drop <image>, <think>, <eos>, … from the text (default false: keep them, e.g. for parseCompletion). */

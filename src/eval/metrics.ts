@@ -88,7 +88,8 @@ export interface EvalMetrics extends EvalSummary {
 const rate = (k: number, n: number): number | null => (n === 0 ? null : k / n);
 
 function tally(groups: Record<string, AccuracyGroup>, key: string, correct: boolean): void {
-  const g = (groups[key] ??= { n: 0, correct: 0, accuracy: null });
+  groups[key] ??= { n: 0, correct: 0, accuracy: null };
+  const g = groups[key];
   g.n++;
   if (correct) g.correct++;
   g.accuracy = g.correct / g.n;
@@ -202,7 +203,7 @@ export function computeEvalMetrics(predictions: readonly EvalPrediction[]): Eval
   return { ...summarizePredictions(predictions), perDataset };
 }
 
-/** The `--json` line of `npm run eval` (issue 3 point 5): these keys, snake_case, rates in [0, 1] or null. */
+/** The `--json` line of `npm run eval`, which scripts parse: these keys, snake_case, rates in [0, 1] or null. */
 export interface EvalJsonSummary {
   n: number;
   accuracy: number | null;

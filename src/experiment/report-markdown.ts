@@ -66,13 +66,6 @@ function interval(m: Record<string, number | null> | undefined): string {
   return `${(i.lower * 100).toFixed(1)}–${(i.upper * 100).toFixed(1)}`;
 }
 
-function settingOf(r: RowResult, sftId: string): string {
-  if (r.row.kind === 'sft') return `evaluation of \`${sftId}\`, no RL`;
-  const o = r.row.overrides;
-  const parts = Object.entries(o).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join('+') : String(v)}`);
-  return parts.length ? parts.join(', ') : 'base config';
-}
-
 function resultsTable(result: ExperimentResult): string[] {
   const lines = [
     '| row | what | accuracy (all) | 95% CI | VQA-RAD | SLAKE | closed | open | grounding | yes-bias (pts) | mean length (tokens) | steps | train s | wall s | paper (PMC-VQA) |',

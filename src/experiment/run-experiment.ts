@@ -17,7 +17,7 @@ import { buildPatchCache } from '../training/image-cache.ts';
 import { SFT_DEFAULTS } from '../training/sft/sft-config.ts';
 import { trainSft } from '../training/sft/sft-trainer.ts';
 import { spreadSample } from '../training/run-output.ts';
-import { chartPaths, configKey, planRuns, stableJson, type ExperimentConfig, type ExperimentRow, type PlannedRun } from './experiment-config.ts';
+import { chartPaths, configKey, planRuns, stableJson, type ExperimentConfig, type PlannedRun } from './experiment-config.ts';
 import type { ExperimentResult, Metrics, RowResult } from './experiment-result.ts';
 import { renderReport } from './report-markdown.ts';
 import { readRunCurves, type StepPoint } from './run-curves.ts';

@@ -1,11 +1,14 @@
 // The process around the app: listen, and on SIGTERM/SIGINT drain — readiness goes 503, the
-// listening socket closes, in-flight requests (and the batches they are in) finish, idle
-// keep-alive sockets are closed as they free up — then dispose the models and exit. Past the
-// grace period the remaining connections are cut.
-import type { Server } from 'node:http';
+// listening socket closes, in-flight requests (and the batches they are in) finish and are
+// answered with `Connection: close`, requests arriving on open keep-alive sockets are answered too
+// (see graceful-close.ts) — then dispose the models and exit. Past the grace period the requests
+// still unanswered get 503 + Retry-After and the remaining connections are cut.
+import type { Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp, type AppDeps, type ClinvqaApp } from '../app.ts';
 import { createLogger } from '../audit/logger.ts';
+import { ApiError, toOpenAiError, toProblem } from '../errors.ts';
+import { trackForGracefulClose } from './graceful-close.ts';
 
 export interface RunningServer {
   clinvqa: ClinvqaApp;
@@ -30,22 +33,18 @@ export async function startServer(deps: AppDeps, options: { handleSignals?: bool
   server.headersTimeout = 60_000;
   const port = (server.address() as AddressInfo).port;
 
+  const connections = trackForGracefulClose(server);
   let stopping: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
     stopping ??= (async () => {
-      logger.info('shutting down: draining in-flight requests', { reason, grace_ms: config.shutdownGraceMs });
+      logger.info('shutting down: draining in-flight requests', { reason, grace_ms: config.shutdownGraceMs, in_flight: connections.inFlight });
       clinvqa.startDraining();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      // Connections finishing a response become idle; close them as they do.
-      const sweep = setInterval(() => server.closeIdleConnections(), 50);
-      const grace = setTimeout(() => {
-        logger.warn('grace period over: closing remaining connections');
-        server.closeAllConnections();
-      }, config.shutdownGraceMs);
-      server.closeIdleConnections();
-      await closed;
-      clearInterval(sweep);
-      clearTimeout(grace);
+      await connections.close({
+        graceMs: config.shutdownGraceMs,
+        answerAtGraceEnd: (res) => answerShuttingDown(res, clinvqa),
+        onGraceOver: (unanswered) => logger.warn('grace period over: answering the rest with 503 and closing connections', { unanswered }),
+      });
+      // Every response has been written by now; the batchers are idle or finishing work nobody awaits.
       await clinvqa.close();
       logger.info('shut down');
     })();
@@ -80,4 +79,18 @@ export async function startServer(deps: AppDeps, options: { handleSignals?: bool
     batching: config.batching.enabled ? { max_batch: config.batching.maxBatch, max_wait_ms: config.batching.maxWaitMs } : 'off',
   });
   return { clinvqa, server, port, shutdown };
+}
+
+/** The grace period is over and this request's answer is not ready: tell the client to retry elsewhere. */
+function answerShuttingDown(res: ServerResponse, clinvqa: ClinvqaApp): void {
+  const error = ApiError.of('not_ready', 'The server shut down before this request was answered; retry on another instance.', {
+    headers: { 'Retry-After': '1' },
+  });
+  const urlPath = (res.req.url ?? '').split('?')[0]!;
+  const requestId = res.getHeader('X-Request-Id');
+  const openAi = clinvqa.errorFormatOf(urlPath) === 'openai';
+  res.writeHead(error.status, { ...error.headers, 'Content-Type': openAi ? 'application/json' : 'application/problem+json', Connection: 'close' });
+  res.end(JSON.stringify(openAi
+    ? toOpenAiError(error)
+    : toProblem(error, { instance: urlPath, ...(typeof requestId === 'string' ? { requestId } : {}) })));
 }

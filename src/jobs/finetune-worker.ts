@@ -57,7 +57,7 @@ class Worker {
 
   send(message: WorkerMessage): Promise<void> {
     if (!process.send) {
-      process.stdout.write(JSON.stringify(message) + '\n');
+      process.stdout.write(`${JSON.stringify(message)}\n`);
       return Promise.resolve();
     }
     return new Promise((resolve) => process.send!(message, undefined, {}, () => resolve()));

@@ -1,4 +1,4 @@
-// The `hyperparameters` of a fine-tune request: DESIGN §6 GRPO names plus `max_steps` and
+// The `hyperparameters` of a fine-tune request: the GRPO trainer's knob names plus `max_steps` and
 // `eval_samples`, with defaults sized for a hospital's upload of tens to hundreds of cases. Paths,
 // thread counts and output locations are the server's business, so a request cannot set them.
 import { GRPO_DEFAULTS, validateGrpoConfig, type GrpoConfig } from '../training/grpo/grpo-config.ts';

@@ -19,7 +19,7 @@ import {
   storeDataset,
   sweepDatasetTemps,
 } from './dataset-store.ts';
-import { JobStore, TERMINAL_STATUSES, newJobId, type FineTuneJob, type JobEvent, type JobStatus } from './job-store.ts';
+import { type JobStore, TERMINAL_STATUSES, newJobId, type FineTuneJob, type JobEvent, type JobStatus } from './job-store.ts';
 import { validateUploadContent, type FineTuneRequest, type UploadLimits } from './upload-validation.ts';
 import { isWorkerMessage, type ServerMessage, type WorkerMessage } from './worker-protocol.ts';
 
@@ -51,6 +51,9 @@ export interface JobQueueOptions {
 /** The base model named in a request has no package. */
 export class UnknownBaseModelError extends Error {
   override readonly name = 'UnknownBaseModelError';
+  constructor(readonly baseModel: string) {
+    super(`no model package "${baseModel}"`);
+  }
 }
 
 /** A cancel of a job that has already finished. */
@@ -143,7 +146,7 @@ export class JobQueue {
   async submit(request: FineTuneRequest): Promise<FineTuneJob> {
     const { dataDir, store } = this.options;
     const base = await findServedPackage(this.sources, request.baseModel);
-    if (!base) throw new UnknownBaseModelError(`no model package "${request.baseModel}"`);
+    if (!base) throw new UnknownBaseModelError(request.baseModel);
     const id = newJobId();
     await stageUpload(dataDir, id, request.upload);
     const job = store.create({
@@ -243,7 +246,10 @@ export class JobQueue {
     const job = this.store.withStatus('running')[0] ?? this.store.withStatus('queued')[0];
     if (!job) return;
     if (job.status === 'queued') {
-      if (!this.store.transition(job.id, ['queued'], 'running', { started: true })) return this.pump();
+      if (!this.store.transition(job.id, ['queued'], 'running', { started: true })) {
+        this.pump();
+        return;
+      }
       this.emitJob(job.id);
     }
     this.spawn(job);
@@ -308,7 +314,7 @@ export class JobQueue {
     const id = active.jobId;
     const outcome = active.outcome;
     const job = this.store.get(id);
-    if (!job || job.status !== 'running') return;
+    if (job?.status !== 'running') return;
     if (outcome?.type === 'succeeded') return this.succeed(job, outcome.result_model, outcome.metrics);
     if (outcome?.type === 'failed') return this.finish(id, ['running'], 'failed', { code: 'training_failed', message: outcome.message });
     if (outcome?.type === 'cancelled' || job.cancel_requested) return this.finish(id, ['running'], 'cancelled', null);

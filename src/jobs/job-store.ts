@@ -224,14 +224,38 @@ export class JobStore {
   ): boolean {
     const columns: string[] = ['status = ?'];
     const values: (string | number | null)[] = [to];
-    if (set.dataset_sha256 !== undefined) columns.push('dataset_sha256 = ?'), values.push(set.dataset_sha256);
-    if (set.metrics !== undefined) columns.push('metrics = ?'), values.push(set.metrics === null ? null : JSON.stringify(set.metrics));
-    if (set.result_model !== undefined) columns.push('result_model = ?'), values.push(set.result_model);
-    if (set.error !== undefined) columns.push('error = ?'), values.push(set.error === null ? null : JSON.stringify(set.error));
-    if (set.worker_pid !== undefined) columns.push('worker_pid = ?'), values.push(set.worker_pid);
-    if (set.progress !== undefined) columns.push('progress = ?'), values.push(JSON.stringify(set.progress));
-    if (set.started) columns.push('started_at = COALESCE(started_at, ?)'), values.push(now.toISOString());
-    if (set.finished) columns.push('finished_at = ?'), values.push(now.toISOString());
+    if (set.dataset_sha256 !== undefined) {
+      columns.push('dataset_sha256 = ?');
+      values.push(set.dataset_sha256);
+    }
+    if (set.metrics !== undefined) {
+      columns.push('metrics = ?');
+      values.push(set.metrics === null ? null : JSON.stringify(set.metrics));
+    }
+    if (set.result_model !== undefined) {
+      columns.push('result_model = ?');
+      values.push(set.result_model);
+    }
+    if (set.error !== undefined) {
+      columns.push('error = ?');
+      values.push(set.error === null ? null : JSON.stringify(set.error));
+    }
+    if (set.worker_pid !== undefined) {
+      columns.push('worker_pid = ?');
+      values.push(set.worker_pid);
+    }
+    if (set.progress !== undefined) {
+      columns.push('progress = ?');
+      values.push(JSON.stringify(set.progress));
+    }
+    if (set.started) {
+      columns.push('started_at = COALESCE(started_at, ?)');
+      values.push(now.toISOString());
+    }
+    if (set.finished) {
+      columns.push('finished_at = ?');
+      values.push(now.toISOString());
+    }
     const placeholders = from.map(() => '?').join(', ');
     const result = this.db
       .prepare(`UPDATE fine_tune_jobs SET ${columns.join(', ')} WHERE id = ? AND status IN (${placeholders})`)

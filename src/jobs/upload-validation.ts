@@ -9,7 +9,7 @@ import path from 'node:path';
 import { parseVqaJsonl, type LineIssue } from '../data/jsonl-loader.ts';
 import { decodeImage } from '../preprocess/image.ts';
 import { ImageInputError } from '../preprocess/errors.ts';
-import { ArchiveError, normaliseEntryPath, readTarArchive } from './archive.ts';
+import { ArchiveError, normaliseEntryPath, readTarArchive, type ArchiveEntry } from './archive.ts';
 import { DATASET_JSONL, UPLOAD_DATASET_NAME, type StagedUpload } from './dataset-store.ts';
 import { HyperparameterError, resolveHyperparameters, type FineTuneHyperparameters } from './hyperparameters.ts';
 
@@ -153,7 +153,7 @@ function fromParts(training: ReceivedPart, images: readonly ReceivedPart[], limi
 }
 
 function fromArchive(archive: ReceivedPart, training: ReceivedPart | undefined, limits: UploadLimits, problems: { path: string; message: string }[]): StagedUpload | undefined {
-  let entries;
+  let entries: ArchiveEntry[];
   try {
     entries = readTarArchive(archive.data, { maxBytes: limits.maxArchiveBytes, maxEntries: limits.maxFiles + 1 });
   } catch (error) {

@@ -30,6 +30,7 @@ export class Metrics {
   private readonly completionTokensPerRequest: client.Histogram<'model' | 'variant'>;
   private readonly rejected: client.Counter<'model' | 'reason'>;
   private readonly feedback: client.Counter<'variant' | 'verdict'>;
+  private readonly decodeRejected: client.Counter<'lane'>;
 
   constructor(options: { collectProcessMetrics?: boolean; queueDepth?: () => Array<{ model: string; depth: number }> } = {}) {
     const registers = [this.registry];
@@ -44,6 +45,7 @@ export class Metrics {
     this.promptTokensPerRequest = new client.Histogram({ name: 'clinvqa_prompt_tokens', help: 'Prompt tokens per request.', labelNames: ['model', 'variant'], buckets: TOKEN_BUCKETS, registers });
     this.completionTokensPerRequest = new client.Histogram({ name: 'clinvqa_completion_tokens', help: 'Generated tokens per request.', labelNames: ['model', 'variant'], buckets: TOKEN_BUCKETS, registers });
     this.rejected = new client.Counter({ name: 'clinvqa_inference_rejected_total', help: 'Inference requests refused (queue_full) or abandoned (timeout, cancelled).', labelNames: ['model', 'reason'], registers });
+    this.decodeRejected = new client.Counter({ name: 'clinvqa_decode_rejected_total', help: 'Images refused because their decoding lane (standard or large) was full.', labelNames: ['lane'], registers });
     this.feedback = new client.Counter({ name: 'clinvqa_feedback_total', help: 'Feedback on answers by variant and verdict (correct, incorrect, unrated).', labelNames: ['variant', 'verdict'], registers });
     if (options.queueDepth) {
       const depth = options.queueDepth;
@@ -75,6 +77,10 @@ export class Metrics {
     this.completionTokens.inc(labels, o.completionTokens);
     this.promptTokensPerRequest.observe(labels, o.promptTokens);
     this.completionTokensPerRequest.observe(labels, o.completionTokens);
+  }
+
+  observeDecodeRejection(lane: 'standard' | 'large'): void {
+    this.decodeRejected.inc({ lane });
   }
 
   observeRejection(model: string, reason: 'queue_full' | 'timeout' | 'cancelled'): void {

@@ -146,9 +146,9 @@ function readWindow(ds: DataSet): VoiWindow | undefined {
 
 /** The first frame's pixel data bytes must be wholly inside the element and the file. */
 function firstFrameOffset(ds: DataSet, frameBytes: number): { element: Element; offset: number } {
-  const element = ds.elements['x7fe00010'];
+  const element = ds.elements.x7fe00010;
   if (element === undefined) {
-    if (ds.elements['x7fe00008'] !== undefined || ds.elements['x7fe00009'] !== undefined) {
+    if (ds.elements.x7fe00008 !== undefined || ds.elements.x7fe00009 !== undefined) {
       throw unsupportedPixelFormat('floating-point pixel data');
     }
     throw unreadable('no Pixel Data (7FE0,0010); the file holds no image.');

@@ -81,7 +81,10 @@ function checkJson(value: unknown, where: string): void {
     if (!Number.isFinite(value)) throw new ManifestError(`${where} must be a finite number`);
     return;
   }
-  if (Array.isArray(value)) return value.forEach((item, i) => checkJson(item, `${where}[${i}]`));
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => checkJson(item, `${where}[${i}]`));
+    return;
+  }
   if (isPlainObject(value)) {
     for (const [key, item] of Object.entries(value)) checkJson(item, `${where}.${key}`);
     return;

@@ -1,4 +1,4 @@
-// Writes a complete model package (DESIGN §5) from a trained model: serving ONNX graphs,
+// Writes a complete model package (a Hugging Face folder plus our manifest) from a trained model: serving ONNX graphs,
 // model.safetensors, config.json, tokenizer.json and the manifest with every file's sha256.
 import type { ModelConfig } from '../engine/model/config.ts';
 import type { Weights } from '../engine/model/params.ts';

@@ -107,7 +107,7 @@ export class AbTableStore implements AbTableBackend {
   }
 
   /**
-   * Sends all traffic to `model` (issue 5: POST /admin/models/:id/promote). Promoting the model already
+   * Sends all traffic to `model` (POST /admin/models/:id/promote). Promoting the model already
    * promoted changes nothing. Throws AbTableError if the model is not loaded.
    */
   promote(model: string): AbTable {
@@ -132,7 +132,7 @@ export class AbTableStore implements AbTableBackend {
     return this.commit(before, { origin: 'rollback', promoted: before.promoted, beforePromotion: before.beforePromotion });
   }
 
-  /** Gives `model` a `share` (0–1) of the traffic, the others keeping their ratios (issue 5 canary_weight). */
+  /** Gives `model` a `share` (0–1) of the traffic, the others keeping their ratios (a fine-tune's canary_weight). */
   setCanary(model: string, share: number): AbTable {
     const spec = canarySpec(this.table, model, share);
     checkAbTableSpec(spec, (id) => this.options.isKnownModel(id));
@@ -200,7 +200,7 @@ export function toFileEntry(table: AbTable): TableFileEntry {
 }
 
 function writeTableFile(file: string, table: AbTable): void {
-  writeFileDurablySync(file, JSON.stringify({ format: FILE_FORMAT, table: toFileEntry(table) }, null, 2) + '\n');
+  writeFileDurablySync(file, `${JSON.stringify({ format: FILE_FORMAT, table: toFileEntry(table) }, null, 2)}\n`);
 }
 
 /** A crash between write and rename leaves a temp file; the saved table is still whole, so drop it. */

@@ -1,7 +1,7 @@
 // One visual question, end to end: pick the model (request override, else the A/B table), pin it
 // with a registry lease, preprocess the image with that model's image config, queue it on the
 // model's batcher, and record what happened (metrics, feedback store). HTTP-free: routes turn the
-// outcome into JSON or SSE, and errors into problem documents via error-mapping.ts.
+// outcome into JSON or SSE, and errors into problem documents via http/error-translation.ts.
 import { createHash, randomUUID } from 'node:crypto';
 import { ApiError } from '../errors.ts';
 import type { Logger } from '../audit/logger.ts';
@@ -10,6 +10,7 @@ import { preprocessImage } from '../preprocess/image.ts';
 import type { ModelLease, ModelRegistry } from '../runtime/model-registry.ts';
 import { InferenceTimeoutError, QueueFullError, RequestCancelledError, type Completed } from '../runtime/batcher.ts';
 import type { InferenceResult } from '../runtime/types.ts';
+import type { PreprocessStage } from './preprocess-stage.ts';
 import { OVERRIDE_VARIANT, type ResponseRecorder, type VariantSelector } from './variant-selection.ts';
 
 export const QUESTION_MAX_CHARS = 2000;
@@ -55,6 +56,8 @@ export interface VqaServiceDeps {
   metrics: Metrics;
   limits: { maxImageBytes: number; maxInputPixels: number };
   logger: Logger;
+  /** Bounded, cost-aware decoding; without it images are decoded as they come. */
+  preprocessStage?: PreprocessStage;
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;
@@ -81,15 +84,18 @@ export class VqaService {
       // 1. preprocess with this model's image geometry and normalisation
       const t0 = performance.now();
       const { imageSize, patchSize, mean, std } = model.runtime.imageConfig;
-      const image = await preprocessImage(input.image, {
+      const preprocessOptions = {
         imageSize,
         patchSize,
-        channels: 3,
+        channels: 3 as const,
         mean,
         std,
         maxInputPixels: this.deps.limits.maxInputPixels,
         maxBytes: this.deps.limits.maxImageBytes,
-      });
+      };
+      const image = this.deps.preprocessStage
+        ? await this.deps.preprocessStage.run(input.image, preprocessOptions, ctx.signal)
+        : await preprocessImage(input.image, preprocessOptions);
       const preprocessMs = performance.now() - t0;
       if (ctx.signal?.aborted) throw new RequestCancelledError('client went away');
 
@@ -172,7 +178,7 @@ export class VqaService {
     request: Parameters<ModelLease['model']['batcher']['enqueue']>[0],
     signal: AbortSignal | undefined,
   ): Promise<Completed> {
-    let ticket;
+    let ticket: ReturnType<typeof batcher.enqueue>;
     try {
       ticket = batcher.enqueue(request);
     } catch (error) {

@@ -15,7 +15,7 @@ export class RunLog {
   }
 
   private write(record: Record<string, unknown>): void {
-    if (this.file) appendFileSync(this.file, JSON.stringify({ time: new Date().toISOString(), ...record }) + '\n');
+    if (this.file) appendFileSync(this.file, `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
   }
 
   step(r: StepRecord): void {

@@ -148,3 +148,11 @@ test('the checks catch an upward import, a same-layer import, an unplaced folder
   ]);
   assert.deepEqual(cyclesOf(edgesBetween(cyclic, unitOf)), [['a', 'b', 'c']]);
 });
+
+// A trained model becomes a package in one place, the trainers' shared ending (score, then write),
+// so a caller with other needs (the fine-tune worker's held-out set and before/after scores) passes
+// them in rather than switching the ending off and writing its own.
+test('only the trainers\' shared ending exports model packages', () => {
+  const importers = [...graph].filter(([, targets]) => targets.includes('registry/package-export.ts')).map(([file]) => file);
+  assert.deepEqual(importers, ['training/run-output.ts']);
+});

@@ -79,7 +79,7 @@ test('bad lines are reported with their line numbers, good lines still load', ()
     rec({ id: 'tok', answer: 'yes</answer>' }),
     rec({ id: 'ok2', question: 'Second?' }),
   ];
-  const r = parseVqaJsonl(lines.join('\n') + '\n', { jsonlPath: FAKE });
+  const r = parseVqaJsonl(`${lines.join('\n')}\n`, { jsonlPath: FAKE });
   assert.deepEqual(r.cases.map((c) => c.id), ['ok1', 'ok2']);
   assert.deepEqual(r.caseLines, [1, 10]);
   const byLine = new Map(r.errors.map((e) => [e.line, e.message]));
@@ -117,11 +117,11 @@ test('repeated image+question: same answer is a warning, a different answer an e
 });
 
 test('byte input: BOM, CRLF, invalid UTF-8, over-long lines and the error cap', () => {
-  const good = Buffer.from('\uFEFF' + rec({ id: 'a' }) + '\r\n' + rec({ id: 'b', question: 'Q2?' }) + '\r\n');
+  const good = Buffer.from(`\uFEFF${rec({ id: 'a' })}\r\n${rec({ id: 'b', question: 'Q2?' })}\r\n`);
   const ok = parseVqaJsonl(good, { jsonlPath: FAKE });
   assert.deepEqual([ok.cases.map((c) => c.id), ok.errors], [['a', 'b'], []]);
 
-  const bad = Buffer.concat([Buffer.from(rec({ id: 'a' }) + '\n'), Buffer.from([0x7b, 0xff, 0xfe, 0x7d, 0x0a]), Buffer.from('x'.repeat(300))]);
+  const bad = Buffer.concat([Buffer.from(`${rec({ id: 'a' })}\n`), Buffer.from([0x7b, 0xff, 0xfe, 0x7d, 0x0a]), Buffer.from('x'.repeat(300))]);
   const r = parseVqaJsonl(bad, { jsonlPath: FAKE, maxLineBytes: 299 });
   assert.deepEqual(r.errors, [
     { line: 2, message: 'line is not valid UTF-8' },

@@ -74,7 +74,7 @@ test('per-dataset metrics', () => {
   close(rad.yesBias.bias, 0); // golds no, no; predicted no, none
 });
 
-test('the --json summary has exactly the keys of issue 3 point 5', () => {
+test('the --json summary has exactly the documented keys', () => {
   const json = evalJsonSummary(computeEvalMetrics(predictions));
   assert.deepEqual(Object.keys(json).sort(), ['accuracy', 'closed_accuracy', 'format_rate', 'grounding_rate', 'n', 'open_accuracy', 'yes_bias']);
   assert.equal(json.n, 8);

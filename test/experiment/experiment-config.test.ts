@@ -85,7 +85,7 @@ test('extends: the child overrides the parent, base key by key; chart paths sit 
   assert.deepEqual(chartPaths('reports/experiment.md'), { reward: 'reports/experiment-reward.svg', accuracy: 'reports/experiment-accuracy.svg', length: 'reports/experiment-length.svg' });
 });
 
-test('the committed experiment files parse, and the paper run covers every factor of issue 3', async () => {
+test('the committed experiment files parse, and the paper run covers every factor of the study', async () => {
   const paper = await readExperimentConfig('experiments/paper.yaml');
   const smoke = await readExperimentConfig('experiments/smoke.yaml');
   assert.deepEqual(smoke.rows.map((r) => r.id), paper.rows.map((r) => r.id));

@@ -100,3 +100,18 @@ test('temporary names say what they become and which process wrote them', () => 
   assert.deepEqual(parseTempName(directory), { name: 'clinvqa-sft', pid: process.pid, kind: 'directory' });
   assert.equal(parseTempName('clinvqa-sft'), null);
 });
+
+// A rename or an fsync anywhere else is a durable write done by hand, which is how five copies of
+// this module came about.
+test('only src/files/ renames or fsyncs', async () => {
+  const src = join(import.meta.dirname, '../../src');
+  const offenders: string[] = [];
+  for (const file of await readdir(src, { recursive: true })) {
+    if (!file.endsWith('.ts') || file.startsWith('files/')) continue;
+    const code = (await readFile(join(src, file), 'utf8')).split('\n').filter((line) => !/^\s*(\/\/|\*|\/\*)/.test(line));
+    code.forEach((line, i) => {
+      if (/\b(rename|renameSync|fsync|fsyncSync|fdatasync)\s*\(|\.sync\(\)/.test(line)) offenders.push(`src/${file}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  assert.deepEqual(offenders, []);
+});

@@ -1,4 +1,4 @@
-// Issue 4 point 5: every kind of bad input gets a problem+json 4xx that matches the contract, and
+// Every kind of bad input gets a problem+json 4xx that matches the contract, and
 // the server still answers a good request right after it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Issue 5 point 4 with real processes: kill -9 of the training worker → the job resumes from its last
+// Crash recovery with real processes: kill -9 of the training worker → the job resumes from its last
 // checkpoint; then kill -9 of the server mid-job → its orphaned worker stops, and the restarted server
 // picks the job up and finishes it. Nothing uploaded is lost: the stored dataset is byte-identical to
 // the upload and still hashes to the job's dataset_sha256.
@@ -15,7 +15,7 @@ interface Job { id: string; status: string; progress: { step: number; total: num
 interface Event { id: number; type: string; data: Record<string, number> | null }
 
 let root: string;
-let servers: ServerProcess[] = [];
+const servers: ServerProcess[] = [];
 const JSONL = readFileSync('test/fixtures/vqa/vqa-rad.jsonl');
 
 before(async () => {

@@ -1,4 +1,4 @@
-// Issue 5 point 6, end to end with real processes and a real (tiny) model: upload a small real
+// A fine-tune end to end with real processes and a real (tiny) model: upload a small real
 // labelled set as a .tar.gz → the job succeeds (watched over SSE) → the new model's manifest names
 // its parent, dataset, hyperparameters, seed and before/after metrics → it is listed in /v1/models
 // → it answers /v1/vqa when named → canary traffic reaches it → promote sends all traffic to it →

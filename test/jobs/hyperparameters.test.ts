@@ -1,4 +1,4 @@
-// Fine-tune hyperparameters: defaults that pass the GRPO config check; a request may set DESIGN §6
+// Fine-tune hyperparameters: defaults that pass the GRPO config check; a request may set the GRPO
 // knobs and max_steps, never paths or threads; every wrong value is reported with its path.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,7 +12,7 @@ test('no hyperparameters gives working defaults', () => {
   assert.ok(!('out' in hp) && !('init' in hp) && !('threads' in hp));
 });
 
-test('DESIGN §6 names and max_steps override the defaults', () => {
+test('GRPO knob names and max_steps override the defaults', () => {
   const hp = resolveHyperparameters({ max_steps: 7, loss_type: 'dapo', epsilon_high: 0.28, reward_funcs: ['accuracy', 'length'], length_mode: 'cwr', beta: 0 });
   assert.equal(hp.max_steps, 7);
   assert.equal(hp.loss_type, 'dapo');

@@ -15,7 +15,7 @@ import {
 
 const HASH = 'a'.repeat(64);
 
-/** A complete, valid manifest with every field of DESIGN §5. */
+/** A complete, valid manifest with every field. */
 function validManifest(): Record<string, unknown> {
   return {
     id: 'clinvqa-grpo',

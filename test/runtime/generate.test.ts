@@ -108,7 +108,7 @@ test('golden: greedy tokens of the seeded tiny model match the recorded ones', a
   const out = await generate(sessions, rowsWith(greedy, 12), { stopIds: [], padId: PAD });
   const tokens = out.rows.map((r) => r.tokens);
   const file = new URL('../golden/tiny-greedy-tokens.json', import.meta.url);
-  if (process.env.UPDATE_GOLDEN === '1') await writeFile(file, JSON.stringify({ tokens }, null, 1) + '\n');
+  if (process.env.UPDATE_GOLDEN === '1') await writeFile(file, `${JSON.stringify({ tokens }, null, 1)}\n`);
   const golden = JSON.parse(await readFile(file, 'utf8')) as { tokens: number[][] };
   assert.deepEqual(tokens, golden.tokens);
 });

@@ -17,7 +17,12 @@ function leftBright(): Uint8Array {
 function halfMeans(rgb: Uint8Array): [number, number] {
   let l = 0;
   let r = 0;
-  for (let y = 0; y < SIZE; y++) for (let x = 0; x < SIZE; x++) (x < SIZE / 2 ? (l += rgb[(y * SIZE + x) * 3]) : (r += rgb[(y * SIZE + x) * 3]));
+  for (let y = 0; y < SIZE; y++) {
+    for (let x = 0; x < SIZE; x++) {
+      if (x < SIZE / 2) l += rgb[(y * SIZE + x) * 3]!;
+      else r += rgb[(y * SIZE + x) * 3]!;
+    }
+  }
   const n = (SIZE * SIZE) / 2;
   return [l / n, r / n];
 }

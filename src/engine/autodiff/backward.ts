@@ -1,7 +1,7 @@
 // Reverse-mode autodiff over a Graph: walks the nodes backwards from seeded outputs and appends
 // gradient nodes to the same graph. Per-op rules live in rules.ts; broadcasting is undone in one
 // place (`unbroadcast`, gradient-rule.ts), so no rule has to think about it.
-import type { Graph, Node, Value } from '../graph/builder.ts';
+import type { Graph, Value } from '../graph/builder.ts';
 import { dimsEqual } from '../graph/builder.ts';
 import * as o from '../graph/ops.ts';
 import { RULES } from './rules.ts';

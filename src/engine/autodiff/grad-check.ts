@@ -92,7 +92,7 @@ export async function gradCheck(
   for (let w = 0; w < wrt.length; w++) {
     const name = wrt[w].name;
     const feed = feeds[name];
-    if (!feed || feed.dtype !== 'float64') throw new Error(`gradCheck: ${name} needs a float64 feed`);
+    if (feed?.dtype !== 'float64') throw new Error(`gradCheck: ${name} needs a float64 feed`);
     const data = feed.data as Float64Array;
     const grad = analytic[gradNames[w]].data as Float64Array;
     const n = data.length;

@@ -18,13 +18,13 @@ function input(ctx: RuleContext, i: number): Value {
 
 function intAttr(ctx: RuleContext, name: string): number {
   const a = ctx.node.attrs[name];
-  if (!a || a.kind !== 'int') throw new Error(`${ctx.node.op}: int attribute ${name} missing`);
+  if (a?.kind !== 'int') throw new Error(`${ctx.node.op}: int attribute ${name} missing`);
   return a.v;
 }
 
 function intsAttr(ctx: RuleContext, name: string): number[] {
   const a = ctx.node.attrs[name];
-  if (!a || a.kind !== 'ints') throw new Error(`${ctx.node.op}: ints attribute ${name} missing`);
+  if (a?.kind !== 'ints') throw new Error(`${ctx.node.op}: ints attribute ${name} missing`);
   return a.v;
 }
 
@@ -223,7 +223,6 @@ export const RULES: Record<string, GradRule> = {
     return o.split(dy, sizes, axis, xs.map((x) => x.shape));
   },
   Split: (ctx) => {
-    const x = input(ctx, 0);
     const axis = intAttr(ctx, 'axis');
     const parts = ctx.node.outputs.map((out, i) => ctx.dOut[i] ?? o.zerosLike(out));
     return [o.concat(parts, axis), null];

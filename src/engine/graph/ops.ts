@@ -1,7 +1,7 @@
 // Op constructors with their shape rules. Each returns the output Value(s) of one ONNX node
 // (opset 17). Shapes are inferred here so that every later step — autodiff in particular —
 // knows ranks, static sizes and broadcast axes without running anything.
-import { Graph, Value, staticSize } from './builder.ts';
+import { type Graph, Value, staticSize } from './builder.ts';
 import type { DType, Dim, Shape } from './types.ts';
 import { float, int, ints, isFloat, str } from './types.ts';
 
@@ -138,14 +138,6 @@ export function reduceSum(x: Value, axes: number[], keepdims = true): Value {
   return g.node('ReduceSum', [x, g.constInts(norm)], [
     { dtype: x.dtype, shape: reducedShape(x.shape, norm, keepdims) },
   ], { keepdims: int(keepdims ? 1 : 0) })[0];
-}
-
-export function reduceMax(x: Value, axes: number[], keepdims = true): Value {
-  const norm = axes.map((a) => normAxis(a, x.rank));
-  return x.graph.node('ReduceMax', [x], [{ dtype: x.dtype, shape: reducedShape(x.shape, norm, keepdims) }], {
-    axes: ints(norm),
-    keepdims: int(keepdims ? 1 : 0),
-  })[0];
 }
 
 export function softmax(x: Value, axis = -1): Value {

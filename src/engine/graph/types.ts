@@ -29,10 +29,6 @@ export function isFloat(dtype: DType): boolean {
   return dtype === 'float32' || dtype === 'float64';
 }
 
-export function sameDim(a: Dim, b: Dim): boolean {
-  return a === b;
-}
-
 export function shapeToString(shape: Shape): string {
   return `[${shape.join(',')}]`;
 }

@@ -1,39 +1,14 @@
-// The one place errors become HTTP responses: ApiError → its problem document (or OpenAI's error
-// shape on the routes the contract marks OpenAI-compatible, decided here by the request path so
-// errors raised by any middleware get it); the body parser's errors → bad_json / payload_too_large;
-// anything else → a 500 whose detail says nothing about internals (the log gets the stack, keyed
-// by request id).
+// The one place errors become HTTP responses: every error is translated (../error-translation.ts)
+// and rendered as its problem document, or in OpenAI's error shape on the routes the contract marks
+// OpenAI-compatible (decided here by the request path, so errors raised by any middleware get it);
+// an untranslatable error is a 500 whose detail says nothing about internals (the log gets the
+// stack, keyed by request id).
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ApiError, toOpenAiError, toProblem } from '../../errors.ts';
 import type { Logger } from '../../audit/logger.ts';
 import type { ErrorFormat } from '../openapi/spec.ts';
 import { contextOf } from '../request-context.ts';
-import { toApiError } from '../../serving/error-mapping.ts';
-
-interface BodyParserError {
-  type?: string;
-  status?: number;
-  limit?: number;
-}
-
-function fromBodyParser(error: unknown): ApiError | undefined {
-  const e = error as BodyParserError;
-  if (typeof e !== 'object' || e === null || typeof e.type !== 'string') return undefined;
-  switch (e.type) {
-    case 'entity.parse.failed':
-      return ApiError.of('bad_json', 'The body is not valid JSON.');
-    case 'entity.too.large':
-      return ApiError.of('payload_too_large', `The body is larger than the limit of ${e.limit ?? 'the server'} bytes.`);
-    case 'encoding.unsupported':
-    case 'charset.unsupported':
-      return ApiError.of('unsupported_media_type', 'The body must be UTF-8 encoded.');
-    case 'request.aborted':
-    case 'request.size.invalid':
-      return ApiError.of('invalid_request', 'The body ended before its declared length.');
-    default:
-      return undefined;
-  }
-}
+import { toApiError } from '../error-translation.ts';
 
 export function notFound(): RequestHandler {
   return (req, _res, next) => next(ApiError.of('not_found', `No route ${req.method} ${req.path}.`));
@@ -47,7 +22,7 @@ export interface ErrorHandlerOptions {
 export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}): ErrorRequestHandler {
   return (error: unknown, req, res, _next) => {
     const ctx = contextOf(res);
-    const apiError = fromBodyParser(error) ?? toApiError(error);
+    const apiError = toApiError(error);
     if (apiError.status >= 500 && apiError.code === 'internal_error') {
       logger.error('unhandled error', {
         request_id: ctx.requestId,
@@ -57,6 +32,8 @@ export function errorHandler(logger: Logger, options: ErrorHandlerOptions = {}):
       });
     }
     if (res.headersSent) {
+      // Already answered in full (e.g. by the shutdown's grace-end 503): leave it to flush.
+      if (res.writableEnded) return;
       // Too late for a problem document (e.g. mid-stream); cut the connection so the client notices.
       res.destroy();
       return;

@@ -1,16 +1,16 @@
 // Receives the multipart body of POST /admin/fine-tunes: text fields plus file parts `training_file`,
 // `images` (repeated) and `archive`. A small multer storage engine keeps parts in memory but with a
 // limit per kind of part (an image may not be archive-sized) and one over the whole upload, both
-// enforced while streaming. Every failure becomes an ApiError (413 for sizes, 400/422 otherwise).
+// enforced while streaming. Failures are translated with the upload's context (413 for sizes, 400/422 otherwise).
 import type { Request, RequestHandler } from 'express';
 import multer from 'multer';
 import { ApiError } from '../../errors.ts';
 import { RequestProblem, type ReceivedPart, type UploadLimits } from '../../jobs/upload-validation.ts';
+import { toApiError } from '../error-translation.ts';
 
 const FIELD_BYTES = 64 * 1024;
 const PARTS_KEY = 'fineTuneParts';
 
-class PartTooLarge extends Error {}
 
 function limitFor(field: string, limits: UploadLimits): number | undefined {
   if (field === 'training_file') return limits.maxJsonlBytes;
@@ -46,10 +46,10 @@ function boundedMemoryStorage(limits: UploadLimits): multer.StorageEngine {
         totals.set(req, total);
         if (size > limit) {
           file.stream.resume();
-          finish(new PartTooLarge(`The part "${file.fieldname}" (${file.originalname.slice(0, 100)}) is larger than the limit of ${limit} bytes.`));
+          finish(new RequestProblem(`The part "${file.fieldname}" (${file.originalname.slice(0, 100)}) is larger than the limit of ${limit} bytes.`, [], 413));
         } else if (total > totalLimit) {
           file.stream.resume();
-          finish(new PartTooLarge(`The upload is larger than the limit of ${totalLimit} bytes.`));
+          finish(new RequestProblem(`The upload is larger than the limit of ${totalLimit} bytes.`, [], 413));
         } else {
           chunks.push(chunk);
         }
@@ -64,34 +64,6 @@ function boundedMemoryStorage(limits: UploadLimits): multer.StorageEngine {
   };
 }
 
-function toApiError(error: unknown): ApiError {
-  if (error instanceof ApiError) return error;
-  if (error instanceof PartTooLarge) return ApiError.of('payload_too_large', error.message);
-  if (error instanceof RequestProblem) return requestProblemToApiError(error);
-  if (error instanceof multer.MulterError) {
-    switch (error.code) {
-      case 'LIMIT_FILE_COUNT':
-      case 'LIMIT_PART_COUNT':
-      case 'LIMIT_FILE_SIZE':
-        return ApiError.of('payload_too_large', `The upload breaks a limit (${error.code}): too many or too large parts.`);
-      case 'LIMIT_FIELD_VALUE':
-      case 'LIMIT_FIELD_COUNT':
-      case 'LIMIT_FIELD_KEY':
-        return ApiError.of('invalid_upload', `The form field "${error.field ?? ''}" breaks a limit (${error.code}).`);
-      default:
-        return ApiError.of('invalid_request', `The multipart body breaks a limit (${error.code}).`);
-    }
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  return ApiError.of('invalid_request', `The multipart body is malformed: ${message.slice(0, 200)}`, { cause: error });
-}
-
-/** RequestProblem → 422 (or 413) problem document listing every problem under `errors`. */
-export function requestProblemToApiError(problem: RequestProblem): ApiError {
-  const extensions = problem.problems.length ? { extensions: { errors: problem.problems.slice(0, 50) } } : {};
-  return problem.status === 413 ? ApiError.of('payload_too_large', problem.message, extensions) : ApiError.of('invalid_upload', problem.message, extensions);
-}
-
 export function receiveFineTuneUpload(limits: UploadLimits): RequestHandler {
   const parse = multer({
     storage: boundedMemoryStorage(limits),
@@ -104,7 +76,7 @@ export function receiveFineTuneUpload(limits: UploadLimits): RequestHandler {
       return;
     }
     parse(req, res, (error?: unknown) => {
-      if (error !== undefined && error !== null) return next(toApiError(error));
+      if (error !== undefined && error !== null) return next(toApiError(error, { upload: { kind: 'fine-tune' } }));
       const files = (req.files ?? []) as Express.Multer.File[];
       res.locals[PARTS_KEY] = files.map((f): ReceivedPart => ({ field: f.fieldname, filename: f.originalname, data: f.buffer }));
       next();

@@ -7,7 +7,7 @@
 // form encoding prescribes.
 import type { Request, RequestHandler } from 'express';
 import { ApiError } from '../../errors.ts';
-import type { Schema, SchemaIssue } from '../openapi/schema-validator.ts';
+import type { SchemaIssue } from '../openapi/schema-validator.ts';
 import type { OpenApiSpec } from '../openapi/spec.ts';
 import { formToObject } from '../openapi/form-fields.ts';
 import { contextOf } from '../request-context.ts';

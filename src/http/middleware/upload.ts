@@ -1,9 +1,9 @@
 // Body parsing. Multipart parsing for image uploads: in memory (images are small and go straight to sharp), one
 // file part named `image`, the byte limit enforced while streaming so an oversized upload is cut
-// off early. Multer's and busboy's errors become problem documents here.
+// off early. Multer's and busboy's errors are translated with the upload's limits (error-translation.ts).
 import express, { type RequestHandler } from 'express';
 import multer from 'multer';
-import { ApiError } from '../../errors.ts';
+import { toApiError } from '../error-translation.ts';
 import { contextOf } from '../request-context.ts';
 import { mediaTypeOf } from './openapi-validate.ts';
 
@@ -16,24 +16,6 @@ export interface UploadOptions {
 // Enough for a 2,000-character question in any script (4 bytes per code point) plus slack.
 const MAX_FIELD_BYTES = 16 * 1024;
 
-function toApiError(error: unknown, maxImageBytes: number): ApiError {
-  if (error instanceof multer.MulterError) {
-    switch (error.code) {
-      case 'LIMIT_FILE_SIZE':
-        return ApiError.of('image_too_large_bytes', `The image is larger than the limit of ${maxImageBytes} bytes.`);
-      case 'LIMIT_UNEXPECTED_FILE':
-        return ApiError.of('invalid_request', `Unexpected file part "${error.field ?? ''}"; send the image as the part "image".`);
-      case 'LIMIT_FIELD_VALUE':
-        return ApiError.of('invalid_request', `The form field "${error.field ?? ''}" is too long.`);
-      default:
-        return ApiError.of('invalid_request', `The multipart body breaks a limit (${error.code}).`);
-    }
-  }
-  // busboy: malformed or truncated multipart bodies.
-  const message = error instanceof Error ? error.message : String(error);
-  return ApiError.of('invalid_request', `The multipart body is malformed: ${message.slice(0, 200)}`, { cause: error });
-}
-
 export function imageUpload(options: UploadOptions): RequestHandler {
   const parse = multer({
     storage: multer.memoryStorage(),
@@ -42,7 +24,7 @@ export function imageUpload(options: UploadOptions): RequestHandler {
   return (req, res, next) => {
     parse(req, res, (error?: unknown) => {
       if (error === undefined || error === null) return next();
-      next(toApiError(error, options.maxImageBytes));
+      next(toApiError(error, { upload: { kind: 'image', maxImageBytes: options.maxImageBytes } }));
     });
   };
 }

@@ -6,7 +6,7 @@ import { Router, type Request, type Response } from 'express';
 import { ApiError } from '../../errors.ts';
 import { buildAbReport } from '../../feedback/ab-report.ts';
 import type { FeedbackRepository } from '../../feedback/feedback-store.ts';
-import { AbTableConflictError, AbTableError, describeProblems, toAbTableJson, type AbTable, type AbVariant } from '../../routing/ab-table.ts';
+import { AbTableError, toAbTableJson, type AbTable, type AbVariant } from '../../routing/ab-table.ts';
 import type { AbTableBackend } from '../../routing/ab-table-store.ts';
 import { jsonBody } from './feedback.route.ts';
 
@@ -55,12 +55,7 @@ export function createAdminAbRouter(deps: AdminAbRouterDeps): Router {
     model?: string,
   ): Promise<void> => {
     const previous = deps.table.current;
-    let next: AbTable;
-    try {
-      next = await apply();
-    } catch (error) {
-      throw abTableErrorToApiError(error);
-    }
+    const next = await apply();
     deps.audit(
       {
         action,
@@ -103,21 +98,6 @@ export function createAdminAbRouter(deps: AdminAbRouterDeps): Router {
   });
 
   return router;
-}
-
-/**
- * AbTableError → 400 invalid_request (malformed) or 422 invalid_ab_table, listing every problem;
- * AbTableConflictError (rollback of a model that is not the promotion in effect) → 409 conflict.
- * An ApiError or anything else is returned unchanged.
- */
-export function abTableErrorToApiError(error: unknown): unknown {
-  if (error instanceof ApiError) return error;
-  if (error instanceof AbTableConflictError) return ApiError.of('conflict', error.message);
-  if (!(error instanceof AbTableError)) return error;
-  const extensions = { errors: error.problems.map((p) => ({ path: p.path, message: p.message })) };
-  return error.kind === 'malformed'
-    ? ApiError.of('invalid_request', `The A/B table is malformed: ${describeProblems(error.problems)}.`, { extensions })
-    : ApiError.of('invalid_ab_table', `The A/B table cannot be put in effect: ${describeProblems(error.problems)}.`, { extensions });
 }
 
 function plainVariant(v: AbVariant): { name: string; model: string; weight: number } {

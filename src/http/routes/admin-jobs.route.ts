@@ -1,4 +1,4 @@
-// Admin fine-tunes (issue 5), shaped like OpenAI's fine-tuning jobs. HTTP only: the upload's rules
+// Admin fine-tunes, shaped like OpenAI's fine-tuning jobs so their clients feel at home. HTTP only: the upload's rules
 // live in jobs/upload-validation.ts, the job lifecycle in jobs/job-queue.ts. Mounted behind the
 // server's auth, which requires an admin key for every /admin path. The routes are in openapi.yaml;
 // the upload's form is checked against it here, after this route has parsed the body.
@@ -10,11 +10,11 @@
 //   POST /admin/fine-tunes/:id/cancel
 import { Router, type Request, type Response } from 'express';
 import { ApiError } from '../../errors.ts';
-import { JobFinishedError, UnknownBaseModelError, type JobQueue } from '../../jobs/job-queue.ts';
+import type { JobQueue } from '../../jobs/job-queue.ts';
 import type { JobRepository, MaybePromise } from '../../jobs/job-repository.ts';
 import { JOB_ID_PATTERN, TERMINAL_STATUSES, toJobJson, type FineTuneJob, type JobEvent } from '../../jobs/job-store.ts';
-import { receiveFineTuneUpload, receivedParts, requestProblemToApiError } from '../middleware/multipart-receiver.ts';
-import { RequestProblem, parseFineTuneRequest, type UploadLimits } from '../../jobs/upload-validation.ts';
+import { receiveFineTuneUpload, receivedParts } from '../middleware/multipart-receiver.ts';
+import { RequestProblem, parseFineTuneRequest, type FineTuneRequest, type UploadLimits } from '../../jobs/upload-validation.ts';
 import type { SchemaIssue } from '../openapi/schema-validator.ts';
 import { contextOf } from '../request-context.ts';
 
@@ -57,25 +57,15 @@ export function adminJobsRouter(deps: AdminJobsDeps): Router {
     // The contract's form schema, now that the body is parsed (openapi.yaml marks it x-parsed-by-route).
     const operation = contextOf(res).operation;
     const contractIssues = operation?.routeParsedBodies.has('multipart/form-data') ? operation.checkParsedForm(fields, parts.map((p) => p.field)) : [];
-    let request;
+    let request: FineTuneRequest;
     try {
       request = parseFineTuneRequest(fields, parts, deps.limits);
     } catch (error) {
       if (!(error instanceof RequestProblem)) throw error;
-      throw requestProblemToApiError(withContractIssues(error, contractIssues));
+      throw withContractIssues(error, contractIssues);
     }
-    if (contractIssues.length > 0) throw requestProblemToApiError(withContractIssues(new RequestProblem('The fine-tune request does not match the API contract.'), contractIssues));
-    let job: FineTuneJob;
-    try {
-      job = await deps.queue.submit(request);
-    } catch (error) {
-      if (error instanceof UnknownBaseModelError) {
-        throw ApiError.of('invalid_upload', `The base model "${request.baseModel}" is not in the models directory.`, {
-          extensions: { errors: [{ path: '/base_model', message: 'unknown model' }] },
-        });
-      }
-      throw error;
-    }
+    if (contractIssues.length > 0) throw withContractIssues(new RequestProblem('The fine-tune request does not match the API contract.'), contractIssues);
+    const job = await deps.queue.submit(request);
     audit(res, 'fine_tune.create', {
       job_id: job.id, base_model: job.base_model, files: request.upload.files.size,
       validation_fraction: request.validationFraction, canary_weight: request.canaryWeight, max_steps: request.hyperparameters.max_steps,
@@ -98,13 +88,7 @@ export function adminJobsRouter(deps: AdminJobsDeps): Router {
     const id = req.params.id;
     await jobOr404(id);
     audit(res, 'fine_tune.cancel', { job_id: id });
-    let job: FineTuneJob | undefined;
-    try {
-      job = await deps.queue.cancel(id);
-    } catch (error) {
-      if (error instanceof JobFinishedError) throw ApiError.of('conflict', `The job cannot be cancelled: ${error.message}.`);
-      throw error;
-    }
+    const job = await deps.queue.cancel(id);
     res.json(toJobJson(job ?? (await jobOr404(id))));
   });
 

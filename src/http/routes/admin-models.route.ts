@@ -29,7 +29,7 @@ export function adminModelsRouter(deps: AdminModelsDeps): Router {
     ctx.audit.action = 'model_load';
     const pkg = await findServedPackage(deps.sources, id);
     if (!pkg) throw ApiError.of('model_not_found', `No package "${id}" among the shipped or registered models.`);
-    let loaded;
+    let loaded: Awaited<ReturnType<typeof deps.registry.loadPackage>>;
     try {
       loaded = await deps.registry.loadPackage(pkg.dir);
     } catch (error) {

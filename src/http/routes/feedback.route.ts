@@ -1,5 +1,5 @@
 // POST /v1/feedback {response_id, correct | rating, correct_answer?} — closes the A/B loop.
-// HTTP only: validate the body, hand it to the feedback store, map its errors to ApiErrors.
+// HTTP only: validate the body and hand it to the feedback store (its errors are translated at the edge).
 // Roles: `clinician` or `admin`; enforced by the server's auth middleware mounted before this router.
 // Feedback again on the same response replaces the earlier one (last wins; see feedback-store.ts).
 // The body may carry `correct_answer` (clinical text): it is passed to the store only — never into a
@@ -7,10 +7,8 @@
 import express, { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { ApiError } from '../../errors.ts';
 import {
-  FeedbackInputError,
   MAX_CORRECT_ANSWER_LENGTH,
   MAX_RESPONSE_ID_LENGTH,
-  ResponseNotFoundError,
   type FeedbackInput,
   type FeedbackRecord,
   type FeedbackRepository,
@@ -42,16 +40,7 @@ export function createFeedbackRouter(deps: FeedbackRouterDeps): Router {
   router.post('/v1/feedback', jsonBody(FEEDBACK_BODY_LIMIT), async (req, res) => {
     const input = parseFeedbackBody(req.body);
     const keyId = deps.keyIdOf?.(req, res);
-    let record: FeedbackRecord;
-    try {
-      record = await deps.store.recordFeedback(keyId === undefined ? input : { ...input, keyId });
-    } catch (error) {
-      if (error instanceof ResponseNotFoundError) {
-        throw ApiError.of('response_not_found', 'No answer with this response_id was recorded by this server.');
-      }
-      if (error instanceof FeedbackInputError) throw ApiError.of('invalid_request', error.message);
-      throw error;
-    }
+    const record = await deps.store.recordFeedback(keyId === undefined ? input : { ...input, keyId });
     deps.onFeedback?.(record);
     res.status(200).json(toFeedbackJson(record));
   });
@@ -109,7 +98,7 @@ export function parseFeedbackBody(body: unknown): FeedbackInput {
 }
 
 /**
- * JSON body parsing for these routers, with its failures as ApiErrors (415 / 400 bad_json / 413), so
+ * JSON body parsing for these routers (its failures are translated at the edge: 400 bad_json / 413), so
  * the routers behave the same whether or not the app parsed the body already (express.json skips a
  * body that was parsed before).
  */
@@ -118,7 +107,7 @@ export function jsonBody(limit: string): RequestHandler {
   return (req: Request, res: Response, next: NextFunction): void => {
     parse(req, res, (error?: unknown) => {
       if (error) {
-        next(toApiError(error));
+        next(error);
         return;
       }
       // Not parsed: a body of another type (415), or no body at all (left to validation's 400).
@@ -131,14 +120,4 @@ export function jsonBody(limit: string): RequestHandler {
       next();
     });
   };
-}
-
-function toApiError(error: unknown): unknown {
-  const type = (error as { type?: string }).type;
-  if (type === 'entity.parse.failed') return ApiError.of('bad_json', 'The body is not valid JSON.', { cause: error });
-  if (type === 'entity.too.large') return ApiError.of('payload_too_large', 'The JSON body is too large.', { cause: error });
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
-    return ApiError.of('unsupported_media_type', 'Send the body as UTF-8 application/json.', { cause: error });
-  }
-  return error;
 }

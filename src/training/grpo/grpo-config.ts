@@ -1,4 +1,4 @@
-// GRPO knobs (DESIGN §6; names follow TRL's GRPOConfig where one exists). Every factor of the
+// GRPO knobs (names follow TRL's GRPOConfig where one exists, so TRL users recognise them). Every factor of the
 // paper's study is one of these: `init` (initialisation), `reward_funcs` with `semantic`
 // (medical semantic alignment), `length_mode` ecr|cwr (length rewards), `loss_type` and
 // `scale_rewards` (GRPO's normalisation bias vs Dr. GRPO).

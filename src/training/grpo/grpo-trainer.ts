@@ -32,7 +32,7 @@ import { backwardInChunks, scoreInChunks, scoringBatch } from './chunked-scoring
 import { grpoLoss } from './loss.ts';
 import { openPolicySessions } from './policy-sessions.ts';
 import { buildRewardFunctions, type NamedReward } from './reward-set.ts';
-import type { RewardCase } from './rewards.ts';
+import { combineRewards, type RewardCase } from './rewards.ts';
 import type { GrpoConfig } from './grpo-config.ts';
 import { validateGrpoConfig } from './grpo-config.ts';
 
@@ -107,6 +107,8 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
   const rasters = cfg.augment_images ? await buildRasterCache(train.cases.map((c) => c.imagePath), config) : null;
   const best = cfg.eval_every > 0 && evalCases.length ? await BestCheckpoint.open(cfg.out) : null;
   const rewards = [...buildRewardFunctions(cfg), ...(hooks.extraRewards ?? [])];
+  const rewardWeights = Object.fromEntries(rewards.map((r) => [r.name, r.weight]));
+  if (Object.keys(rewardWeights).length !== rewards.length) throw new Error(`reward functions must have distinct names: ${rewards.map((r) => r.name).join(', ')}`);
   const totalSteps = cfg.max_steps;
   log.info(`grpo: ${train.cases.length} prompts, ${totalSteps} steps × ${cfg.prompts_per_step} prompts × ${cfg.num_generations} generations, loss ${cfg.loss_type}, scale_rewards ${cfg.scale_rewards}, rewards ${rewards.map((r) => `${r.name}×${r.weight}`).join(' + ')}, init ${cfg.init}${resumed ? ` (resuming ${resumed.dir})` : ''}`);
 
@@ -161,12 +163,8 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
       // 2. rewards, 3. advantages
       const cases = rows.map((r) => toRewardCase(r.case));
       const perFunction: Record<string, number[]> = {};
-      const combined = new Array<number>(rows.length).fill(0);
-      for (const rf of rewards) {
-        const values = await rf.fn(completions, cases);
-        perFunction[rf.name] = values;
-        values.forEach((v, i) => { if (Number.isFinite(v)) combined[i] += rf.weight * v; });
-      }
+      for (const rf of rewards) perFunction[rf.name] = await rf.fn(completions, cases);
+      const combined = combineRewards(perFunction, rewardWeights);
       const adv = computeAdvantages(combined, G, cfg.scale_rewards);
 
       // 4. log-probs of the sampled tokens under the current, old and reference policies

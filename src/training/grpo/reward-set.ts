@@ -1,5 +1,6 @@
 // The configured reward functions, by name, with their weights: the one place that maps config
 // words (accuracy, format, length ecr|cwr, semantic embedded|URL) to reward implementations.
+import { loadToolConfig } from '../../config.ts';
 import type { GrpoConfig } from './grpo-config.ts';
 import { accuracyReward, formatReward, makeLengthReward, makeSemanticReward, type RewardCase } from './rewards.ts';
 import { RuleBasedSemanticJudge, type SemanticJudge } from './semantic-judge.ts';
@@ -13,7 +14,7 @@ export interface NamedReward {
 
 function judgeFor(cfg: GrpoConfig): SemanticJudge {
   if (cfg.semantic_judge === 'embedded') return new RuleBasedSemanticJudge();
-  return new OpenAiCompatibleJudge({ baseUrl: cfg.semantic_judge, model: cfg.semantic_judge_model, apiKey: process.env.CLINVQA_JUDGE_API_KEY });
+  return new OpenAiCompatibleJudge({ baseUrl: cfg.semantic_judge, model: cfg.semantic_judge_model, apiKey: loadToolConfig().judgeApiKey });
 }
 
 export function buildRewardFunctions(cfg: GrpoConfig): NamedReward[] {

@@ -1,4 +1,4 @@
-// SFT knobs (DESIGN §6). Paths are relative to the working directory (the repository root).
+// SFT knobs, each with its default. Paths are relative to the working directory (the repository root).
 import { DEFAULT_TRAIN_SPLITS, DEFAULT_VALIDATION_SPLITS } from '../config-file.ts';
 import type { TraceMode } from '../examples.ts';
 

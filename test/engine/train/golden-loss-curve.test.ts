@@ -36,7 +36,7 @@ test('10 AdamW steps of the tiny preset follow the recorded loss curve and the l
     losses.push(loss);
   }
   const file = new URL('../../golden/tiny-sft-loss-curve.json', import.meta.url);
-  if (process.env.UPDATE_GOLDEN === '1') await writeFile(file, JSON.stringify({ losses }, null, 1) + '\n');
+  if (process.env.UPDATE_GOLDEN === '1') await writeFile(file, `${JSON.stringify({ losses }, null, 1)}\n`);
   const golden = JSON.parse(await readFile(file, 'utf8')) as { losses: number[] };
   assert.equal(losses.length, golden.losses.length);
   losses.forEach((l, i) => assert.ok(Math.abs(l - golden.losses[i]) <= 1e-3, `step ${i + 1}: ${l} vs recorded ${golden.losses[i]}`));

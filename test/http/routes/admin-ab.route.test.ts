@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler } from 'express';
 import request from 'supertest';
 import { ApiError, toProblem } from '../../../src/errors.ts';
+import { toApiError } from '../../../src/http/error-translation.ts';
 import { FeedbackStore } from '../../../src/feedback/feedback-store.ts';
 import { createAdminAbRouter, type AbAuditEvent } from '../../../src/http/routes/admin-ab.route.ts';
 import { createFeedbackRouter } from '../../../src/http/routes/feedback.route.ts';
@@ -15,7 +16,7 @@ import { pickVariant } from '../../../src/routing/sticky-router.ts';
 import { assertContract, assertProblem } from '../../helpers/contract.ts';
 
 const renderProblems: ErrorRequestHandler = (error, _req, res, _next) => {
-  const apiError = error instanceof ApiError ? error : ApiError.of('internal_error', 'unexpected');
+  const apiError = toApiError(error);
   res.status(apiError.status).type('application/problem+json').send(JSON.stringify(toProblem(apiError)));
 };
 
@@ -117,7 +118,10 @@ test('the loop: sticky traffic split by the table, feedback, and a report that f
   await app.put('/admin/ab').send({ variants: [{ name: 'grpo', model: 'clinvqa-grpo', weight: 1 }, { name: 'sft', model: 'clinvqa-sft', weight: 1 }] }).expect(200);
   const accuracy: Record<string, number> = { 'clinvqa-grpo': 0.85, 'clinvqa-sft': 0.55 };
   let seed = 42;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
   const assigned = new Map<string, string>();
   // Two rounds; in each, 100 clinicians ask at once and then all send their verdicts.
   for (let round = 0; round < 2; round++) {

@@ -125,8 +125,8 @@ test('malformed requests are refused at once with every problem listed', async (
   // archives: a symbolic link, and a path escaping the upload
   const link = writeTarArchive([{ path: 'cases.jsonl', data: JSONL }, { path: 'images/x.jpg', data: Buffer.alloc(0), type: '2' }]);
   await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('archive', link, 'a.tar'), 422, ['/archive']);
-  const escape = writeTarArchive([{ path: 'cases.jsonl', data: JSONL }, { path: '../x.jpg', data: Buffer.from('x') }]);
-  await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('archive', gzipSync(escape), 'a.tar.gz'), 422, ['/archive']);
+  const traversal = writeTarArchive([{ path: 'cases.jsonl', data: JSONL }, { path: '../x.jpg', data: Buffer.from('x') }]);
+  await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('archive', gzipSync(traversal), 'a.tar.gz'), 422, ['/archive']);
   // an image part over the byte limit (200 kB here), and more parts than allowed
   await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('training_file', JSONL, 'a.jsonl').attach('images', Buffer.alloc(300_000), 'big.jpg'), 413);
   let many = post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('training_file', JSONL, 'a.jsonl');

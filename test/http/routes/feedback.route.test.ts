@@ -5,14 +5,15 @@ import os from 'node:os';
 import path from 'node:path';
 import express, { type ErrorRequestHandler } from 'express';
 import request from 'supertest';
-import { ApiError, toProblem } from '../../../src/errors.ts';
+import { toProblem } from '../../../src/errors.ts';
+import { toApiError } from '../../../src/http/error-translation.ts';
 import { FeedbackStore, type FeedbackRecord } from '../../../src/feedback/feedback-store.ts';
 import { createFeedbackRouter } from '../../../src/http/routes/feedback.route.ts';
 import { assertContract, assertProblem } from '../../helpers/contract.ts';
 
-/** Stand-in for the server's error handler: ApiError → problem+json, anything else → 500. */
+/** Stand-in for the server's error handler: the one translation to an ApiError, then problem+json. */
 const renderProblems: ErrorRequestHandler = (error, _req, res, _next) => {
-  const apiError = error instanceof ApiError ? error : ApiError.of('internal_error', 'unexpected');
+  const apiError = toApiError(error);
   res.status(apiError.status).type('application/problem+json').send(JSON.stringify(toProblem(apiError)));
 };
 

@@ -19,7 +19,7 @@ export function writeTarArchive(files: readonly (ArchiveEntry & { type?: string 
     header.write('0000644\0', 100, 'latin1');
     header.write('0000000\0', 108, 'latin1');
     header.write('0000000\0', 116, 'latin1');
-    header.write(f.data.length.toString(8).padStart(11, '0') + '\0', 124, 'latin1');
+    header.write(`${f.data.length.toString(8).padStart(11, '0')}\0`, 124, 'latin1');
     header.write('00000000000\0', 136, 'latin1');
     header.write('        ', 148, 'latin1');
     header.write(f.type ?? '0', 156, 'latin1');
@@ -28,7 +28,7 @@ export function writeTarArchive(files: readonly (ArchiveEntry & { type?: string 
     header.write(prefix, 345, 155, 'utf8');
     let sum = 0;
     for (const b of header) sum += b;
-    header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
     blocks.push(header, f.data, Buffer.alloc((BLOCK - (f.data.length % BLOCK)) % BLOCK));
   }
   blocks.push(Buffer.alloc(BLOCK * 2));

@@ -17,8 +17,10 @@ const openKidney: RewardCase = { question: 'Which organ is abnormal?', answer: '
 const openLobe: RewardCase = { question: 'Where is the nodule?', answer: 'right lower lobe', answerType: 'open', modality: 'CT', organ: 'Lung' };
 
 const wrap = (think: string, answer: string) => `<think>${think}</think><answer>${answer}</answer>`;
-const close = (actual: readonly number[], expected: readonly number[]) =>
+const close = (actual: readonly number[], expected: readonly number[]) => {
+  assert.equal(actual.length, expected.length, `${actual.length} rewards, expected ${expected.length}`);
   actual.forEach((a, i) => assert.ok(Math.abs(a - expected[i]!) < 1e-12, `[${i}] ${a} vs ${expected[i]}`));
+};
 
 test('accuracy: closed yes/no, option letter and text, open synonyms, token-F1 partial credit, no answer', () => {
   const completions = [

@@ -7,7 +7,7 @@ import { AuditLog, type AuditSink } from './audit/audit-log.ts';
 import { ApiError } from './errors.ts';
 import { createLogger, type Logger } from './audit/logger.ts';
 import type { Config } from './config.ts';
-import { FeedbackStore } from './feedback/feedback-store.ts';
+import { FeedbackStore, type FeedbackRepository } from './feedback/feedback-store.ts';
 import { abortWhenDraining } from './http/middleware/drain.ts';
 import { auditTrail } from './http/middleware/audit-trail.ts';
 import { authenticate } from './http/middleware/auth.ts';
@@ -32,7 +32,7 @@ import type { FineTunes } from './jobs/fine-tunes.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { findServedPackage, listServedPackages, modelSources, type ModelSources } from './registry/model-sources.ts';
 import { ModelRegistry } from './runtime/model-registry.ts';
-import { AbTableStore } from './routing/ab-table-store.ts';
+import { AbTableStore, type AbTableBackend, type AbTableStoreOptions } from './routing/ab-table-store.ts';
 import { pickVariant } from './routing/sticky-router.ts';
 import { Batcher } from './runtime/batcher.ts';
 import { ExecutionLane } from './runtime/execution-lane.ts';
@@ -55,13 +55,26 @@ export interface AppDeps {
   extraRouters?(parts: AppParts): Router[];
   /** Runs first on close, before the models are disposed (e.g. stop a fine-tune worker at a checkpoint). */
   onClose?(): Promise<void>;
+  /** Shared state elsewhere than the data dir (cluster mode: Postgres); default: SQLite and files under it. */
+  stores?: SharedStores;
+}
+
+/** Where a cluster deployment keeps what every replica must agree on. */
+export interface SharedStores {
+  feedback: FeedbackRepository;
+  openAbTable(options: Omit<AbTableStoreOptions, 'dataDir'>): Promise<AbTableBackend>;
+  /** A model was loaded or unloaded through this replica (the others follow). */
+  onModelChange?(change: { id: string; state: 'loaded' | 'unloaded'; packageDir: string }): Promise<void>;
+  /** After the parts exist: start following the other replicas. */
+  start?(parts: AppParts): Promise<void>;
+  close?(): Promise<void>;
 }
 
 export interface AppParts {
   config: Config;
   registry: ModelRegistry;
-  abTable: AbTableStore;
-  feedback: FeedbackStore;
+  abTable: AbTableBackend;
+  feedback: FeedbackRepository;
   metrics: Metrics;
   logger: Logger;
 }
@@ -138,14 +151,17 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   // 1. models, then the A/B table over them (a default table follows what loaded)
   const sources = modelSources(config.modelsDir, config.dataDir);
   await loadAll(registry, sources, config, logger);
-  const abTable = AbTableStore.open({
-    dataDir: config.dataDir,
-    isKnownModel: (id) => registry.has(id),
+  const abOptions = {
+    isKnownModel: (id: string) => registry.has(id),
     defaultModels: () => registry.list().map((m) => m.id),
     defaultStickyHeader: config.stickyHeader,
-    log: (message, fields) => logger.info(message, fields),
-  });
-  const feedback = FeedbackStore.open(config.dataDir);
+    log: (message: string, fields?: Record<string, unknown>) => logger.info(message, fields),
+  };
+  const abTable = deps.stores ? await deps.stores.openAbTable(abOptions) : AbTableStore.open({ dataDir: config.dataDir, ...abOptions });
+  const feedback = deps.stores?.feedback ?? FeedbackStore.open(config.dataDir);
+  const announce = async (change: { id: string; state: 'loaded' | 'unloaded'; packageDir: string }): Promise<void> => {
+    await deps.stores?.onModelChange?.(change);
+  };
 
   // 2. services
   const selector: VariantSelector = {
@@ -196,7 +212,8 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
       logger.warn('model load for promotion failed', { model: id, error: error instanceof Error ? error.message : String(error) });
       throw ApiError.of('model_load_failed', `Package "${id}" could not be loaded; see the server log.`);
     }
-    abTable.followModels(registry.list().map((m) => m.id));
+    await announce({ id, state: 'loaded', packageDir: pkg.dir });
+    await abTable.followModels(registry.list().map((m) => m.id));
     return true;
   };
   app.use(createAdminAbRouter({
@@ -214,10 +231,14 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
     registry,
     sources,
     isRouted: (id) => abTable.current.variants.some((v) => v.model === id && v.weight > 0),
-    onChange: () => abTable.followModels(registry.list().map((m) => m.id)),
+    onChange: async (change) => {
+      await announce(change);
+      await abTable.followModels(registry.list().map((m) => m.id));
+    },
     logger,
   }));
   for (const router of deps.extraRouters?.(parts) ?? []) app.use(router);
+  await deps.stores?.start?.(parts);
 
   app.use(notFound());
   app.use(errorHandler(logger, { errorFormatOf: (urlPath) => spec.errorFormatOf(urlPath) }));
@@ -237,8 +258,9 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
         draining = true;
         await deps.onClose?.();
         await registry.close();
-        feedback.close();
+        await feedback.close();
         await audit.close();
+        await deps.stores?.close?.();
       })();
       return closed;
     },

@@ -67,6 +67,14 @@ export interface Config {
   readonly rateLimits: Readonly<Record<Role, RateLimit>>;
   readonly shutdownGraceMs: number;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Shared Postgres of a cluster deployment (postgres://…); null = embedded SQLite and files under dataDir. */
+  readonly databaseUrl: string | null;
+  /** Seconds a fine-tune job's worker may be silent before another worker takes the job over. */
+  readonly jobLeaseS: number;
+  /** Whether this server trains fine-tunes in a child process (default: yes without a database, no with one). */
+  readonly embeddedWorker: boolean;
+  /** Names this process in the shared audit trail and job leases. */
+  readonly instanceId: string;
 }
 
 export class ConfigError extends Error {
@@ -168,6 +176,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!/^[A-Za-z0-9-]{1,64}$/.test(stickyHeader)) {
     throw new ConfigError(`CLINVQA_STICKY_HEADER is not a valid header name: "${stickyHeader}"`);
   }
+  const databaseUrl = (env.CLINVQA_DATABASE_URL ?? '').trim() || null;
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('CLINVQA_DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
   return Object.freeze({
     // Loopback unless asked: a development server is not reachable from the network by accident.
     host: env.HOST ?? '127.0.0.1',
@@ -209,6 +221,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     shutdownGraceMs: intFrom(env, 'CLINVQA_SHUTDOWN_GRACE_MS', 25_000, 0, 600_000),
     logLevel: logLevel as Config['logLevel'],
+    databaseUrl,
+    jobLeaseS: intFrom(env, 'CLINVQA_JOB_LEASE_S', 60, 2, 86_400),
+    embeddedWorker: boolFrom(env, 'CLINVQA_EMBEDDED_WORKER', databaseUrl === null),
+    instanceId: (env.CLINVQA_INSTANCE_ID ?? '').trim() || `${os.hostname()}:${process.pid}`,
   });
 }
 

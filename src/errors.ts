@@ -36,6 +36,7 @@ export const ERROR_CATALOGUE = {
   not_ready: { status: 503, title: 'The server is not ready' },
   queue_full: { status: 503, title: 'The server is at capacity' },
   model_unavailable: { status: 503, title: 'The model is not available right now' },
+  database_unavailable: { status: 503, title: 'The shared database is not reachable right now' },
   inference_timeout: { status: 504, title: 'The model did not answer in time' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -94,7 +94,16 @@ interface FeedbackRow {
   recorded_at: number;
 }
 
-export class FeedbackStore {
+/** What serving and the routes ask of a feedback store: SQLite (this file) or Postgres (feedback-store.postgres.ts). */
+export interface FeedbackRepository {
+  recordResponse(input: ResponseRecordInput): void | Promise<void>;
+  recordFeedback(input: FeedbackInput): FeedbackRecord | Promise<FeedbackRecord>;
+  getFeedback(responseId: string): (FeedbackRecord & { correctAnswer: string | null }) | undefined | Promise<(FeedbackRecord & { correctAnswer: string | null }) | undefined>;
+  variantStats(): VariantStats[] | Promise<VariantStats[]>;
+  close(): void | Promise<void>;
+}
+
+export class FeedbackStore implements FeedbackRepository {
   private readonly insertResponse: Statement;
   private readonly upsertFeedback: Statement;
   private readonly selectFeedback: Statement<FeedbackRow>;
@@ -156,8 +165,7 @@ export class FeedbackStore {
 
   /** Records an answered request. Call once per response id, when the answer is ready. */
   recordResponse(input: ResponseRecordInput): void {
-    checkResponseId(input.responseId);
-    if (!Number.isFinite(input.latencyMs) || input.latencyMs < 0) throw new FeedbackInputError('latencyMs must be a finite number ≥ 0');
+    checkResponseInput(input);
     try {
       this.insertResponse.run({
         response_id: input.responseId,
@@ -176,14 +184,7 @@ export class FeedbackStore {
 
   /** Stores feedback (replacing earlier feedback on the same response). ResponseNotFoundError if unknown. */
   recordFeedback(input: FeedbackInput): FeedbackRecord {
-    checkResponseId(input.responseId);
-    if (input.correct === undefined && input.rating === undefined) throw new FeedbackInputError('give correct or rating');
-    if (input.rating !== undefined && !(Number.isInteger(input.rating) && input.rating >= 1 && input.rating <= 5)) {
-      throw new FeedbackInputError('rating must be an integer from 1 to 5');
-    }
-    if (input.correctAnswer !== undefined && (input.correctAnswer.length === 0 || input.correctAnswer.length > MAX_CORRECT_ANSWER_LENGTH)) {
-      throw new FeedbackInputError(`correct_answer must be 1 to ${MAX_CORRECT_ANSWER_LENGTH} characters`);
-    }
+    checkFeedbackInput(input);
     return toRecord(this.recordFeedbackTx(input, this.now().getTime()));
   }
 
@@ -267,6 +268,24 @@ function migrate(db: SqliteDatabase): void {
     );
     PRAGMA user_version = ${SCHEMA_VERSION};
   `);
+}
+
+/** The store's own guard on a response record (the same for every backend). */
+export function checkResponseInput(input: ResponseRecordInput): void {
+  checkResponseId(input.responseId);
+  if (!Number.isFinite(input.latencyMs) || input.latencyMs < 0) throw new FeedbackInputError('latencyMs must be a finite number ≥ 0');
+}
+
+/** The store's own guard on feedback (the same for every backend). */
+export function checkFeedbackInput(input: FeedbackInput): void {
+  checkResponseId(input.responseId);
+  if (input.correct === undefined && input.rating === undefined) throw new FeedbackInputError('give correct or rating');
+  if (input.rating !== undefined && !(Number.isInteger(input.rating) && input.rating >= 1 && input.rating <= 5)) {
+    throw new FeedbackInputError('rating must be an integer from 1 to 5');
+  }
+  if (input.correctAnswer !== undefined && (input.correctAnswer.length === 0 || input.correctAnswer.length > MAX_CORRECT_ANSWER_LENGTH)) {
+    throw new FeedbackInputError(`correct_answer must be 1 to ${MAX_CORRECT_ANSWER_LENGTH} characters`);
+  }
 }
 
 function checkResponseId(id: string): void {

@@ -12,6 +12,7 @@ import { ImageInputError } from '../preprocess/errors.ts';
 import { AbTableConflictError, AbTableError, describeProblems } from '../routing/ab-table.ts';
 import { InferenceTimeoutError, QueueFullError, RequestCancelledError } from '../runtime/batcher.ts';
 import { PromptTooLongError } from '../runtime/prompt.ts';
+import { isUnavailable } from '../store/postgres.ts';
 
 /** Which body was being received, for errors whose meaning depends on it (multipart limits). */
 export type UploadContext = { kind: 'image'; maxImageBytes: number } | { kind: 'fine-tune' };
@@ -145,6 +146,10 @@ export function toApiError(error: unknown, context: TranslationContext = {}): Ap
   for (const translate of TRANSLATORS) {
     const translated = translate(error, context);
     if (translated) return translated;
+  }
+  if (isUnavailable(error)) {
+    // Admin writes, reports and fine-tune routes need the shared database; inference never does.
+    return ApiError.of('database_unavailable', 'The shared database is not reachable right now; retry shortly.', { headers: { 'Retry-After': '5' }, cause: error });
   }
   return ApiError.of('internal_error', 'An unexpected error occurred; the request id identifies it in the server log.', { cause: error });
 }

@@ -229,9 +229,10 @@ function finite(x: number | undefined): number | null {
 }
 
 async function start(): Promise<void> {
-  const [jobId, dataDir] = process.argv.slice(2);
+  // A third argument names a JSON file holding the job (cluster workers: the job lives in Postgres).
+  const [jobId, dataDir, jobFile] = process.argv.slice(2);
   if (!jobId || !dataDir) {
-    process.stderr.write('usage: node --import tsx src/jobs/finetune-worker.ts <job id> <data dir>\n');
+    process.stderr.write('usage: node --import tsx src/jobs/finetune-worker.ts <job id> <data dir> [<job json file>]\n');
     process.exit(64);
   }
   // Serving comes first: a lower priority, one decoder thread for sharp (ORT threads come from the spec).
@@ -244,9 +245,14 @@ async function start(): Promise<void> {
   // A worker whose server is gone stops; the restarted server starts a fresh one from the checkpoint.
   process.on('disconnect', () => process.exit(EXIT_ORPHANED));
 
-  const store = JobStore.open(dataDir);
-  const job = store.get(jobId);
-  store.close();
+  let job: FineTuneJob | undefined;
+  if (jobFile) {
+    job = JSON.parse(await readFile(jobFile, 'utf8')) as FineTuneJob;
+  } else {
+    const store = JobStore.open(dataDir);
+    job = store.get(jobId);
+    store.close();
+  }
   if (!job) {
     process.stderr.write(`fine-tune worker: no job ${jobId}\n`);
     process.exit(65);

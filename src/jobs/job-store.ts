@@ -139,7 +139,21 @@ CREATE TABLE IF NOT EXISTS fine_tune_events (
   data TEXT
 );
 CREATE INDEX IF NOT EXISTS fine_tune_events_job ON fine_tune_events (job_id, id);
+CREATE TABLE IF NOT EXISTS fine_tune_checkpoints (
+  job_id TEXT NOT NULL REFERENCES fine_tune_jobs (id),
+  step INTEGER NOT NULL,
+  worker TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (job_id, step)
+);
 `;
+
+/** A checkpoint a worker saved (the weights live in the run folder; this is who wrote which step when). */
+export interface CheckpointRecord {
+  step: number;
+  worker: string;
+  created_at: string;
+}
 
 export function newJobId(): string {
   return `ftjob-${randomBytes(8).toString('hex')}`;
@@ -281,6 +295,17 @@ export class JobStore {
       message: event.message,
       data: event.data ?? null,
     };
+  }
+
+  recordCheckpoint(jobId: string, step: number, worker: string, now = new Date()): void {
+    this.db
+      .prepare('INSERT INTO fine_tune_checkpoints (job_id, step, worker, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (job_id, step) DO UPDATE SET worker = excluded.worker, created_at = excluded.created_at')
+      .run(jobId, step, worker, now.toISOString());
+  }
+
+  /** Checkpoints of a job, oldest step first. */
+  checkpoints(jobId: string): CheckpointRecord[] {
+    return this.db.prepare<CheckpointRecord>('SELECT step, worker, created_at FROM fine_tune_checkpoints WHERE job_id = ? ORDER BY step').all(jobId);
   }
 
   /** Events of a job in order, those with id > `afterId`. */

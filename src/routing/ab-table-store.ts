@@ -38,7 +38,18 @@ export interface AbTableStoreOptions {
   log?(message: string, fields?: Record<string, unknown>): void;
 }
 
-export class AbTableStore {
+/** What the routes and the job queue ask of the A/B table, kept in a file (this class) or in Postgres. */
+export interface AbTableBackend {
+  readonly current: AbTable;
+  replace(spec: AbTableSpec, origin?: AbTableOrigin): AbTable | Promise<AbTable>;
+  replaceFromInput(body: unknown): AbTable | Promise<AbTable>;
+  promote(model: string): AbTable | Promise<AbTable>;
+  rollback(model: string): AbTable | Promise<AbTable>;
+  setCanary(model: string, share: number): AbTable | Promise<AbTable>;
+  followModels(modelIds: readonly string[]): AbTable | Promise<AbTable>;
+}
+
+export class AbTableStore implements AbTableBackend {
   private table: AbTable;
   readonly file: string;
 
@@ -165,7 +176,7 @@ function sameVariants(spec: AbTableSpec, table: AbTable): boolean {
 
 // ---- the file --------------------------------------------------------------------------------
 
-interface TableFileEntry {
+export interface TableFileEntry {
   version: number;
   variants: { name: string; model: string; weight: number }[];
   sticky_header: string;
@@ -175,7 +186,8 @@ interface TableFileEntry {
   before_promotion: TableFileEntry | null;
 }
 
-function toFileEntry(table: AbTable): TableFileEntry {
+/** The table as stored (file or database row): plain JSON, promotion history included. */
+export function toFileEntry(table: AbTable): TableFileEntry {
   return {
     version: table.version,
     variants: table.variants.map((v) => ({ name: v.name, model: v.model, weight: v.weight })),
@@ -223,7 +235,8 @@ function readTableFile(file: string): AbTable | null {
   return fromFileEntry(doc.table, 'table');
 }
 
-function fromFileEntry(entry: unknown, where: string): AbTable {
+/** Reads a stored table back, checking every field; AbTableFileError when it is not a valid table. */
+export function fromFileEntry(entry: unknown, where: string): AbTable {
   const e = entry as Partial<TableFileEntry> | null;
   const fail = (why: string): never => {
     throw new AbTableFileError(`${AB_TABLE_FILE}: ${where} ${why}`);

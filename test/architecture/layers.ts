@@ -5,11 +5,13 @@
 // src/ must be placed here before the test passes.
 export const LAYERS: readonly (readonly string[])[] = [
   // wiring: builds the parts and connects them (http/serve.ts builds the app and listens on it)
-  ['app.ts', 'main.ts', 'http/serve.ts'],
+  ['app.ts', 'main.ts', 'http/serve.ts', 'cluster-server.ts', 'worker-main.ts'],
   // the HTTP edge: routes, middleware, the contract, the one error translation
   ['http'],
   // use cases behind the routes: answering (serving), fine-tune jobs, offline experiments
   ['serving', 'jobs', 'experiment'],
+  // a replica following the shared database (models, A/B table); the models announced to all replicas
+  ['cluster'],
   // the trainers, side by side: neither imports the other
   ['training/sft', 'training/grpo'],
   // what both trainers share (data order, checkpoints, evaluate-and-package); A/B feedback
@@ -25,6 +27,8 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['engine', 'data', 'preprocess', 'routing'],
   // leaves every layer may use
   ['files', 'audit', 'metrics', 'config.ts', 'errors.ts'],
+  // the shared database of a cluster deployment: pool, migrations, LISTEN
+  ['store'],
 ];
 
 /** Layers (by their first unit) whose units may import each other, acyclically: the wiring. */

@@ -5,9 +5,9 @@
 import { Router, type Request, type Response } from 'express';
 import { ApiError } from '../../errors.ts';
 import { buildAbReport } from '../../feedback/ab-report.ts';
-import type { FeedbackStore } from '../../feedback/feedback-store.ts';
+import type { FeedbackRepository } from '../../feedback/feedback-store.ts';
 import { AbTableError, toAbTableJson, type AbTable, type AbVariant } from '../../routing/ab-table.ts';
-import type { AbTableStore } from '../../routing/ab-table-store.ts';
+import type { AbTableBackend } from '../../routing/ab-table-store.ts';
 import { jsonBody } from './feedback.route.ts';
 
 /** What an A/B change adds to the audit log: versions, model ids and weights (no patient data). */
@@ -23,8 +23,8 @@ export interface AbAuditEvent {
 
 export interface AdminAbRouterDeps {
   /** The table in effect; PUT validates models against the store's `isKnownModel`. */
-  table: Pick<AbTableStore, 'current' | 'replaceFromInput' | 'promote' | 'rollback'>;
-  stats: Pick<FeedbackStore, 'variantStats'>;
+  table: Pick<AbTableBackend, 'current' | 'replaceFromInput' | 'promote' | 'rollback'>;
+  stats: Pick<FeedbackRepository, 'variantStats'>;
   /**
    * Called after a change has taken effect. Rejected changes are not reported here; the server's
    * per-request audit line records them with their status.
@@ -47,15 +47,15 @@ export function createAdminAbRouter(deps: AdminAbRouterDeps): Router {
   });
 
   /** Runs one table change, audits it once it is in effect, and answers with the new table. */
-  const change = (
+  const change = async (
     req: Request,
     res: Response,
     action: AbAuditEvent['action'],
-    apply: () => AbTable,
+    apply: () => AbTable | Promise<AbTable>,
     model?: string,
-  ): void => {
+  ): Promise<void> => {
     const previous = deps.table.current;
-    const next = apply();
+    const next = await apply();
     deps.audit(
       {
         action,
@@ -71,17 +71,17 @@ export function createAdminAbRouter(deps: AdminAbRouterDeps): Router {
     res.json(toAbTableJson(next));
   };
 
-  router.put('/admin/ab', jsonBody(TABLE_BODY_LIMIT), (req, res) => {
-    change(req, res, 'ab_table.replace', () => deps.table.replaceFromInput(req.body));
+  router.put('/admin/ab', jsonBody(TABLE_BODY_LIMIT), async (req, res) => {
+    await change(req, res, 'ab_table.replace', () => deps.table.replaceFromInput(req.body));
   });
 
   router.post('/admin/models/:id/promote', async (req, res) => {
     const id = req.params.id;
     const notFound = () => ApiError.of('model_not_found', `No model "${id}" is loaded or can be loaded.`);
     if (deps.ensureModel !== undefined && !(await deps.ensureModel(id))) throw notFound();
-    change(req, res, 'ab_table.promote', () => {
+    await change(req, res, 'ab_table.promote', async () => {
       try {
-        return deps.table.promote(id);
+        return await deps.table.promote(id);
       } catch (error) {
         // The only way a promotion's table is invalid: its model is not loaded.
         throw error instanceof AbTableError ? notFound() : error;
@@ -89,12 +89,12 @@ export function createAdminAbRouter(deps: AdminAbRouterDeps): Router {
     }, id);
   });
 
-  router.post('/admin/models/:id/rollback', (req, res) => {
-    change(req, res, 'ab_table.rollback', () => deps.table.rollback(req.params.id), req.params.id);
+  router.post('/admin/models/:id/rollback', async (req, res) => {
+    await change(req, res, 'ab_table.rollback', () => deps.table.rollback(req.params.id), req.params.id);
   });
 
-  router.get('/admin/ab/report', (_req, res) => {
-    res.json(buildAbReport(deps.stats.variantStats(), deps.table.current));
+  router.get('/admin/ab/report', async (_req, res) => {
+    res.json(buildAbReport(await deps.stats.variantStats(), deps.table.current));
   });
 
   return router;

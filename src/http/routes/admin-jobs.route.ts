@@ -11,15 +11,16 @@
 import { Router, type Request, type Response } from 'express';
 import { ApiError } from '../../errors.ts';
 import type { JobQueue } from '../../jobs/job-queue.ts';
-import { JOB_ID_PATTERN, TERMINAL_STATUSES, toJobJson, type FineTuneJob, type JobEvent, type JobStore } from '../../jobs/job-store.ts';
+import type { JobRepository, MaybePromise } from '../../jobs/job-repository.ts';
+import { JOB_ID_PATTERN, TERMINAL_STATUSES, toJobJson, type FineTuneJob, type JobEvent } from '../../jobs/job-store.ts';
 import { receiveFineTuneUpload, receivedParts } from '../middleware/multipart-receiver.ts';
 import { RequestProblem, parseFineTuneRequest, type FineTuneRequest, type UploadLimits } from '../../jobs/upload-validation.ts';
 import type { SchemaIssue } from '../openapi/schema-validator.ts';
 import { contextOf } from '../request-context.ts';
 
 export interface AdminJobsDeps {
-  queue: Pick<JobQueue, 'submit' | 'cancel' | 'emitter'>;
-  store: Pick<JobStore, 'get' | 'list' | 'events'>;
+  queue: Pick<JobQueue, 'submit' | 'emitter'> & { cancel(id: string): MaybePromise<FineTuneJob | undefined> };
+  store: Pick<JobRepository, 'get' | 'list' | 'events'>;
   limits: UploadLimits;
   /** SSE keep-alive comment interval (default 15 s). */
   heartbeatMs?: number;
@@ -43,8 +44,8 @@ function intParam(value: unknown, name: string, fallback: number, max: number): 
 
 export function adminJobsRouter(deps: AdminJobsDeps): Router {
   const router = Router();
-  const jobOr404 = (id: string): FineTuneJob => {
-    const job = JOB_ID_PATTERN.test(id) ? deps.store.get(id) : undefined;
+  const jobOr404 = async (id: string): Promise<FineTuneJob> => {
+    const job = JOB_ID_PATTERN.test(id) ? await deps.store.get(id) : undefined;
     if (!job) throw ApiError.of('job_not_found', `No fine-tune job "${id.slice(0, 64)}".`);
     return job;
   };
@@ -72,34 +73,34 @@ export function adminJobsRouter(deps: AdminJobsDeps): Router {
     res.status(201).location(`/admin/fine-tunes/${job.id}`).json(toJobJson(job));
   });
 
-  router.get('/admin/fine-tunes', (req, res) => {
+  router.get('/admin/fine-tunes', async (req, res) => {
     const limit = Math.max(1, intParam(req.query.limit, 'limit', 20, 100));
     const after = typeof req.query.after === 'string' ? req.query.after : undefined;
-    const page = deps.store.list({ limit, ...(after !== undefined ? { after } : {}) });
+    const page = await deps.store.list({ limit, ...(after !== undefined ? { after } : {}) });
     res.json({ object: 'list', data: page.jobs.map(toJobJson), has_more: page.hasMore });
   });
 
-  router.get('/admin/fine-tunes/:id', (req, res) => {
-    res.json(toJobJson(jobOr404(req.params.id)));
+  router.get('/admin/fine-tunes/:id', async (req, res) => {
+    res.json(toJobJson(await jobOr404(req.params.id)));
   });
 
-  router.post('/admin/fine-tunes/:id/cancel', (req, res) => {
+  router.post('/admin/fine-tunes/:id/cancel', async (req, res) => {
     const id = req.params.id;
-    jobOr404(id);
+    await jobOr404(id);
     audit(res, 'fine_tune.cancel', { job_id: id });
-    const job = deps.queue.cancel(id);
-    res.json(toJobJson(job ?? jobOr404(id)));
+    const job = await deps.queue.cancel(id);
+    res.json(toJobJson(job ?? (await jobOr404(id))));
   });
 
-  router.get('/admin/fine-tunes/:id/events', (req, res) => {
-    const job = jobOr404(req.params.id);
+  router.get('/admin/fine-tunes/:id/events', async (req, res) => {
+    const job = await jobOr404(req.params.id);
     if (req.accepts(['application/json', 'text/event-stream']) === 'text/event-stream' && (req.get('accept') ?? '').includes('text/event-stream')) {
-      streamEvents(req, res, job, deps);
+      await streamEvents(req, res, job, deps);
       return;
     }
     const limit = Math.max(1, intParam(req.query.limit, 'limit', 1000, 10_000));
     const afterId = intParam(req.query.after, 'after', 0, Number.MAX_SAFE_INTEGER);
-    const events = deps.store.events(job.id, { afterId, limit: limit + 1 });
+    const events = await deps.store.events(job.id, { afterId, limit: limit + 1 });
     res.json({ object: 'list', data: events.slice(0, limit).map(toEventJson), has_more: events.length > limit });
   });
 
@@ -128,7 +129,7 @@ function toEventJson(e: JobEvent): Record<string, unknown> {
  * Server-sent events: the backlog after Last-Event-ID (or ?after=), then live events as the queue
  * records them; the stream ends after the job's final status event, or when the server shuts down.
  */
-function streamEvents(req: Request, res: Response, job: FineTuneJob, deps: AdminJobsDeps): void {
+async function streamEvents(req: Request, res: Response, job: FineTuneJob, deps: AdminJobsDeps): Promise<void> {
   const header = req.get('last-event-id') ?? (typeof req.query.after === 'string' ? req.query.after : undefined);
   let lastSent = header !== undefined && /^\d+$/.test(header) ? Number(header) : 0;
   res.status(200);
@@ -167,10 +168,10 @@ function streamEvents(req: Request, res: Response, job: FineTuneJob, deps: Admin
   }, deps.heartbeatMs ?? 15_000);
   req.on('close', end);
 
-  for (const e of deps.store.events(job.id, { afterId: lastSent })) write(e);
+  for (const e of await deps.store.events(job.id, { afterId: lastSent })) write(e);
   replaying = false;
   for (const e of buffered) write(e);
   // A job that had already ended before this stream (and whose final event was already seen) ends it now.
-  const current = deps.store.get(job.id);
+  const current = await deps.store.get(job.id);
   if (current && TERMINAL_STATUSES.includes(current.status)) end();
 }

@@ -15,8 +15,8 @@ export interface AdminModelsDeps {
   sources: ModelSources;
   /** Whether the A/B table in effect sends traffic to this model (then it may not be unloaded). */
   isRouted(id: string): boolean;
-  /** After the set of loaded models changed (the default A/B table follows it). */
-  onChange?(): void;
+  /** After the set of loaded models changed (the default A/B table follows it; other replicas are told). */
+  onChange?(change: { id: string; state: 'loaded' | 'unloaded'; packageDir: string }): void | Promise<void>;
   logger: Logger;
 }
 
@@ -38,7 +38,7 @@ export function adminModelsRouter(deps: AdminModelsDeps): Router {
       const message = withoutServerPaths(deps.sources, error instanceof Error ? error.message : String(error));
       throw ApiError.of('model_load_failed', `Package "${id}" could not be loaded: ${message.slice(0, 300)}`);
     }
-    deps.onChange?.();
+    await deps.onChange?.({ id, state: 'loaded', packageDir: pkg.dir });
     res.json(toModelJson(loaded));
   });
   router.delete('/admin/models/:id', async (req, res) => {
@@ -49,7 +49,7 @@ export function adminModelsRouter(deps: AdminModelsDeps): Router {
     if (!deps.registry.has(id)) throw ApiError.of('model_not_found', `No model "${id}" is loaded.`);
     if (deps.isRouted(id)) throw ApiError.of('conflict', `The A/B table still sends traffic to "${id}"; change the table first.`);
     await deps.registry.unload(id);
-    deps.onChange?.();
+    await deps.onChange?.({ id, state: 'unloaded', packageDir: (await findServedPackage(deps.sources, id))?.dir ?? id });
     res.status(204).end();
   });
   return router;

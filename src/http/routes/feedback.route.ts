@@ -11,11 +11,11 @@ import {
   MAX_RESPONSE_ID_LENGTH,
   type FeedbackInput,
   type FeedbackRecord,
-  type FeedbackStore,
+  type FeedbackRepository,
 } from '../../feedback/feedback-store.ts';
 
 export interface FeedbackRouterDeps {
-  store: Pick<FeedbackStore, 'recordFeedback'>;
+  store: Pick<FeedbackRepository, 'recordFeedback'>;
   /** The caller's API key id (set by the auth middleware), stored with the feedback. */
   keyIdOf?(req: Request, res: Response): string | undefined;
   /** After feedback is stored, e.g. to count correct/incorrect per variant in metrics. */
@@ -37,10 +37,10 @@ const JSON_TYPE = /^\s*application\/json\s*(;|$)/i;
 
 export function createFeedbackRouter(deps: FeedbackRouterDeps): Router {
   const router = Router();
-  router.post('/v1/feedback', jsonBody(FEEDBACK_BODY_LIMIT), (req, res) => {
+  router.post('/v1/feedback', jsonBody(FEEDBACK_BODY_LIMIT), async (req, res) => {
     const input = parseFeedbackBody(req.body);
     const keyId = deps.keyIdOf?.(req, res);
-    const record = deps.store.recordFeedback(keyId === undefined ? input : { ...input, keyId });
+    const record = await deps.store.recordFeedback(keyId === undefined ? input : { ...input, keyId });
     deps.onFeedback?.(record);
     res.status(200).json(toFeedbackJson(record));
   });

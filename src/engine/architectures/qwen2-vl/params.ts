@@ -7,6 +7,7 @@
 import type { Graph, Value } from '../../graph/builder.ts';
 import * as o from '../../graph/ops.ts';
 import type { Qwen2VLConfig } from './config.ts';
+import type { LoraSource } from '../../lora/graph.ts';
 
 export type ParamKind = 'linear' | 'bias' | 'norm' | 'embedding';
 
@@ -131,6 +132,8 @@ export class Qwen2VLParams {
   /** Graph inputs created so far (inputs mode), in order of first use. */
   readonly inputs = new Map<string, Value>();
   private readonly made = new Map<string, Value>();
+  /** Adapters added at the linear layers they target (training graphs, or serving an unmerged adapter). */
+  lora: LoraSource | null = null;
 
   constructor(
     readonly graph: Graph,

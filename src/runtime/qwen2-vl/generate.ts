@@ -26,6 +26,9 @@ export interface Qwen2VlServingSessions {
   embed: ortTypes.InferenceSession;
   /** Built with logits 'last' and present 'new'. */
   decoder: ortTypes.InferenceSession;
+  /** Fed on every vision / decoder run besides the data: a LoRA adapter's A and B when the graphs take them as inputs. */
+  visionFeed?: Feed;
+  decoderFeed?: Feed;
 }
 
 export interface Qwen2VlRow {
@@ -68,6 +71,7 @@ async function encodeRows(s: Qwen2VlServingSessions, rows: readonly Qwen2VlRow[]
     at += r.pixelValues.length;
   }
   const out = await s.vision.run({
+    ...s.visionFeed,
     pixel_values: f32(pixels, [total / c.vision.patchDim, c.vision.patchDim]),
     grid_thw: i64(grids.flat(), [grids.length, 3]),
   });
@@ -124,6 +128,7 @@ export async function generateQwen2Vl(s: Qwen2VlServingSessions, rows: Qwen2VlRo
   const emptyPast = f32(new Float32Array(0), [B, numKvHeads, 0, headDim]);
   const presentOrder = Array.from({ length: numLayers }, (_, l) => presentNames(l)).flatMap((n) => [n.key, n.value]);
   const prefillFeed: Feed = {
+    ...s.decoderFeed,
     inputs_embeds: f32(embeds, [B, L, H]),
     attention_mask: i64(layout.attentionMask, [B, L]),
     position_ids: i64(layout.positionIds, [3, B, L]),
@@ -175,6 +180,7 @@ export async function generateQwen2Vl(s: Qwen2VlServingSessions, rows: Qwen2VlRo
       mask[row + cache.cap] = 1n; // the fed token itself
     }
     const feed: Feed = {
+      ...s.decoderFeed,
       inputs_embeds: f32(stepEmbeds, [B, 1, H]),
       attention_mask: i64(mask, [B, cache.cap + 1]),
       position_ids: i64(stepPositions, [3, B, 1]),

@@ -40,6 +40,7 @@ export interface TinyBatch {
   positionIds: BigInt64Array;
   pixelValues: Float32Array;
   gridThw: BigInt64Array;
+  imageMask: BigInt64Array;
   numPatches: number;
 }
 
@@ -65,5 +66,5 @@ export function tinyTrainBatch(c: Qwen2VLConfig, seed = 5): TinyBatch {
   const numPatches = grids.reduce((n, [t, h, w]) => n + t * h * w, 0);
   const normal = gaussian(rng(seed));
   const pixelValues = Float32Array.from({ length: numPatches * c.vision.patchDim }, () => normal());
-  return { B, S, inputIds, targets, attentionMask: pos.attentionMask, positionIds: pos.positionIds, pixelValues, gridThw: BigInt64Array.from(grids.flat().map(BigInt)), numPatches };
+  return { B, S, inputIds, targets, attentionMask: pos.attentionMask, positionIds: pos.positionIds, pixelValues, gridThw: BigInt64Array.from(grids.flat().map(BigInt)), imageMask: inputIds.map((id) => (id === BigInt(tk.imageTokenId) ? 1n : 0n)), numPatches };
 }

@@ -29,6 +29,8 @@ export interface Qwen2VlServingSessions {
   /** Fed on every vision / decoder run besides the data: a LoRA adapter's A and B when the graphs take them as inputs. */
   visionFeed?: Feed;
   decoderFeed?: Feed;
+  /** Fed on every embed run: the table, when the graphs take the weights as inputs (a policy being fully fine-tuned). */
+  embedFeed?: Feed;
 }
 
 export interface Qwen2VlRow {
@@ -113,7 +115,7 @@ export async function generateQwen2Vl(s: Qwen2VlServingSessions, rows: Qwen2VlRo
   const L = layout.length;
   const ids = new BigInt64Array(B * L).fill(BigInt(opts.padId));
   rows.forEach((r, b) => r.promptIds.forEach((id, k) => (ids[b * L + layout.padding[b]! + k] = BigInt(id))));
-  const embeds = (await s.embed.run({ input_ids: i64(ids, [B, L]) })).inputs_embeds!.data as Float32Array;
+  const embeds = (await s.embed.run({ ...s.embedFeed, input_ids: i64(ids, [B, L]) })).inputs_embeds!.data as Float32Array;
   rows.forEach((r, b) => {
     let k = 0;
     const f = features[b]!;
@@ -170,7 +172,7 @@ export async function generateQwen2Vl(s: Qwen2VlServingSessions, rows: Qwen2VlRo
       const position = BigInt(decodePosition(cache.length, layout.ropeDeltas[b]!));
       for (let axis = 0; axis < 3; axis++) stepPositions[axis * B + b] = position;
     }
-    const stepEmbeds = (await s.embed.run({ input_ids: i64(stepIds, [B, 1]) })).inputs_embeds!.data as Float32Array;
+    const stepEmbeds = (await s.embed.run({ ...s.embedFeed, input_ids: i64(stepIds, [B, 1]) })).inputs_embeds!.data as Float32Array;
     // Grows the buffers first when full, so past(i) and cap below describe this step.
     cache.reserve(1);
     const mask = new BigInt64Array(B * (cache.cap + 1));

@@ -1,8 +1,10 @@
 // Sequences (prompt with its images' tokens expanded, then the completion) → the training graph's
-// inputs: left padding, positions by get_rope_index over each row's own tokens, next-token targets,
-// and a loss mask that is 1 exactly where the target is a completion token.
+// inputs: left padding, next-token targets, a loss mask that is 1 exactly where the target is a
+// completion token, and positions and image slots as generation saw them: get_rope_index over the
+// prompt, then each completion token at its cache index + rope_delta, and only the prompt's image
+// tokens take image features (a sampled image-token id in a completion is an ordinary token there).
 import type { Qwen2VLConfig } from './config.ts';
-import { batchRopeIndex, type GridThw } from './rope-index.ts';
+import { ropeIndex, type GridThw } from './rope-index.ts';
 
 export interface Qwen2VLSequence {
   /** Prompt then completion ids. */
@@ -24,6 +26,8 @@ export interface Qwen2VLTrainingBatch {
   pixelValues: Float32Array;
   gridThw: BigInt64Array;
   numImages: number;
+  /** [B, S]: 1 where the position takes the next image feature. */
+  imageMask: BigInt64Array;
   /** [B, S]: 1 where position s predicts a completion token. */
   lossMask: Float32Array;
   /** Left padding of each row. */
@@ -35,20 +39,30 @@ export function qwen2VLTrainingBatch(c: Qwen2VLConfig, rows: readonly Qwen2VLSeq
   rows.forEach((r, b) => {
     if (!(r.promptLength >= 1 && r.promptLength <= r.ids.length)) throw new Error(`row ${b}: prompt length ${r.promptLength} of ${r.ids.length} ids`);
   });
-  const layout = batchRopeIndex(rows.map((r) => r.ids), rows.map((r) => r.grids), {
-    imageTokenId: c.tokens.imageTokenId,
-    visionStartTokenId: c.tokens.visionStartTokenId,
-    spatialMergeSize: c.vision.spatialMergeSize,
-  });
+  const spec = { imageTokenId: c.tokens.imageTokenId, visionStartTokenId: c.tokens.visionStartTokenId, spatialMergeSize: c.vision.spatialMergeSize };
   const B = rows.length;
-  const S = layout.length;
+  const S = Math.max(...rows.map((r) => r.ids.length));
   const inputIds = new BigInt64Array(B * S).fill(BigInt(padId));
   const targets = new BigInt64Array(B * S).fill(BigInt(padId));
+  const attentionMask = new BigInt64Array(B * S);
+  const imageMask = new BigInt64Array(B * S);
+  // Padding positions are never attended; 1 is what the serving batcher puts there too.
+  const positionIds = new BigInt64Array(3 * B * S).fill(1n);
   const lossMask = new Float32Array(B * S);
+  const padding: number[] = [];
   rows.forEach((r, b) => {
-    const at = b * S + layout.padding[b]!;
+    const pad = S - r.ids.length;
+    padding.push(pad);
+    const prompt = r.ids.slice(0, r.promptLength);
+    const { positions, ropeDelta } = ropeIndex(prompt, r.grids, spec);
+    const at = b * S + pad;
     r.ids.forEach((id, k) => {
       inputIds[at + k] = BigInt(id);
+      attentionMask[at + k] = 1n;
+      if (k < r.promptLength && id === spec.imageTokenId) imageMask[at + k] = 1n;
+      for (let axis = 0; axis < 3; axis++) {
+        positionIds[(axis * B + b) * S + pad + k] = BigInt(k < r.promptLength ? positions[axis]![k]! : k + ropeDelta);
+      }
       if (k + 1 < r.ids.length) {
         targets[at + k] = BigInt(r.ids[k + 1]!);
         if (k + 1 >= r.promptLength) lossMask[at + k] = 1;
@@ -63,7 +77,7 @@ export function qwen2VLTrainingBatch(c: Qwen2VLConfig, rows: readonly Qwen2VLSeq
   }
   const grids = rows.flatMap((r) => r.grids);
   return {
-    B, S, inputIds, targets, attentionMask: layout.attentionMask, positionIds: layout.positionIds, pixelValues,
-    gridThw: BigInt64Array.from(grids.flat().map(BigInt)), numImages: grids.length, lossMask, padding: layout.padding,
+    B, S, inputIds, targets, attentionMask, positionIds, pixelValues, imageMask,
+    gridThw: BigInt64Array.from(grids.flat().map(BigInt)), numImages: grids.length, lossMask, padding,
   };
 }

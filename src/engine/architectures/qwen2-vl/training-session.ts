@@ -64,6 +64,7 @@ export class Qwen2VLTrainingSession {
     if (this.inputNames.has('pixel_values')) {
       feed.pixel_values = f32(b.pixelValues, [b.pixelValues.length / this.config.vision.patchDim, this.config.vision.patchDim]);
       feed.grid_thw = i64(b.gridThw, [b.numImages, 3]);
+      feed.image_mask = i64(b.imageMask, [b.B, b.S]);
     }
     if (this.inputNames.has(DROPOUT_SEED_INPUT)) feed[DROPOUT_SEED_INPUT] = new ort.Tensor('int64', BigInt64Array.of(dropoutSeed), []);
     for (const name of this.inputNames) {

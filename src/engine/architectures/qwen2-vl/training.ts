@@ -11,8 +11,9 @@
 // Inputs (B rows, S positions, left-padded):
 //   pixel_values [num_patches, patchDim], grid_thw int64 [num_images, 3]: every image of the batch,
 //     row by row in order (the image processor's output concatenated);
-//   input_ids int64 [B, S] with each image's run of image tokens; those positions take the image
-//     features, in order, inside the graph;
+//   input_ids int64 [B, S] with each image's run of image tokens; image_mask int64 [B, S] marks the
+//     positions that take the image features, in order (the prompt's image tokens: an image-token id
+//     sampled into a completion is embedded as a token, as generation did);
 //   attention_mask int64 [B, S] (0 = padding), position_ids int64 [3, B, S] (get_rope_index);
 //   targets int64 [B, S]: the token whose log-prob is wanted at each position (the next token).
 // Outputs: logprobs [B, S], entropy [B, S] (of the next-token distribution at each position).
@@ -56,13 +57,13 @@ export function qwen2VLLoraTargets(c: Qwen2VLConfig, config: Pick<LoraConfig, 't
   return selectLoraTargets(qwen2VLParamTable(c), config);
 }
 
-/** input_ids positions holding the image token take the image features in order; the rest their embedding. */
-function mergeImages(c: Qwen2VLConfig, ids: Value, textEmbeds: Value, features: Value): Value {
-  const g = ids.graph;
-  const isImage = o.equal(ids, g.constInts([c.tokens.imageTokenId], true)); // [B, S]
-  const flat = o.reshape(o.cast(isImage, 'int64'), [-1]);
+/** Positions marked in image_mask take the image features in order; the rest their token embedding. */
+function mergeImages(imageMask: Value, textEmbeds: Value, features: Value): Value {
+  const g = imageMask.graph;
+  const isImage = o.cast(imageMask, 'bool'); // [B, S]
+  const flat = o.reshape(imageMask, [-1]);
   const order = o.sub(o.cumSum(flat, 0), g.constInts([1], true)); // k-th image position → k
-  const index = o.reshape(o.where(o.reshape(isImage, [-1]), order, g.constInts([0], true)), o.shapeOf(ids), ids.shape);
+  const index = o.reshape(o.where(o.reshape(isImage, [-1]), order, g.constInts([0], true)), o.shapeOf(imageMask), imageMask.shape);
   const picked = o.gather(features, index, 0); // [B, S, H]
   return o.where(o.unsqueeze(isImage, [2]), picked, textEmbeds);
 }
@@ -85,7 +86,8 @@ export function buildQwen2VLForwardOn(g: Graph, c: Qwen2VLConfig, opts: Omit<Qwe
   if (opts.images ?? true) {
     const pixels = g.input('pixel_values', g.floatType, ['num_patches', c.vision.patchDim]);
     const grid = g.input('grid_thw', 'int64', ['num_images', 3]);
-    embeds = mergeImages(c, ids, embeds, visionTower(p, pixels, grid).features);
+    const imageMask = g.input('image_mask', 'int64', ['batch', 'sequence']);
+    embeds = mergeImages(imageMask, embeds, visionTower(p, pixels, grid).features);
   }
   const out = textModel(p, { embeds, attentionMask: mask, positionIds: positions, past: null, present: 'full' });
   const logp = o.logSoftmax(lmHead(p, finalNorm(p, out.last)), -1); // [B, S, V]

@@ -30,6 +30,7 @@ function batchFeeds64(b: TinyBatch): Record<string, CheckFeed> {
     position_ids: { dtype: 'int64', data: b.positionIds, dims: [3, b.B, b.S] },
     pixel_values: { dtype: 'float64', data: Float64Array.from(b.pixelValues), dims: [b.numPatches, c.vision.patchDim] },
     grid_thw: { dtype: 'int64', data: b.gridThw, dims: [b.gridThw.length / 3, 3] },
+    image_mask: { dtype: 'int64', data: b.imageMask, dims: [b.B, b.S] },
   };
 }
 
@@ -57,6 +58,7 @@ test('training log-probs equal the serving graphs run on each row alone (same de
     position_ids: i64(batch.positionIds, [3, batch.B, batch.S]),
     pixel_values: f32(batch.pixelValues, [batch.numPatches, c.vision.patchDim]),
     grid_thw: i64(batch.gridThw, [2, 3]),
+    image_mask: i64(batch.imageMask, [batch.B, batch.S]),
   };
   for (const p of qwen2VLParamTable(c)) feed[p.name] = f32(weights.get(p.name)!, p.shape);
   const out = await session.run(feed);

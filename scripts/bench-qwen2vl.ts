@@ -1,4 +1,5 @@
 // npm run bench:qwen2vl [-- --keep <dir>] [--no-prepack] [--steps N]
+// (--keep: work in <dir> and leave it; a random folder already there is reused, the serving export redone)
 //
 // Qwen2-VL at real size on this machine: writes a random-weight HF folder with
 // Qwen2-VL-2B-Instruct's shapes (sharded BF16 safetensors, tied embeddings) into a temporary
@@ -8,7 +9,7 @@
 // decode's share of the memory bandwidth (decoder weight bytes per step ÷ step time ÷ copy
 // bandwidth measured in this run, read + written bytes as STREAM counts them).
 // Last line: qwen2vl load_s=<s> rss_ratio=<r> decode_bw_frac=<f> batch8_gain=<g>
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -61,13 +62,18 @@ async function main(): Promise<void> {
   const config = parseQwen2VLConfig(QWEN2_VL_2B);
   const fp32Bytes = paramCount(config) * 4;
   const root = values.keep ?? (await mkdtemp(join(tmpdir(), 'bench-qwen2vl-')));
+  await mkdir(root, { recursive: true });
   const folder = join(root, 'hf');
   const cache = join(root, 'serving');
   console.log(`Qwen2-VL-2B shapes: ${paramCount(config)} parameters, float32 ${gb(fp32Bytes)}; working in ${root}`);
   try {
     let t = now();
-    await writeRandomQwen2VLFolder(folder, QWEN2_VL_2B, { dtype: 'BF16', shardBytes: 2 * 1024 ** 3, seed: 3 });
-    console.log(`wrote random BF16 folder in ${((now() - t) / 1000).toFixed(1)} s (not part of load)`);
+    if (values.keep && (await stat(join(folder, 'model.safetensors.index.json')).then(() => true, () => false))) {
+      console.log(`reusing the random folder kept in ${folder}`);
+    } else {
+      await writeRandomQwen2VLFolder(folder, QWEN2_VL_2B, { dtype: 'BF16', shardBytes: 2 * 1024 ** 3, seed: 3 });
+      console.log(`wrote random BF16 folder in ${((now() - t) / 1000).toFixed(1)} s (not part of load)`);
+    }
     gc();
     const rssBefore = rss();
 

@@ -86,7 +86,7 @@ export class Qwen2VlRuntime implements ModelRuntime {
       if (!r.gridThw) throw new Error(`request ${b}: no image grid; images for ${this.id} must come from its prepareImage`);
       const [t, h, w] = r.gridThw;
       return {
-        promptIds: buildPromptIds(this.prompt, questionTurns(r.question, 1), {
+        promptIds: buildPromptIds(this.prompt, questionTurns(r.question, 1, r.systemPrompt), {
           imageTokenId: this.config.tokens.imageTokenId,
           imageTokenCounts: [(t * h * w) / m2],
         }),

@@ -100,6 +100,13 @@ export class Qwen2VLPolicy implements TrainablePolicy<Qwen2VLTrainingBatch> {
     return (this.shapes.get(name)?.length ?? 0) >= 2 && !name.includes('embed_tokens');
   }
 
+  /** The shape a trainable or base tensor has (HF layout; an adapter's A/B as fed). */
+  shapeOf(name: string): number[] {
+    const s = this.shapes.get(name);
+    if (!s) throw new Error(`no tensor named ${name}`);
+    return s;
+  }
+
   private weightFeed(names: readonly string[]): Feed {
     const feed: Feed = {};
     for (const n of names) feed[n] = f32(this.trainable.get(n) ?? this.base.get(n)!, this.shapes.get(n)!);

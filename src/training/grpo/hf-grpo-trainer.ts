@@ -25,7 +25,7 @@ import type { GrpoConfig } from './grpo-config.ts';
 import { grpoPolicyStep, type StepReward } from './policy-step.ts';
 import { buildRewardFunctions, type NamedReward } from './reward-set.ts';
 
-export interface HfGrpoConfig extends GrpoConfig {
+export interface HfGrpoConfig extends Omit<GrpoConfig, 'method'> {
   /** The HF folder of the base model (config.json model_type qwen2_vl). */
   base: string;
   method: TrainMethod;

@@ -12,11 +12,11 @@ import { parseArgs } from 'node:util';
 import { parseQwen2VLConfig } from '../src/engine/architectures/qwen2-vl/config.ts';
 import { paramCount } from '../src/engine/architectures/qwen2-vl/params.ts';
 import { writeRandomQwen2VLFolder } from '../src/engine/architectures/qwen2-vl/random-folder.ts';
-import { readQwen2VLFolderF32 } from '../src/engine/architectures/qwen2-vl/weights.ts';
 import { parseLoraConfig } from '../src/engine/lora/config.ts';
 import { AdamW } from '../src/engine/optim/adamw.ts';
 import { grpoPolicyStep, type GrpoStepConfig } from '../src/training/grpo/policy-step.ts';
 import { Qwen2VLPolicy } from '../src/training/qwen2-vl-policy.ts';
+import { loadQwen2VLBase } from '../src/training/qwen2-vl-base.ts';
 import { QWEN2_VL_2B_CONFIG } from './lib/qwen2-vl-2b.ts';
 
 const { values } = parseArgs({
@@ -44,7 +44,7 @@ try {
     await writeRandomQwen2VLFolder(folder, raw, { dtype: 'BF16', shardBytes: 2 * 1024 ** 3, seed: 3 });
     console.log(`wrote the random BF16 folder in ${((now() - t) / 1000).toFixed(1)} s`);
   }
-  const { weights: base } = await readQwen2VLFolderF32(folder);
+  const { weights: base } = await loadQwen2VLBase(folder, raw);
   console.log(`base read as float32, peak rss ${gb(peakRss())}`);
   const lora = parseLoraConfig({ r: 16, lora_alpha: 32, lora_dropout: 0.05, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] });
   const t0 = now();

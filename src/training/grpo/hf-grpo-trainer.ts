@@ -7,7 +7,6 @@ import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseQwen2VlImageConfig, processRgbImage } from '../../engine/architectures/qwen2-vl/image-processor.ts';
 import { buildPromptIds, questionTurns } from '../../engine/architectures/qwen2-vl/prompt.ts';
-import { readQwen2VLFolderF32 } from '../../engine/architectures/qwen2-vl/weights.ts';
 import { writeSafetensors } from '../../engine/export/safetensors.ts';
 import { saveAdapterFolder } from '../../engine/lora/peft-folder.ts';
 import { AdamW } from '../../engine/optim/adamw.ts';
@@ -19,6 +18,7 @@ import { latestCheckpoint, runStartTime, saveCheckpoint, secondsSince, type Trai
 import { epochOrder } from '../epoch-order.ts';
 import type { PolicyPrompt } from '../policy.ts';
 import { Qwen2VLPolicy, type TrainMethod } from '../qwen2-vl-policy.ts';
+import { loadQwen2VLBase } from '../qwen2-vl-base.ts';
 import { RunLog } from '../run-log.ts';
 import { loadCases } from '../run-output.ts';
 import type { GrpoConfig } from './grpo-config.ts';
@@ -54,7 +54,7 @@ export async function trainGrpoOnHfFolder(cfg: HfGrpoConfig, hooks: HfGrpoHooks 
   const started = performance.now();
   const log = new RunLog(cfg.out, hooks.quiet);
   const folder = await readHfFolder(cfg.base);
-  const { config, weights: base } = await readQwen2VLFolderF32(cfg.base);
+  const { config, weights: base } = await loadQwen2VLBase(cfg.base, folder.config);
   if (!folder.preprocessor) throw new Error(`${cfg.base}: no preprocessor_config.json`);
   const processor = parseQwen2VlImageConfig(folder.preprocessor, 'preprocessor_config.json');
   const train = hooks.trainCases ?? (await loadCases(cfg.train, 'train')).cases;

@@ -48,7 +48,7 @@ try {
   console.log(`base read as float32, peak rss ${gb(peakRss())}`);
   const lora = parseLoraConfig({ r: 16, lora_alpha: 32, lora_dropout: 0.05, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] });
   const t0 = now();
-  const policy = await Qwen2VLPolicy.create({ config, base, method: { type: 'lora', lora }, seed: 1, stopIds: config.tokens.eosTokenIds, padId: 151643, threads: Number(values.threads) });
+  const policy = await Qwen2VLPolicy.create({ config, base, method: { type: 'lora', lora }, releaseBase: true, seed: 1, stopIds: config.tokens.eosTokenIds, padId: 151643, threads: Number(values.threads) });
   const adapterParams = [...policy.trainable.values()].reduce((n, v) => n + v.length, 0);
   console.log(`sessions built in ${((now() - t0) / 1000).toFixed(1)} s; adapter ${(adapterParams / 1e6).toFixed(2)} M parameters; peak rss ${gb(peakRss())}`);
 

@@ -7,7 +7,7 @@
 // with the training graph.
 import type { Qwen2VLConfig } from '../engine/architectures/qwen2-vl/config.ts';
 import { buildDecoderGraph, buildEmbedTokensGraph, buildVisionEncoderGraph, type ServingLora } from '../engine/architectures/qwen2-vl/graphs.ts';
-import { qwen2VLParamTable, type Qwen2VLWeights } from '../engine/architectures/qwen2-vl/params.ts';
+import { qwen2VLInputShapes, toServingLayout, type Qwen2VLWeights } from '../engine/architectures/qwen2-vl/params.ts';
 import { qwen2VLTrainingBatch, type Qwen2VLTrainingBatch } from '../engine/architectures/qwen2-vl/training-batch.ts';
 import { Qwen2VLTrainingSession } from '../engine/architectures/qwen2-vl/training-session.ts';
 import { qwen2VLLoraTargets, type Qwen2VLTrainable } from '../engine/architectures/qwen2-vl/training.ts';
@@ -25,8 +25,13 @@ export type TrainMethod = { type: 'full' } | { type: 'lora'; lora: LoraConfig };
 
 export interface Qwen2VLPolicyOptions {
   config: Qwen2VLConfig;
-  /** The initial weights (never modified: the frozen base for LoRA, the reference for full). */
+  /**
+   * The initial weights in HF layout, never modified: the reference for full fine-tuning; for LoRA
+   * the frozen base, converted once to serving layout (shared by the training and rollout graphs,
+   * so no graph transposes a weight per run) and, with `releaseBase`, emptied as it is converted.
+   */
   base: Qwen2VLWeights;
+  releaseBase?: boolean;
   method: TrainMethod;
   /** Seeds the adapter's initialisation and its dropout. */
   seed: number;
@@ -57,7 +62,9 @@ export class Qwen2VLPolicy implements TrainablePolicy<Qwen2VLTrainingBatch> {
 
   static async create(o: Qwen2VLPolicyOptions): Promise<Qwen2VLPolicy> {
     const c = o.config;
-    const shapes = new Map(qwen2VLParamTable(c).map((p) => [p.name, p.shape]));
+    const layout = o.method.type === 'lora' ? 'serving' : 'hf';
+    const shapes = qwen2VLInputShapes(c, layout);
+    const base = layout === 'serving' ? toServingLayout(c, o.base, o.releaseBase) : o.base;
     let method: Qwen2VLTrainable;
     let trainable: Map<string, Float32Array>;
     let lora: ServingLora | undefined;
@@ -76,12 +83,12 @@ export class Qwen2VLPolicy implements TrainablePolicy<Qwen2VLTrainingBatch> {
       trainable = o.trainable ?? new Map([...o.base].map(([k, v]) => [k, v.slice()]));
     }
     for (const [name] of shapes) {
-      if (!trainable.has(name) && !o.base.has(name)) throw new Error(`weights: ${name} is missing`);
+      if (!trainable.has(name) && !base.has(name)) throw new Error(`weights: ${name} is missing`);
     }
     const threads = o.threads;
-    const trainer = await Qwen2VLTrainingSession.create(c, { trainable: method, withGrads: true, intraOpThreads: threads });
-    const scorer = await Qwen2VLTrainingSession.create(c, { trainable: method, withGrads: false, intraOpThreads: threads });
-    const source = { kind: 'inputs' } as const;
+    const trainer = await Qwen2VLTrainingSession.create(c, { trainable: method, withGrads: true, intraOpThreads: threads, layout });
+    const scorer = await Qwen2VLTrainingSession.create(c, { trainable: method, withGrads: false, intraOpThreads: threads, layout });
+    const source = { kind: 'inputs', layout } as const;
     const graphs = {
       vision: buildVisionEncoderGraph(c, source, { lora }),
       embed: buildEmbedTokensGraph(c, source),
@@ -90,7 +97,7 @@ export class Qwen2VLPolicy implements TrainablePolicy<Qwen2VLTrainingBatch> {
     const inputsOf = (g: Graph) => g.inputs.map((v) => v.name).filter((n) => shapes.has(n));
     const open = async (g: Graph) => (await openSession(serializeGraph(g), { intraOpThreads: threads })).session;
     const serving: Qwen2VlServingSessions = { config: c, vision: await open(graphs.vision), embed: await open(graphs.embed), decoder: await open(graphs.decoder) };
-    return new Qwen2VLPolicy(c, o.base, trainable, method, o.stopIds, o.padId, o.seed, trainer, scorer, serving,
+    return new Qwen2VLPolicy(c, base, trainable, method, o.stopIds, o.padId, o.seed, trainer, scorer, serving,
       { vision: inputsOf(graphs.vision), embed: inputsOf(graphs.embed), decoder: inputsOf(graphs.decoder) }, shapes);
   }
 

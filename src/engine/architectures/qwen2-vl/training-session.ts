@@ -7,7 +7,7 @@ import { serializeGraph } from '../../graph/serialize.ts';
 import { f32, i64, openSession, ort, type Feed } from '../../ort/session.ts';
 import { adapterInputShapes, DROPOUT_SEED_INPUT } from '../../lora/graph.ts';
 import type { Qwen2VLConfig } from './config.ts';
-import { qwen2VLParamTable, type Qwen2VLWeights } from './params.ts';
+import { qwen2VLInputShapes, type Qwen2VLWeights } from './params.ts';
 import type { Qwen2VLTrainingBatch } from './training-batch.ts';
 import { buildQwen2VLTrainingGraph, type Qwen2VLTrainable } from './training.ts';
 
@@ -17,6 +17,8 @@ export interface Qwen2VLSessionOptions {
   intraOpThreads?: number;
   /** Whether the batches carry images (default true). */
   images?: boolean;
+  /** Layout of the fed base weights (LoRA may feed a serving-layout base shared with rollouts). Default hf. */
+  layout?: 'hf' | 'serving';
 }
 
 export interface Qwen2VLForwardResult {
@@ -40,8 +42,9 @@ export class Qwen2VLTrainingSession {
   ) {}
 
   static async create(c: Qwen2VLConfig, opts: Qwen2VLSessionOptions): Promise<Qwen2VLTrainingSession> {
-    const tg = buildQwen2VLTrainingGraph(c, { trainable: opts.trainable, withGrads: opts.withGrads, images: opts.images });
-    const shapes = new Map(qwen2VLParamTable(c).map((p) => [p.name, p.shape]));
+    const layout = opts.layout ?? 'hf';
+    const tg = buildQwen2VLTrainingGraph(c, { trainable: opts.trainable, withGrads: opts.withGrads, images: opts.images, source: { kind: 'inputs', layout } });
+    const shapes = qwen2VLInputShapes(c, layout);
     if (opts.trainable.kind === 'lora') {
       for (const t of opts.trainable.targets) {
         const s = adapterInputShapes(t, opts.trainable.config.r);

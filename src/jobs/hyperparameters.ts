@@ -4,7 +4,9 @@
 import { GRPO_DEFAULTS, validateGrpoConfig, type GrpoConfig } from '../training/grpo/grpo-config.ts';
 
 /** GrpoConfig keys a request may not set: where things are read and written, and the CPU share. */
-const SERVER_OWNED = ['preset', 'tokenizer', 'init', 'train', 'validation', 'out', 'package_dir', 'package_version', 'threads'] as const;
+// `base` and `method` (fine-tuning an HF base folder) are the trainer's CLI options; a request names its
+// base by model id, and the admin route does not train HF bases yet, so neither is a hyperparameter.
+const SERVER_OWNED = ['preset', 'tokenizer', 'init', 'train', 'validation', 'out', 'package_dir', 'package_version', 'threads', 'base', 'method'] as const;
 type ServerOwned = (typeof SERVER_OWNED)[number];
 
 export type FineTuneHyperparameters = Omit<GrpoConfig, ServerOwned>;
@@ -15,7 +17,7 @@ export type FineTuneHyperparameters = Omit<GrpoConfig, ServerOwned>;
  * enough to see a change but quick to score twice.
  */
 export const FINE_TUNE_DEFAULTS: FineTuneHyperparameters = (() => {
-  const { preset: _p, tokenizer: _t, init: _i, train: _tr, validation: _v, out: _o, package_dir: _pd, package_version: _pv, threads: _th, ...rest } = GRPO_DEFAULTS;
+  const { preset: _p, tokenizer: _t, init: _i, train: _tr, validation: _v, out: _o, package_dir: _pd, package_version: _pv, threads: _th, base: _b, method: _m, ...rest } = GRPO_DEFAULTS;
   return {
     ...rest,
     max_steps: 60,

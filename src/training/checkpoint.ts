@@ -6,6 +6,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors, type SafetensorsTensors } from '../engine/export/safetensors.ts';
 import type { ModelConfig } from '../engine/model/config.ts';
+import type { Qwen2VLConfig } from '../engine/architectures/qwen2-vl/config.ts';
 import type { Weights } from '../engine/model/params.ts';
 import type { AdamWState } from '../engine/optim/adamw.ts';
 import { renameIntoPlace, tempPath, writeFilesSynced } from '../files/durable-file.ts';
@@ -18,7 +19,7 @@ export interface TrainerState {
   /** Anything else the trainer needs to continue exactly (epoch, position in the shuffled data…). */
   cursor: Record<string, number>;
   seed: number;
-  modelConfig: ModelConfig;
+  modelConfig: ModelConfig | Qwen2VLConfig;
   trainerConfig: unknown;
   createdAt: string;
   /**

@@ -26,6 +26,11 @@ export interface Qwen2VlServingSessions {
   embed: ortTypes.InferenceSession;
   /** Built with logits 'last' and present 'new'. */
   decoder: ortTypes.InferenceSession;
+  /** Fed on every vision / decoder run besides the data: a LoRA adapter's A and B when the graphs take them as inputs. */
+  visionFeed?: Feed;
+  decoderFeed?: Feed;
+  /** Fed on every embed run: the table, when the graphs take the weights as inputs (a policy being fully fine-tuned). */
+  embedFeed?: Feed;
 }
 
 export interface Qwen2VlRow {
@@ -68,6 +73,7 @@ async function encodeRows(s: Qwen2VlServingSessions, rows: readonly Qwen2VlRow[]
     at += r.pixelValues.length;
   }
   const out = await s.vision.run({
+    ...s.visionFeed,
     pixel_values: f32(pixels, [total / c.vision.patchDim, c.vision.patchDim]),
     grid_thw: i64(grids.flat(), [grids.length, 3]),
   });
@@ -109,7 +115,7 @@ export async function generateQwen2Vl(s: Qwen2VlServingSessions, rows: Qwen2VlRo
   const L = layout.length;
   const ids = new BigInt64Array(B * L).fill(BigInt(opts.padId));
   rows.forEach((r, b) => r.promptIds.forEach((id, k) => (ids[b * L + layout.padding[b]! + k] = BigInt(id))));
-  const embeds = (await s.embed.run({ input_ids: i64(ids, [B, L]) })).inputs_embeds!.data as Float32Array;
+  const embeds = (await s.embed.run({ ...s.embedFeed, input_ids: i64(ids, [B, L]) })).inputs_embeds!.data as Float32Array;
   rows.forEach((r, b) => {
     let k = 0;
     const f = features[b]!;
@@ -124,6 +130,7 @@ export async function generateQwen2Vl(s: Qwen2VlServingSessions, rows: Qwen2VlRo
   const emptyPast = f32(new Float32Array(0), [B, numKvHeads, 0, headDim]);
   const presentOrder = Array.from({ length: numLayers }, (_, l) => presentNames(l)).flatMap((n) => [n.key, n.value]);
   const prefillFeed: Feed = {
+    ...s.decoderFeed,
     inputs_embeds: f32(embeds, [B, L, H]),
     attention_mask: i64(layout.attentionMask, [B, L]),
     position_ids: i64(layout.positionIds, [3, B, L]),
@@ -165,7 +172,7 @@ export async function generateQwen2Vl(s: Qwen2VlServingSessions, rows: Qwen2VlRo
       const position = BigInt(decodePosition(cache.length, layout.ropeDeltas[b]!));
       for (let axis = 0; axis < 3; axis++) stepPositions[axis * B + b] = position;
     }
-    const stepEmbeds = (await s.embed.run({ input_ids: i64(stepIds, [B, 1]) })).inputs_embeds!.data as Float32Array;
+    const stepEmbeds = (await s.embed.run({ ...s.embedFeed, input_ids: i64(stepIds, [B, 1]) })).inputs_embeds!.data as Float32Array;
     // Grows the buffers first when full, so past(i) and cap below describe this step.
     cache.reserve(1);
     const mask = new BigInt64Array(B * (cache.cap + 1));
@@ -175,6 +182,7 @@ export async function generateQwen2Vl(s: Qwen2VlServingSessions, rows: Qwen2VlRo
       mask[row + cache.cap] = 1n; // the fed token itself
     }
     const feed: Feed = {
+      ...s.decoderFeed,
       inputs_embeds: f32(stepEmbeds, [B, 1, H]),
       attention_mask: i64(mask, [B, cache.cap + 1]),
       position_ids: i64(stepPositions, [3, B, 1]),

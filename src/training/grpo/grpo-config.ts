@@ -64,6 +64,12 @@ export interface GrpoConfig {
    */
   freeze_vision: boolean;
   threads: number;
+  /**
+   * A Hugging Face base folder (model_type qwen2_vl) to fine-tune instead of `init`/`preset`; empty =
+   * today's family. With a base, `method` says how ({"type": "full"} or {"type": "lora", ...}).
+   */
+  base: string;
+  method: Record<string, unknown>;
   out: string;
   package_dir: string;
   package_version: string;
@@ -108,6 +114,8 @@ export const GRPO_DEFAULTS: GrpoConfig = {
   augment_images: false,
   freeze_vision: false,
   threads: 0,
+  base: '',
+  method: { type: 'full' },
   out: 'runs/grpo',
   package_dir: '',
   package_version: '1.0.0',

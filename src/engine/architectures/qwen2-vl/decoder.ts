@@ -169,10 +169,12 @@ export function lmHead(p: Qwen2VLParams, hidden: Value): Value {
   const H = p.config.text.hiddenSize;
   const V = p.config.text.vocabSize;
   const flat = hidden.rank === 2 ? hidden : o.reshape(hidden, [-1, H]);
-  const y = o.matmul(flat, w);
-  if (hidden.rank === 2) return y;
-  const outShape = o.concat([o.slice(o.shapeOf(hidden), [0], [hidden.rank - 1], [0]), hidden.graph.constInts([V])], 0);
-  return o.reshape(y, outShape, [...hidden.shape.slice(0, -1), V]);
+  let y = o.matmul(flat, w);
+  if (hidden.rank !== 2) {
+    const outShape = o.concat([o.slice(o.shapeOf(hidden), [0], [hidden.rank - 1], [0]), hidden.graph.constInts([V])], 0);
+    y = o.reshape(y, outShape, [...hidden.shape.slice(0, -1), V]);
+  }
+  return p.lora ? p.lora.apply('lm_head', hidden, y) : y;
 }
 
 /** input_ids [B, S] → [B, S, H] */

@@ -16,18 +16,52 @@ import type { Qwen2VLConfig } from './config.ts';
 import { embedTokens, finalNorm, lmHead, textModel, type KeyValue, type PresentMode } from './decoder.ts';
 import { Qwen2VLParams, type WeightSource } from './params.ts';
 import { visionTower } from './vision.ts';
+import { LoraSource, type LoraSourceMode } from '../../lora/graph.ts';
+import type { LoraConfig } from '../../lora/config.ts';
+import type { LoraTarget } from '../../lora/targets.ts';
+
+/**
+ * An adapter on the serving graphs: baked in (one adapter served unmerged) or as graph inputs
+ * (`<module>.lora_A.weight` …), so one session on one base serves any adapter fed with the request,
+ * or a policy being trained decodes with its current adapter.
+ */
+export interface ServingLora {
+  config: Pick<LoraConfig, 'r' | 'lora_alpha' | 'use_rslora' | 'lora_dropout'>;
+  targets: readonly LoraTarget[];
+  mode: { kind: 'inputs' } | Extract<LoraSourceMode, { kind: 'initializers' }>;
+}
+
+const isVisionModule = (t: LoraTarget) => t.module.startsWith('visual.');
+
+/** Puts the adapters of one graph's modules (vision or text) on its params; checked after building. */
+function attachLora(p: Qwen2VLParams, lora: ServingLora | undefined, part: 'vision' | 'text'): LoraSource | null {
+  if (!lora) return null;
+  const targets = lora.targets.filter((t) => isVisionModule(t) === (part === 'vision'));
+  if (targets.length === 0) return null;
+  const mode: LoraSourceMode = lora.mode.kind === 'inputs' ? { kind: 'inputs', dropout: false } : lora.mode;
+  p.lora = new LoraSource(p.graph, targets, lora.config, mode);
+  return p.lora;
+}
+
+function checkLoraUsed(source: LoraSource | null): void {
+  const unused = source?.unused() ?? [];
+  if (unused.length > 0) throw new Error(`LoRA targets the serving graph never used: ${unused.map((t) => t.module).join(', ')}`);
+}
 
 export interface VisionGraphOptions {
   /** Also output patch_embeds, vision_block.{i} [N, E] (golden checks). */
   debugOutputs?: boolean;
+  lora?: ServingLora;
 }
 
 export function buildVisionEncoderGraph(c: Qwen2VLConfig, source: WeightSource, opts: VisionGraphOptions = {}): Graph {
   const g = new Graph('qwen2vl_vision_encoder');
   const p = new Qwen2VLParams(g, c, source);
+  const lora = attachLora(p, opts.lora, 'vision');
   const pixels = g.input('pixel_values', 'float32', ['num_patches', c.vision.patchDim]);
   const grid = g.input('grid_thw', 'int64', ['num_images', 3]);
   const out = visionTower(p, pixels, grid);
+  checkLoraUsed(lora);
   g.output(out.features, 'image_features');
   if (opts.debugOutputs) {
     g.output(out.patchEmbeds, 'patch_embeds');
@@ -51,6 +85,7 @@ export interface DecoderGraphOptions {
   present?: PresentMode;
   /** Also output hidden.{i} (each layer's output) and last_hidden (after the final norm). */
   debugOutputs?: boolean;
+  lora?: ServingLora;
 }
 
 export function pastKeyValueNames(layer: number): { key: string; value: string } {
@@ -65,6 +100,7 @@ export function buildDecoderGraph(c: Qwen2VLConfig, source: WeightSource, opts: 
   const t = c.text;
   const g = new Graph('qwen2vl_decoder');
   const p = new Qwen2VLParams(g, c, source);
+  const lora = attachLora(p, opts.lora, 'text');
   const embeds = g.input('inputs_embeds', 'float32', ['batch_size', 'sequence_length', t.hiddenSize]);
   const mask = g.input('attention_mask', 'int64', ['batch_size', 'total_sequence_length']);
   const positions = g.input('position_ids', 'int64', [3, 'batch_size', 'sequence_length']);
@@ -82,6 +118,7 @@ export function buildDecoderGraph(c: Qwen2VLConfig, source: WeightSource, opts: 
   const hidden = opts.logits === 'last' ? o.gather(out.last, g.constInts([-1]), 1) : out.last;
   const normed = finalNorm(p, hidden);
   g.output(lmHead(p, normed), 'logits');
+  checkLoraUsed(lora);
   out.presents.forEach((kv, l) => {
     const n = presentNames(l);
     g.output(kv.key, n.key);

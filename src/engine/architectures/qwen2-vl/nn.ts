@@ -15,9 +15,11 @@ export function linear(p: Qwen2VLParams, name: string, x: Value, bias: boolean):
   const flat = x.rank === 2 ? x : o.reshape(x, [-1, inDim]);
   let y = o.matmul(flat, w);
   if (bias) y = o.add(y, p.tensor(`${name}.bias`));
-  if (x.rank === 2) return y;
-  const outShape = o.concat([o.slice(o.shapeOf(x), [0], [x.rank - 1], [0]), x.graph.constInts([outDim])], 0);
-  return o.reshape(y, outShape, [...x.shape.slice(0, -1), outDim]);
+  if (x.rank !== 2) {
+    const outShape = o.concat([o.slice(o.shapeOf(x), [0], [x.rank - 1], [0]), x.graph.constInts([outDim])], 0);
+    y = o.reshape(y, outShape, [...x.shape.slice(0, -1), outDim]);
+  }
+  return p.lora ? p.lora.apply(name, x, y) : y;
 }
 
 /** LayerNorm with affine weights; Pow(c, 2) is the pattern ORT's LayerNormFusion recognises. */

@@ -7,6 +7,7 @@
 import type { Graph, Value } from '../../graph/builder.ts';
 import * as o from '../../graph/ops.ts';
 import type { Qwen2VLConfig } from './config.ts';
+import type { LoraSource } from '../../lora/graph.ts';
 
 export type ParamKind = 'linear' | 'bias' | 'norm' | 'embedding';
 
@@ -97,7 +98,7 @@ export interface ExternalRef {
  *              so no weight bytes pass through the graph at all.
  */
 export type WeightSource =
-  | { kind: 'inputs' }
+  | { kind: 'inputs'; layout?: 'hf' | 'serving' }
   | { kind: 'arrays'; weights: Qwen2VLWeights }
   | { kind: 'external'; refs: Map<string, ExternalRef> };
 
@@ -131,6 +132,8 @@ export class Qwen2VLParams {
   /** Graph inputs created so far (inputs mode), in order of first use. */
   readonly inputs = new Map<string, Value>();
   private readonly made = new Map<string, Value>();
+  /** Adapters added at the linear layers they target (training graphs, or serving an unmerged adapter). */
+  lora: LoraSource | null = null;
 
   constructor(
     readonly graph: Graph,
@@ -156,12 +159,21 @@ export class Qwen2VLParams {
   }
 
   private input(p: Qwen2VLParam): Value {
-    let v = this.inputs.get(p.name);
+    return this.namedInput(p.name, p.shape);
+  }
+
+  private namedInput(name: string, shape: number[]): Value {
+    let v = this.inputs.get(name);
     if (!v) {
-      v = this.graph.input(p.name, this.graph.floatType, p.shape);
-      this.inputs.set(p.name, v);
+      v = this.graph.input(name, this.graph.floatType, shape);
+      this.inputs.set(name, v);
     }
     return v;
+  }
+
+  /** Inputs already in serving layout (linears [in, out] named `<name>.T`): a frozen base fed to several graphs without a transpose per run. */
+  private get servingInputs(): boolean {
+    return this.source.kind === 'inputs' && this.source.layout === 'serving';
   }
 
   private baked(name: string, shape: number[], data: () => Float32Array): Value {
@@ -190,6 +202,7 @@ export class Qwen2VLParams {
     if (p.kind !== 'linear') throw new Error(`${name} is not a linear weight`);
     const { name: sName, shape } = servingLayout(p);
     return this.memo(sName, () => {
+      if (this.servingInputs) return this.namedInput(sName, shape);
       if (this.source.kind === 'inputs') {
         const w = this.input(p);
         return o.transpose(p.shape.length === 2 ? w : o.reshape(w, shape.slice().reverse()), [1, 0]);
@@ -214,6 +227,7 @@ export class Qwen2VLParams {
     if (!t.tieWordEmbeddings) return this.linear('lm_head.weight');
     const shape = [t.hiddenSize, t.vocabSize];
     return this.memo('lm_head.tied.T', () => {
+      if (this.servingInputs) return this.namedInput('lm_head.tied.T', shape);
       if (this.source.kind === 'inputs') return o.transpose(this.tensor('model.embed_tokens.weight'), [1, 0]);
       return this.baked('lm_head.tied.T', shape, () => transpose2d(this.hfArray(this.spec('model.embed_tokens.weight')), t.vocabSize, t.hiddenSize));
     });
@@ -227,5 +241,38 @@ export class Qwen2VLParams {
 export function qwen2VLExpectedTensors(c: Qwen2VLConfig): Map<string, { shape: number[]; optional?: boolean }> {
   const out = new Map<string, { shape: number[]; optional?: boolean }>(qwen2VLParamTable(c).map((p) => [p.name, { shape: p.shape }]));
   if (c.text.tieWordEmbeddings) out.set('lm_head.weight', { shape: [c.text.vocabSize, c.text.hiddenSize], optional: true });
+  return out;
+}
+
+/** Every weight input's name and shape for a graph fed in `layout` (serving: linears `<name>.T` [in, out], a tied head `lm_head.tied.T`). */
+export function qwen2VLInputShapes(c: Qwen2VLConfig, layout: 'hf' | 'serving'): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const p of qwen2VLParamTable(c)) {
+    const s = layout === 'serving' ? servingLayout(p) : { name: p.name, shape: p.shape };
+    out.set(s.name, s.shape);
+  }
+  if (layout === 'serving' && c.text.tieWordEmbeddings) out.set('lm_head.tied.T', [c.text.hiddenSize, c.text.vocabSize]);
+  return out;
+}
+
+/**
+ * HF-layout weights → serving layout (what `qwen2VLInputShapes(c, 'serving')` names). With `release`,
+ * each HF array is dropped from `weights` once converted, so a large model is never held twice.
+ */
+export function toServingLayout(c: Qwen2VLConfig, weights: Qwen2VLWeights, release = false): Qwen2VLWeights {
+  const out: Qwen2VLWeights = new Map();
+  const t = c.text;
+  if (t.tieWordEmbeddings) out.set('lm_head.tied.T', transpose2d(weights.get('model.embed_tokens.weight')!, t.vocabSize, t.hiddenSize));
+  for (const p of qwen2VLParamTable(c)) {
+    const w = weights.get(p.name);
+    if (!w) throw new Error(`weights: ${p.name} is missing`);
+    if (p.kind === 'linear') {
+      const s = servingLayout(p);
+      out.set(s.name, transpose2d(w, s.shape[1]!, s.shape[0]!));
+    } else {
+      out.set(p.name, w);
+    }
+    if (release) weights.delete(p.name);
+  }
   return out;
 }

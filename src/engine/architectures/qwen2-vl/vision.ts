@@ -105,7 +105,8 @@ export interface VisionOutputs {
 export function visionTower(p: Qwen2VLParams, pixels: Value, gridThw: Value): VisionOutputs {
   const v = p.config.vision;
   const lay = visionLayout(p.config, pixels, gridThw);
-  const patchEmbeds = o.matmul(pixels, p.linear('visual.patch_embed.proj.weight'));
+  const plainEmbeds = o.matmul(pixels, p.linear('visual.patch_embed.proj.weight'));
+  const patchEmbeds = p.lora ? p.lora.apply('visual.patch_embed.proj', pixels, plainEmbeds) : plainEmbeds;
   const blocks: Value[] = [];
   let x = patchEmbeds;
   for (let i = 0; i < v.depth; i++) {

@@ -34,7 +34,10 @@ export interface Node {
 
 export interface Initializer {
   readonly value: Value;
+  /** Empty when `external` is set. */
   readonly data: TensorData;
+  /** Bytes already written to an ONNX external-data file (weights too large to hold in the proto). */
+  readonly external?: { readonly location: string; readonly offset: number; readonly length: number };
 }
 
 export class Graph {
@@ -77,6 +80,20 @@ export class Graph {
     if (data.length !== count) throw new Error(`initializer ${name}: ${data.length} values for shape [${shape.join(',')}]`);
     const v = new Value(this, this.claim(name), dtype, shape, constInts);
     this.initializers.push({ value: v, data });
+    return v;
+  }
+
+  /** An initializer whose bytes lie in an external-data file next to the model (`location` is relative to it). */
+  externalInitializer(
+    name: string,
+    dtype: DType,
+    shape: readonly number[],
+    external: { location: string; offset: number; length: number },
+  ): Value {
+    const bytes = shape.reduce((a, b) => a * b, 1) * (dtype === 'float64' || dtype === 'int64' ? 8 : dtype === 'bool' ? 1 : 4);
+    if (external.length !== bytes) throw new Error(`initializer ${name}: ${external.length} external bytes for ${dtype} [${shape.join(',')}]`);
+    const v = new Value(this, this.claim(name), dtype, shape);
+    this.initializers.push({ value: v, data: new Float32Array(0), external: { ...external } });
     return v;
   }
 

@@ -316,3 +316,36 @@ export function zerosLike(like: Value): Value {
   })[0];
 }
 export { float };
+
+// ---- integer index arithmetic and trigonometry (positions built inside serving graphs) -------
+
+export const sin = (x: Value) => unary('Sin', x);
+export const cos = (x: Value) => unary('Cos', x);
+export const not = (x: Value) => unary('Not', x);
+export const greater = (a: Value, b: Value | number) => binary('Greater', a, lift(b, a));
+export const and = (a: Value, b: Value) => binary('And', a, b);
+
+export function lessOrEqual(a: Value, b: Value | number): Value {
+  const bb = lift(b, a);
+  const g = graphOf(a, bb);
+  return g.node('LessOrEqual', [a, bb], [{ dtype: 'bool', shape: broadcastShapes(a.shape, bb.shape) }])[0];
+}
+
+/** Integer remainder with the sign of the divisor (ONNX Mod, fmod = 0); int64 only. */
+export function mod(a: Value, b: Value | number): Value {
+  const bb = lift(b, a);
+  if (a.dtype !== 'int64' || bb.dtype !== 'int64') throw new Error('mod: int64 operands expected');
+  return graphOf(a, bb).node('Mod', [a, bb], [{ dtype: 'int64', shape: broadcastShapes(a.shape, bb.shape) }])[0];
+}
+
+/** [start, limit) in steps of `delta`; scalar operands of one dtype, `length` names the result's dim. */
+export function range(start: Value, limit: Value, delta: Value, length: Dim): Value {
+  const g = graphOf(start, limit, delta);
+  return g.node('Range', [start, limit, delta], [{ dtype: start.dtype, shape: [length] }])[0];
+}
+
+/** Inclusive cumulative sum along `axis`. */
+export function cumSum(x: Value, axis: number): Value {
+  const g = x.graph;
+  return g.node('CumSum', [x, g.constInts([normAxis(axis, x.rank)], true)], [{ dtype: x.dtype, shape: x.shape }])[0];
+}

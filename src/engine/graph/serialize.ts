@@ -1,6 +1,6 @@
 // Graph -> ONNX ModelProto bytes, through onnx-proto's generated protobuf classes.
 import onnxProto from 'onnx-proto';
-import type { Graph, TensorData, Value } from './builder.ts';
+import type { Graph, Initializer, TensorData, Value } from './builder.ts';
 import type { Attr, DType } from './types.ts';
 import { ONNX_DTYPE } from './types.ts';
 import { OPSET } from './ops.ts';
@@ -29,6 +29,32 @@ function tensorProto(name: string, dtype: DType, dims: readonly number[], data: 
   return onnx.TensorProto.create({ name, dataType: ONNX_DTYPE[dtype], dims: [...dims], rawData: rawBytes(data) });
 }
 
+export interface ExternalLocation {
+  location: string;
+  offset: number;
+  length: number;
+}
+
+function externalTensorProto(name: string, dtype: DType, dims: readonly number[], ext: ExternalLocation) {
+  return onnx.TensorProto.create({
+    name,
+    dataType: ONNX_DTYPE[dtype],
+    dims: [...dims],
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [
+      { key: 'location', value: ext.location },
+      { key: 'offset', value: String(ext.offset) },
+      { key: 'length', value: String(ext.length) },
+    ],
+  });
+}
+
+function initializerProto(i: Initializer, placed?: ExternalLocation) {
+  const ext = i.external ?? placed;
+  const dims = i.value.shape as number[];
+  return ext ? externalTensorProto(i.value.name, i.value.dtype, dims, ext) : tensorProto(i.value.name, i.value.dtype, dims, i.data);
+}
+
 function typedFor(dtype: DType, values: number[]): TensorData {
   switch (dtype) {
     case 'float32': return Float32Array.from(values);
@@ -54,12 +80,13 @@ function attribute(name: string, a: Attr) {
   }
 }
 
-export function toModelProto(g: Graph, docString = '') {
+/** `placed`: where initializers held in memory were written as external data (by name). */
+export function toModelProto(g: Graph, docString = '', placed?: ReadonlyMap<string, ExternalLocation>) {
   const graph = onnx.GraphProto.create({
     name: g.name,
     input: g.inputs.map(valueInfo),
     output: g.outputs.map(valueInfo),
-    initializer: g.initializers.map((i) => tensorProto(i.value.name, i.value.dtype, i.value.shape as number[], i.data)),
+    initializer: g.initializers.map((i) => initializerProto(i, placed?.get(i.value.name))),
     node: g.nodes.map((n, idx) =>
       onnx.NodeProto.create({
         name: `${n.op}_${idx}`,
@@ -83,4 +110,9 @@ export function toModelProto(g: Graph, docString = '') {
 
 export function serializeGraph(g: Graph, docString = ''): Uint8Array {
   return onnx.ModelProto.encode(toModelProto(g, docString)).finish();
+}
+
+/** Bytes of the initializers a serialised model would hold inline (not already external). */
+export function inlineInitializerBytes(g: Graph): number {
+  return g.initializers.reduce((n, i) => n + (i.external ? 0 : i.data.byteLength), 0);
 }

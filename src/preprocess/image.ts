@@ -31,7 +31,7 @@ export interface PreprocessOptions extends DecodeLimits {
 }
 
 export interface DecodedImage {
-  /** size * size * 3 bytes, sRGB, HWC. */
+  /** height * width * 3 bytes, sRGB, HWC (size * size for decodeImage). */
   rgb: Uint8Array;
   sourceFormat: ImageFormat;
   /** Source dimensions, after EXIF orientation. */
@@ -113,7 +113,11 @@ async function toSquareRgb(image: Sharp, size: number, maxInputPixels: number): 
   return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }
 
-async function decodeEncoded(bytes: Buffer, format: 'png' | 'jpeg', size: number, limits: DecodeLimits): Promise<DecodedImage> {
+/**
+ * A sharp instance over a PNG or JPEG upload whose header passed the checks, EXIF-oriented, plus its
+ * oriented size. Shared by the square path (our own family) and the native-size path (HF processors).
+ */
+async function openEncoded(bytes: Buffer, format: 'png' | 'jpeg', limits: DecodeLimits): Promise<{ image: Sharp; width: number; height: number }> {
   // A PNG cut after its last IDAT would decode silently (see png-chunks.ts). JPEG needs no such
   // check: libjpeg reports a missing end of image, and failOn turns that into an error.
   if (format === 'png' && !pngHasCompleteChunks(bytes)) {
@@ -133,8 +137,13 @@ async function decodeEncoded(bytes: Buffer, format: 'png' | 'jpeg', size: number
   }
   // The limit is repeated on the decoding instance as a second guard inside libvips.
   const image = sharp(bytes, { limitInputPixels: limits.maxInputPixels, failOn: FAIL_ON, autoOrient: true });
+  return { image, width: metadata.autoOrient.width, height: metadata.autoOrient.height };
+}
+
+async function decodeEncoded(bytes: Buffer, format: 'png' | 'jpeg', size: number, limits: DecodeLimits): Promise<DecodedImage> {
+  const { image, width, height } = await openEncoded(bytes, format, limits);
   const rgb = await toSquareRgb(image, size, limits.maxInputPixels);
-  return { rgb, sourceFormat: format, width: metadata.autoOrient.width, height: metadata.autoOrient.height };
+  return { rgb, sourceFormat: format, width, height };
 }
 
 async function decodeDicomImage(bytes: Buffer, size: number, limits: DecodeLimits): Promise<DecodedImage> {
@@ -165,6 +174,56 @@ export async function decodeImage(upload: Uint8Array | null | undefined, size: n
   // A zero-copy Buffer view: sharp treats typed arrays other than Buffer as raw pixels.
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   return format === 'dicom' ? decodeDicomImage(buffer, size, limits) : decodeEncoded(buffer, format, size, limits);
+}
+
+/**
+ * The upload as 8-bit sRGB at its own size (EXIF-oriented), transparency composited onto
+ * `background`; a DICOM image after its VOI window, grey copied to the three channels. Same checks
+ * and errors as decodeImage. For processors that choose their own size (Hugging Face's).
+ */
+export async function decodeNativeRgb(
+  upload: Uint8Array | null | undefined,
+  limits: DecodeLimits,
+  background: 'white' | 'black',
+): Promise<DecodedImage> {
+  checkLimits(limits);
+  const bytes = requireBytes(upload);
+  if (bytes.length > limits.maxBytes) {
+    throw new ImageInputError('image_too_large_bytes', `Upload of ${bytes.length} bytes exceeds the limit of ${limits.maxBytes} bytes.`);
+  }
+  const format = sniffImageFormat(bytes);
+  if (format === undefined) {
+    throw new ImageInputError(
+      'unsupported_media_type',
+      'The upload is not a PNG, JPEG or DICOM (Part 10) image; only those formats are accepted.',
+    );
+  }
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let image: Sharp;
+  let width: number;
+  let height: number;
+  if (format === 'dicom') {
+    const raster = decodeDicom(buffer, { maxPixels: limits.maxInputPixels });
+    image = sharp(raster.pixels, { raw: { width: raster.width, height: raster.height, channels: raster.channels }, limitInputPixels: limits.maxInputPixels });
+    ({ width, height } = raster);
+  } else {
+    ({ image, width, height } = await openEncoded(buffer, format, limits));
+  }
+  const colour = background === 'white' ? { r: 255, g: 255, b: 255, alpha: 1 } : BLACK;
+  let output: { data: Buffer; info: OutputInfo };
+  try {
+    output = await image.flatten({ background: colour }).toColourspace('srgb').removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  } catch (thrown) {
+    if (describeThrown(thrown).includes('exceeds pixel limit')) {
+      throw new ImageInputError('image_too_large_pixels', `Image exceeds the limit of ${limits.maxInputPixels} pixels.`, { cause: thrown });
+    }
+    throw new ImageInputError('image_unreadable', 'The image data is corrupt or truncated.', { cause: thrown });
+  }
+  const { data, info } = output;
+  if (info.channels !== RGB_CHANNELS || info.width !== width || info.height !== height) {
+    throw new Error(`sharp produced ${info.width}x${info.height}x${info.channels}, expected ${width}x${height}x3.`);
+  }
+  return { rgb: new Uint8Array(data.buffer, data.byteOffset, data.length), sourceFormat: format, width, height };
 }
 
 /** size * size * 3 bytes (sRGB, HWC): the cacheable half of preprocessImage. */

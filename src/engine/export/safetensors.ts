@@ -17,14 +17,18 @@ import { readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { writeFileDurably } from '../../files/durable-file.ts';
 
-export type SafetensorsDtype = 'F32' | 'F64' | 'I64' | 'I32' | 'U8';
+export type SafetensorsDtype = 'F32' | 'F64' | 'I64' | 'I32' | 'U8' | 'F16' | 'BF16';
 
+// F16 and BF16 have no JS typed array: their raw 16-bit patterns are kept in a Uint16Array
+// (see float32FromHalf / float32FromBfloat16 below for the conversion).
 interface DtypeArrays {
   F32: Float32Array;
   F64: Float64Array;
   I64: BigInt64Array;
   I32: Int32Array;
   U8: Uint8Array;
+  F16: Uint16Array;
+  BF16: Uint16Array;
 }
 
 /** One tensor; the typed array type is tied to the dtype so a mismatch is a type error. */
@@ -54,8 +58,15 @@ const DTYPES: {
   F64: { bytes: 8, rank: 12, ctor: Float64Array },
   F32: { bytes: 4, rank: 11, ctor: Float32Array },
   I32: { bytes: 4, rank: 9, ctor: Int32Array },
+  BF16: { bytes: 2, rank: 8, ctor: Uint16Array },
+  F16: { bytes: 2, rank: 7, ctor: Uint16Array },
   U8: { bytes: 1, rank: 1, ctor: Uint8Array },
 };
+
+/** Bytes per element of a dtype. */
+export function dtypeBytes(dtype: SafetensorsDtype): number {
+  return DTYPES[dtype].bytes;
+}
 
 // Same cap as the reference implementation: a header this large is corruption, not a model.
 const MAX_HEADER_BYTES = 100_000_000;
@@ -183,20 +194,42 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Parses a safetensors buffer. Tensor data is copied, so results never alias `bytes`. */
-export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
-  assertLittleEndianHost();
-  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (buf.length < 8) throw new SafetensorsError(`file is ${buf.length} bytes; too short for the 8-byte header length`);
-  const headerLength = buf.readBigUInt64LE(0);
+/** Where one tensor's bytes lie, as the header states it (offsets relative to the data section). */
+export interface SafetensorsEntry {
+  name: string;
+  dtype: SafetensorsDtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsHeader {
+  /** In header order. */
+  entries: SafetensorsEntry[];
+  metadata: SafetensorsMetadata;
+  /** Byte offset of the data section in the file: 8 + the header length. */
+  dataStart: number;
+}
+
+/** The header length from the file's first 8 bytes, range-checked against the file's size. */
+export function headerLengthOf(first8: Uint8Array, fileBytes: number): number {
+  if (fileBytes < 8 || first8.length < 8) throw new SafetensorsError(`file is ${fileBytes} bytes; too short for the 8-byte header length`);
+  const headerLength = Buffer.from(first8.buffer, first8.byteOffset, 8).readBigUInt64LE(0);
   if (headerLength < 2n || headerLength > BigInt(MAX_HEADER_BYTES)) {
     throw new SafetensorsError(`header length ${headerLength} is out of range (2..${MAX_HEADER_BYTES})`);
   }
-  const dataStart = 8 + Number(headerLength);
-  if (dataStart > buf.length) {
-    throw new SafetensorsError(`header length ${headerLength} runs past the end of the ${buf.length}-byte file`);
+  if (8 + Number(headerLength) > fileBytes) {
+    throw new SafetensorsError(`header length ${headerLength} runs past the end of the ${fileBytes}-byte file`);
   }
-  const headerBytes = buf.subarray(8, dataStart);
+  return Number(headerLength);
+}
+
+/**
+ * Parses and checks the JSON header of a file whose data section is `dataLength` bytes. Like the
+ * reference reader: sorted by offset, each tensor must start where the previous ended and the last
+ * must end at the end of the file, which rejects overlaps, holes, trailing bytes and truncation.
+ */
+export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: number): Omit<SafetensorsHeader, 'dataStart'> {
   if (headerBytes[0] !== 0x7b) throw new SafetensorsError('header does not start with "{"');
   let headerText: string;
   try {
@@ -213,7 +246,7 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
   if (!isPlainObject(header)) throw new SafetensorsError('header must be a JSON object');
 
   let metadata: SafetensorsMetadata = {};
-  const infos: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] = [];
+  const infos: SafetensorsEntry[] = [];
   for (const [name, value] of Object.entries(header)) {
     if (name === METADATA_KEY) {
       if (!isPlainObject(value)) throw new SafetensorsError(`"${METADATA_KEY}" must be an object of strings`);
@@ -247,15 +280,12 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
     infos.push({ name, dtype, shape: shape as number[], begin, end });
   }
 
-  // Like the reference reader: sorted by offset, each tensor must start where the previous ended and
-  // the last must end at the end of the file. This rejects overlaps, holes and trailing bytes.
-  const dataLength = buf.length - dataStart;
   const byOffset = [...infos].sort((a, b) => a.begin - b.begin || a.end - b.end);
   let cursor = 0;
   for (const info of byOffset) {
     if (info.end > dataLength) {
       throw new SafetensorsError(
-        `tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] exceed the ${dataLength}-byte data section`,
+        `tensor "${info.name}": data_offsets [${info.begin}, ${info.end}] exceed the ${dataLength}-byte data section (file truncated?)`,
       );
     }
     if (info.begin < cursor) throw new SafetensorsError(`tensor "${info.name}": data overlaps the previous tensor`);
@@ -267,6 +297,16 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
   if (cursor !== dataLength) {
     throw new SafetensorsError(`data section is ${dataLength} bytes but tensors cover only ${cursor}`);
   }
+  return { entries: infos, metadata };
+}
+
+/** Parses a safetensors buffer. Tensor data is copied, so results never alias `bytes`. */
+export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
+  assertLittleEndianHost();
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headerLength = headerLengthOf(buf.subarray(0, 8), buf.length);
+  const dataStart = 8 + headerLength;
+  const { entries: infos, metadata } = parseSafetensorsHeader(buf.subarray(8, dataStart), buf.length - dataStart);
 
   const tensors: SafetensorsTensors = {};
   for (const info of infos) {
@@ -281,6 +321,61 @@ export function decodeSafetensors(bytes: Uint8Array): SafetensorsFile {
     Object.defineProperty(tensors, info.name, { value: tensor, enumerable: true, writable: true, configurable: true });
   }
   return { tensors, metadata };
+}
+
+/**
+ * Reads only the header of the file at `path` (the 8-byte length and the JSON), checked against the
+ * file's size, so a reader can then fetch tensors one at a time instead of holding the whole file.
+ */
+export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
+  assertLittleEndianHost();
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    const first8 = Buffer.alloc(8);
+    await handle.read(first8, 0, Math.min(8, size), 0);
+    const headerLength = headerLengthOf(first8, size);
+    const headerBytes = Buffer.alloc(headerLength);
+    await handle.read(headerBytes, 0, headerLength, 8);
+    const parsed = parseSafetensorsHeader(headerBytes, size - 8 - headerLength);
+    return { ...parsed, dataStart: 8 + headerLength };
+  } catch (error) {
+    if (error instanceof SafetensorsError) throw new SafetensorsError(`${path}: ${error.message}`);
+    throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+// float32 bit patterns of every float16 value: a table read per element is exact and fast.
+let halfTable: Float32Array | undefined;
+function halfToFloatTable(): Float32Array {
+  if (halfTable) return halfTable;
+  const table = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exponent = (h >> 10) & 0x1f;
+    const fraction = h & 0x3ff;
+    if (exponent === 0) table[h] = sign * fraction * 2 ** -24;
+    else if (exponent === 31) table[h] = fraction === 0 ? sign * Infinity : Number.NaN;
+    else table[h] = sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+  }
+  halfTable = table;
+  return table;
+}
+
+/** IEEE float16 bit patterns -> float32 (exact: every float16 is a float32). */
+export function float32FromHalf(bits: Uint16Array, out = new Float32Array(bits.length)): Float32Array {
+  const table = halfToFloatTable();
+  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]!]!;
+  return out;
+}
+
+/** bfloat16 bit patterns -> float32 (exact: a bfloat16 is the upper half of a float32). */
+export function float32FromBfloat16(bits: Uint16Array, out = new Float32Array(bits.length)): Float32Array {
+  const words = new Uint32Array(out.buffer, out.byteOffset, out.length);
+  for (let i = 0; i < bits.length; i++) words[i] = bits[i]! << 16;
+  return out;
 }
 
 /** Reads and validates a safetensors file from a path, or decodes one already in memory. */

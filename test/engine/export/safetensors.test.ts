@@ -228,8 +228,8 @@ describe('safetensors write validation', () => {
   });
 
   it('rejects unsupported dtypes, bad shapes, the reserved name and non-string metadata', () => {
-    const bf16 = { w: { dtype: 'BF16', shape: [1], data: new Uint8Array(2) } } as unknown as SafetensorsTensors;
-    assert.throws(() => encodeSafetensors(bf16), /unsupported dtype "BF16"/);
+    const bf16 = { w: { dtype: 'F8_E4M3', shape: [1], data: new Uint8Array(1) } } as unknown as SafetensorsTensors;
+    assert.throws(() => encodeSafetensors(bf16), /unsupported dtype "F8_E4M3"/);
     assert.throws(() => encodeSafetensors({ w: { dtype: 'U8', shape: [-1], data: new Uint8Array(0) } }), /non-negative/);
     assert.throws(
       () => encodeSafetensors({ __metadata__: { dtype: 'U8', shape: [0], data: new Uint8Array(0) } }),
@@ -280,7 +280,7 @@ describe('safetensors corruption', () => {
   });
 
   it('rejects malformed entries', () => {
-    assertDecodeError(rawFile({ a: { dtype: 'BF16', shape: [2], data_offsets: [0, 4] } }, four), /unsupported dtype "BF16"/);
+    assertDecodeError(rawFile({ a: { dtype: 'F8_E4M3', shape: [2], data_offsets: [0, 2] } }, four), /unsupported dtype "F8_E4M3"/);
     assertDecodeError(rawFile({ a: tensor(4, 0, [0]) }, new Uint8Array(0)), /end before they begin/);
     assertDecodeError(rawFile({ a: tensor(-1, 3, [4]) }, four), /two non-negative integers/);
     assertDecodeError(rawFile({ a: tensor(0, 4, [2.5]) }, four), /non-negative integers/);

@@ -13,7 +13,7 @@
 // tensors (and metadata with at most one key, whose order Python leaves to a hash map). The reader
 // enforces the reference reader's rules: the data section is covered exactly, no holes, no overlaps.
 
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { writeFileDurably } from '../../files/durable-file.ts';
 

@@ -156,7 +156,7 @@ try {
     const png = new Uint8Array(await readFile(join(goldenDir, 'image.png')));
     const gpv = golden.tensors.pixel_values.data as Float32Array;
     const ours = await oursImage(png);
-    const theirs = await processor.image_processor(await RawImage.fromBlob(new Blob([png])));
+    const theirs = await processor.image_processor!(await RawImage.fromBlob(new Blob([png])));
     const o = diff(ours.pixelValues, gpv);
     const t = diff((theirs.pixel_values as Tensor).data as Float32Array, gpv);
     console.log(`golden image.png vs Pillow pixel_values: ours max ${fmt(o.max)} mean ${fmt(o.mean)}; transformers.js max ${fmt(t.max)} mean ${fmt(t.mean)}`);

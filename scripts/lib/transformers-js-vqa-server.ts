@@ -38,7 +38,7 @@ app.post('/v1/vqa', async (req, res) => {
     const inputs = await processor(text, raw);
     const output = (await model.generate({ ...inputs, max_new_tokens: maxTokens, do_sample: false } as never)) as Tensor;
     const promptLength = (inputs.input_ids as Tensor).dims.at(-1)!;
-    const generated = output.slice(null, [promptLength, null]);
+    const generated = output.slice(null, [promptLength, output.dims.at(-1)!]);
     const [answer] = processor.batch_decode(generated, { skip_special_tokens: true });
     const completionTokens = generated.dims.at(-1)!;
     res.json({ answer, usage: { prompt_tokens: promptLength, completion_tokens: completionTokens, total_tokens: promptLength + completionTokens } });

@@ -58,7 +58,7 @@ function largeConfig(): Record<string, unknown> {
     vocab_size: 151936,
     rms_norm_eps: 1e-6,
     rope_theta: 1000000,
-    rope_scaling: { type: 'mrope', mrope_section: [16, 24, 24] },
+    rope_scaling: { type: 'mrope', mrope_section: [8, 12, 12] },
     max_position_embeddings: 32768,
     tie_word_embeddings: true,
     hidden_act: 'silu',

@@ -10,6 +10,7 @@
 // value `sha256sum` and the Hub's LFS pointer show), and for shards the sha256 of the lines
 // "<file sha256>  <file name>\n" in file-name order (what `sha256sum` prints for them, sorted).
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -243,32 +244,47 @@ async function readFile(file: PlannedFile, weights: Map<string, Float32Array>): 
   return hash.digest('hex');
 }
 
+function combinedSha256(planned: readonly PlannedFile[], fileHashes: readonly { name: string; sha256: string }[]): string {
+  if (fileHashes.length === 1 && planned[0]!.name === SINGLE_WEIGHTS_FILE) return fileHashes[0]!.sha256;
+  const lines = [...fileHashes]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((f) => `${f.sha256}  ${f.name}\n`)
+    .join('');
+  return createHash('sha256').update(lines).digest('hex');
+}
+
+function describe(planned: readonly PlannedFile[], sha256: string): Omit<LoadedWeights, 'weights'> {
+  const loaded = planned.flatMap((f) => f.tensors.filter((t) => t.canonical !== null));
+  return {
+    sha256,
+    files: planned.map((f) => f.name),
+    dtypes: [...new Set(loaded.map((t) => t.entry.dtype))],
+    parameterCount: loaded.reduce((n, t) => n + t.entry.shape.reduce((a, b) => a * b, 1), 0),
+    fileBytes: planned.reduce((sum, f) => sum + f.size, 0),
+  };
+}
+
 /** Loads and checks the weights of the folder `dir`; every failure is an HfFolderError naming the file and tensor. */
 export async function loadWeights(dir: string, opts: LoadWeightsOptions): Promise<LoadedWeights> {
   const planned = await planWeights(dir, opts);
   const weights = new Map<string, Float32Array>();
   const fileHashes: { name: string; sha256: string }[] = [];
   for (const file of planned) fileHashes.push({ name: file.name, sha256: await readFile(file, weights) });
-  const sha256 =
-    fileHashes.length === 1 && planned[0]!.name === SINGLE_WEIGHTS_FILE
-      ? fileHashes[0]!.sha256
-      : createHash('sha256')
-          .update(
-            [...fileHashes]
-              .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-              .map((f) => `${f.sha256}  ${f.name}\n`)
-              .join(''),
-          )
-          .digest('hex');
-  const dtypes = [...new Set(planned.flatMap((f) => f.tensors.filter((t) => t.canonical !== null).map((t) => t.entry.dtype)))];
-  let parameterCount = 0;
-  for (const values of weights.values()) parameterCount += values.length;
-  return {
-    weights,
-    sha256,
-    files: planned.map((f) => f.name),
-    dtypes,
-    parameterCount,
-    fileBytes: planned.reduce((sum, f) => sum + f.size, 0),
-  };
+  return { weights, ...describe(planned, combinedSha256(planned, fileHashes)) };
+}
+
+/**
+ * Everything loadWeights checks and reports except the values: every header checked against the
+ * table, the files hashed by streaming them (nothing is converted or kept). For a start whose
+ * serving graphs are already cached under the weights' sha256.
+ */
+export async function inspectWeights(dir: string, opts: LoadWeightsOptions): Promise<Omit<LoadedWeights, 'weights'>> {
+  const planned = await planWeights(dir, opts);
+  const fileHashes: { name: string; sha256: string }[] = [];
+  for (const file of planned) {
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(file.path, { highWaterMark: 1 << 22 })) hash.update(chunk as Buffer);
+    fileHashes.push({ name: file.name, sha256: hash.digest('hex') });
+  }
+  return describe(planned, combinedSha256(planned, fileHashes));
 }

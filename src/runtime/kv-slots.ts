@@ -66,6 +66,11 @@ export class KvSlots {
     this.length += S;
   }
 
+  /** Makes room for `S` more positions now, so past() and cap already describe the next append. */
+  reserve(S: number): void {
+    if (this.length + S > this.cap) this.grow(this.length + S);
+  }
+
   /** Buffer i as the decoder's past [B, H, cap, Dh] (valid until the next append). */
   past(i: number): ortTypes.Tensor {
     return this.tensors[i];

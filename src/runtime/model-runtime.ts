@@ -12,7 +12,8 @@ import type { Weights } from '../engine/model/params.ts';
 import { verifyModelPackage } from '../registry/model-package.ts';
 import { generate, type ServingSessions } from './generate.ts';
 import { promptIds } from './prompt.ts';
-import type { ImageConfig, InferenceRequest, InferenceResult, ModelRuntime, RuntimeLoader } from './types.ts';
+import { preprocessImage } from '../preprocess/image.ts';
+import type { ImageConfig, ImageLimits, InferenceRequest, InferenceResult, ModelRuntime, PreparedImage, RuntimeLoader } from './types.ts';
 
 /** Longest answer a request may ask for; the rest of the position table is left to the question. */
 export const MAX_NEW_TOKENS = 64;
@@ -40,6 +41,12 @@ export class OnnxModelRuntime implements ModelRuntime {
   ) {
     this.imageConfig = { imageSize: config.imageSize, patchSize: config.patchSize, mean: config.imageMean, std: config.imageStd };
     this.maxPromptTokens = config.text.maxPositions - numPatches(config) - MAX_NEW_TOKENS;
+  }
+
+  async prepareImage(bytes: Uint8Array, limits: ImageLimits): Promise<PreparedImage> {
+    const { imageSize, patchSize, mean, std } = this.imageConfig;
+    const image = await preprocessImage(bytes, { imageSize, patchSize, channels: 3, mean, std, ...limits });
+    return { patches: image.patches };
   }
 
   async generateBatch(reqs: InferenceRequest[]): Promise<InferenceResult[]> {

@@ -10,8 +10,10 @@ export interface GenerateParams {
 }
 
 export interface InferenceRequest {
-  /** Preprocessed image, row-major [numPatches * patchDim], as src/preprocess/image.ts returns it. */
+  /** The image as the runtime's prepareImage made it: row-major [numPatches * patchDim]. */
   patches: Float32Array;
+  /** [t, h, w] in patches, for architectures whose image size varies (Qwen2-VL). */
+  gridThw?: readonly [number, number, number];
   question: string;
   params: GenerateParams;
 }
@@ -34,12 +36,23 @@ export interface ImageConfig {
   std: number[];
 }
 
+/** An uploaded image turned into the vision encoder's input by the model's own processor. */
+export interface PreparedImage {
+  patches: Float32Array;
+  gridThw?: readonly [number, number, number];
+}
+
+/** Limits on an upload, checked before anything is decoded. */
+export interface ImageLimits {
+  maxInputPixels: number;
+  maxBytes: number;
+}
+
 export interface ModelRuntime {
   /** Package directory name, e.g. 'clinvqa-grpo'; the model id clients see. */
   readonly id: string;
   /** The package's manifest.json (model card). */
   readonly manifest: Record<string, unknown>;
-  readonly imageConfig: ImageConfig;
   /** Largest batch generateBatch accepts; the batcher never exceeds it. */
   readonly maxBatch: number;
   /**
@@ -47,6 +60,11 @@ export interface ModelRuntime {
    * can log a fallback. Optional so a runtime that cannot tell still satisfies the contract.
    */
   readonly executionProvider?: string;
+  /**
+   * Upload bytes → the vision encoder's input, with this model's processor (size, normalisation,
+   * patch order). Throws ImageInputError for a bad upload.
+   */
+  prepareImage(bytes: Uint8Array, limits: ImageLimits): Promise<PreparedImage>;
   /** One batched vision pass + batched decode; results in the order of `reqs`. */
   generateBatch(reqs: InferenceRequest[]): Promise<InferenceResult[]>;
   /** Frees sessions; called only once no request is using this runtime. */

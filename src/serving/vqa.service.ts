@@ -6,7 +6,6 @@ import { createHash, randomUUID } from 'node:crypto';
 import { ApiError } from '../errors.ts';
 import type { Logger } from '../audit/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { preprocessImage } from '../preprocess/image.ts';
 import type { ModelLease, ModelRegistry } from '../registry/registry.ts';
 import { InferenceTimeoutError, QueueFullError, RequestCancelledError, type Completed } from '../runtime/batcher.ts';
 import type { InferenceResult } from '../runtime/types.ts';
@@ -75,15 +74,9 @@ export class VqaService {
     ctx.audit.model = model.id;
     ctx.audit.variant = variant;
     try {
-      // 1. preprocess with this model's image geometry and normalisation
+      // 1. preprocess with this model's own image processor
       const t0 = performance.now();
-      const { imageSize, patchSize, mean, std } = model.runtime.imageConfig;
-      const image = await preprocessImage(input.image, {
-        imageSize,
-        patchSize,
-        channels: 3,
-        mean,
-        std,
+      const image = await model.runtime.prepareImage(input.image, {
         maxInputPixels: this.deps.limits.maxInputPixels,
         maxBytes: this.deps.limits.maxImageBytes,
       });
@@ -93,6 +86,7 @@ export class VqaService {
       // 2. queue on the model's batcher (vision + decode run batched with other requests)
       const completed = await this.runQueued(model.id, model.batcher, {
         patches: image.patches,
+        ...(image.gridThw !== undefined ? { gridThw: image.gridThw } : {}),
         question: input.question,
         params: {
           temperature: input.temperature ?? DEFAULT_PARAMS.temperature,

@@ -3,7 +3,8 @@
 // answers depend on the inputs, so a test can tell which request got which result.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ImageConfig, InferenceRequest, InferenceResult, ModelRuntime, RuntimeLoader } from '../../src/runtime/types.ts';
+import { preprocessImage } from '../../src/preprocess/image.ts';
+import type { ImageConfig, ImageLimits, InferenceRequest, InferenceResult, ModelRuntime, PreparedImage, RuntimeLoader } from '../../src/runtime/types.ts';
 
 export const FAKE_IMAGE_CONFIG: ImageConfig = { imageSize: 32, patchSize: 16, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
 
@@ -31,6 +32,12 @@ export class FakeRuntime implements ModelRuntime {
   ) {
     this.maxBatch = behaviour.maxBatch ?? 16;
     this.executionProvider = behaviour.executionProvider ?? 'cpu';
+  }
+
+  /** The real square preprocessing, so bad uploads fail exactly as they do in production. */
+  async prepareImage(bytes: Uint8Array, limits: ImageLimits): Promise<PreparedImage> {
+    const { imageSize, patchSize, mean, std } = this.imageConfig;
+    return { patches: (await preprocessImage(bytes, { imageSize, patchSize, channels: 3, mean, std, ...limits })).patches };
   }
 
   async generateBatch(reqs: InferenceRequest[]): Promise<InferenceResult[]> {

@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 
 import { ModelRegistry, type ModelLease } from '../../src/registry/registry.ts';
 import { Batcher } from '../../src/runtime/batcher.ts';
-import type { InferenceRequest, InferenceResult, ModelRuntime, RuntimeLoader } from '../../src/runtime/types.ts';
+import type { InferenceRequest, InferenceResult, ModelRuntime, PreparedImage, RuntimeLoader } from '../../src/runtime/types.ts';
 
 /** A controllable stand-in for an ONNX runtime: answers with its own version, and fails if used after dispose. */
 class FakeRuntime implements ModelRuntime {
@@ -24,6 +24,10 @@ class FakeRuntime implements ModelRuntime {
     readonly version: number,
   ) {
     this.manifest = { id, version: String(version) };
+  }
+
+  async prepareImage(): Promise<PreparedImage> {
+    return { patches: new Float32Array(0) };
   }
 
   async generateBatch(reqs: InferenceRequest[]): Promise<InferenceResult[]> {

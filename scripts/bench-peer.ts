@@ -18,6 +18,8 @@
 //   --data <jsonl>       default ../shared/data/slake/validation.jsonl
 //   --skip-large         the small model only
 //   --side ours|theirs   one side only (no ratio line): for checking one server on its own
+//   --ours server|engine server (default): src/main.ts serving the folder; engine: our runtime and
+//                        batcher behind a bare express route (scripts/lib/engine-vqa-server.ts)
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -42,6 +44,7 @@ const { values: args } = parseArgs({
     data: { type: 'string', default: path.resolve(repo, '../shared/data/slake/validation.jsonl') },
     'skip-large': { type: 'boolean', default: false },
     side: { type: 'string', default: 'both' },
+    ours: { type: 'string', default: 'server' },
   },
 });
 
@@ -157,6 +160,16 @@ async function symlinkDir(target: string, at: string): Promise<void> {
   await symlink(path.resolve(target), at, 'dir');
 }
 
+/** Our runtime and batcher without the rest of the server. */
+async function startOursEngine(folder: string, tmp: string, threads: number): Promise<Server> {
+  const { child, port } = await spawnServer(
+    ['--import', 'tsx', 'scripts/lib/engine-vqa-server.ts', '--model', folder, '--data-dir', path.join(tmp, `engine-var-${path.basename(folder)}`), '--port', '0', '--threads', String(threads)],
+    {},
+    (line) => (line.startsWith('listening ') ? Number(line.slice('listening '.length)) : undefined),
+  );
+  return { child, url: `http://127.0.0.1:${port}`, headers: {} };
+}
+
 /** The transformers.js server on the exported folder. */
 async function startTheirs(exported: string, threads: number): Promise<Server> {
   const { child, port } = await spawnServer(
@@ -222,21 +235,32 @@ async function drive(server: Server, questions: Question[], clients: number, sec
   };
 }
 
-async function measure(label: string, side: 'ours' | 'theirs', server: Server, questions: Question[], seconds: number): Promise<Point[]> {
+function report(label: string, side: string, p: Point): void {
+  console.log(
+    `peer ${label.padEnd(5)} ${side.padEnd(6)} clients=${String(p.clients).padStart(2)}  throughput=${p.throughput.toFixed(2)} req/s  ` +
+      `p50=${p.p50.toFixed(0)} ms  p90=${p.p90.toFixed(0)} ms  requests=${p.requests}  tokens/req=${p.meanCompletionTokens.toFixed(1)}  errors=${p.errors}`,
+  );
+}
+
+/**
+ * Both servers are up at once (an idle one costs nothing) and each concurrency level is measured on
+ * ours and then on theirs, so a change in the machine's background load lands on both sides of a
+ * ratio rather than on one side's whole series.
+ */
+async function measureBoth(label: string, sides: { name: 'ours' | 'theirs'; server: Server }[], questions: Question[], seconds: number) {
+  const out: Record<'ours' | 'theirs', Point[]> = { ours: [], theirs: [] };
   try {
-    await drive(server, questions, 2, Math.min(5, seconds)); // warm-up: sessions, allocator, JIT
-    const points: Point[] = [];
-    for (const clients of CONCURRENCY) {
-      const p = await drive(server, questions, clients, seconds);
-      points.push(p);
-      console.log(
-        `peer ${label.padEnd(5)} ${side.padEnd(6)} clients=${String(clients).padStart(2)}  throughput=${p.throughput.toFixed(2)} req/s  ` +
-          `p50=${p.p50.toFixed(0)} ms  p90=${p.p90.toFixed(0)} ms  requests=${p.requests}  tokens/req=${p.meanCompletionTokens.toFixed(1)}  errors=${p.errors}`,
-      );
+    for (const s of sides) await drive(s.server, questions, 2, Math.min(5, seconds)); // warm-up: sessions, allocator, JIT
+    for (const c of CONCURRENCY) {
+      for (const s of sides) {
+        const p = await drive(s.server, questions, c, seconds);
+        out[s.name].push(p);
+        report(label, s.name, p);
+      }
     }
-    return points;
+    return out;
   } finally {
-    await stop(server.child);
+    for (const s of sides) await stop(s.server.child);
   }
 }
 
@@ -249,9 +273,15 @@ async function exportForTransformersJs(folder: string, out: string): Promise<voi
 async function benchModel(label: string, folder: string, tmp: string, questions: Question[], seconds: number, threads: number) {
   const exported = path.join(tmp, `${label}-transformers-js`);
   await exportForTransformersJs(folder, exported);
-  const ours = args.side === 'theirs' ? [] : await measure(label, 'ours', await startOurs(folder, tmp, threads), questions, seconds);
-  const theirs = args.side === 'ours' ? [] : await measure(label, 'theirs', await startTheirs(exported, threads), questions, seconds);
-  return { ours, theirs };
+  const sides: { name: 'ours' | 'theirs'; server: Server }[] = [];
+  try {
+    if (args.side !== 'theirs') sides.push({ name: 'ours', server: await (args.ours === 'engine' ? startOursEngine : startOurs)(folder, tmp, threads) });
+    if (args.side !== 'ours') sides.push({ name: 'theirs', server: await startTheirs(exported, threads) });
+  } catch (error) {
+    for (const s of sides) await stop(s.server.child);
+    throw error;
+  }
+  return measureBoth(label, sides, questions, seconds);
 }
 
 async function main(): Promise<void> {
@@ -259,7 +289,7 @@ async function main(): Promise<void> {
   const maxTokens = Number(args['max-tokens']);
   const questions = await loadQuestions(args.data!, Number(args.questions), maxTokens);
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'clinvqa-bench-peer-'));
-  console.log(`bench:peer  threads=${threads}  max_tokens=${maxTokens}  questions=${questions.length} (${args.data})  cores=${os.availableParallelism()}`);
+  console.log(`bench:peer  ours=${args.ours === 'engine' ? 'our runtime + batcher (no server)' : 'our server (src/main.ts)'}  threads=${threads}  max_tokens=${maxTokens}  questions=${questions.length} (${args.data})  cores=${os.availableParallelism()}`);
   try {
     const small = await benchModel('small', REFERENCE, tmp, questions, Number(args.duration), threads);
     let large: typeof small | undefined;

@@ -65,7 +65,7 @@ interface Point {
 async function scratchPackage(dir: string, preset: string): Promise<void> {
   const { VqaTokenizer } = await import('../src/data/tokenizer.ts');
   const { initialModel } = await import('../src/training/model-init.ts');
-  const { exportModelPackage } = await import('../src/engine/export/package-export.ts');
+  const { exportModelPackage } = await import('../src/registry/package-export.ts');
   const tokenizerPath = path.join(repo, 'assets/tokenizer.json');
   const tokenizer = await VqaTokenizer.load(tokenizerPath);
   const model = await initialModel('scratch', preset, tokenizer.vocabSize, 1);

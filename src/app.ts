@@ -22,14 +22,16 @@ import { contextOf } from './http/request-context.ts';
 import { createAdminAbRouter } from './http/routes/admin-ab.route.ts';
 import { adminModelsRouter } from './http/routes/admin-models.route.ts';
 import { chatRouter } from './http/routes/chat.route.ts';
+import { adminJobsRouter } from './http/routes/admin-jobs.route.ts';
 import { createFeedbackRouter } from './http/routes/feedback.route.ts';
 import { healthRouter } from './http/routes/health.route.ts';
 import { metricsRouter } from './http/routes/metrics.route.ts';
 import { modelsRouter } from './http/routes/models.route.ts';
 import { vqaRouter } from './http/routes/vqa.route.ts';
+import type { FineTunes } from './jobs/fine-tunes.ts';
 import { Metrics } from './metrics/metrics.ts';
 import { listModelPackages } from './registry/model-package.ts';
-import { ModelRegistry } from './registry/registry.ts';
+import { ModelRegistry } from './runtime/model-registry.ts';
 import { AbTableStore } from './routing/ab-table-store.ts';
 import { pickVariant } from './routing/sticky-router.ts';
 import { Batcher } from './runtime/batcher.ts';
@@ -226,4 +228,15 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   };
 }
 
-
+/** For `extraRouters`: starts fine-tuning with this app's registry and A/B table, and its admin router. */
+export function fineTuneRouters(fineTunes: FineTunes, parts: AppParts): Router[] {
+  const { queue, store, limits } = fineTunes.start({
+    logger: parts.logger,
+    imageLimits: parts.config.limits,
+    registerModel: async (dir) => {
+      await parts.registry.loadPackage(dir);
+    },
+    setCanary: (id, share) => parts.abTable.setCanary(id, share),
+  });
+  return [adminJobsRouter({ queue, store, limits })];
+}

@@ -3,6 +3,7 @@
 // CLINVQA_INSECURE_DEV=1) stops the process with the reason, before anything listens.
 import { createLogger } from './audit/logger.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import { fineTuneRouters } from './app.ts';
 import { startServer } from './http/serve.ts';
 import { createFineTunes } from './jobs/fine-tunes.ts';
 import { loadModelRuntime } from './runtime/model-runtime.ts';
@@ -24,7 +25,7 @@ if (config.insecureDev && config.apiKeys.length === 0) {
 const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir: config.modelsDir });
 try {
   await startServer(
-    { config, loader: loadModelRuntime, logger, extraRouters: (parts) => fineTunes.routers(parts), onClose: () => fineTunes.close() },
+    { config, loader: loadModelRuntime, logger, extraRouters: (parts) => fineTuneRouters(fineTunes, parts), onClose: () => fineTunes.close() },
     { handleSignals: true },
   );
 } catch (error) {

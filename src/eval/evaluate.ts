@@ -2,8 +2,10 @@
 // the single-answer latency (what a clinician waits for) is measured separately at batch size 1.
 import type { VqaCase } from '../data/vqa-case.ts';
 import type { ModelRuntime } from '../runtime/types.ts';
-import type { PatchCache } from '../training/image-cache.ts';
 import { computeEvalMetrics, evalJsonSummary, type EvalMetrics, type EvalPrediction } from './metrics.ts';
+
+/** Each case's preprocessed image by its path (training/image-cache.ts builds one). */
+export type CasePatches = ReadonlyMap<string, Float32Array>;
 
 export interface EvaluateOptions {
   batchSize?: number;
@@ -24,7 +26,7 @@ export interface EvaluationResult {
 
 const GREEDY = { temperature: 0, topP: 1 };
 
-export async function evaluateCases(rt: ModelRuntime, cases: readonly VqaCase[], patches: PatchCache, opts: EvaluateOptions = {}): Promise<EvaluationResult> {
+export async function evaluateCases(rt: ModelRuntime, cases: readonly VqaCase[], patches: CasePatches, opts: EvaluateOptions = {}): Promise<EvaluationResult> {
   const batchSize = Math.min(opts.batchSize ?? 16, rt.maxBatch);
   const maxTokens = opts.maxTokens ?? 64;
   const request = (c: VqaCase) => ({ patches: patches.get(c.imagePath)!, question: c.question, params: { ...GREEDY, maxTokens } });
@@ -71,7 +73,7 @@ export function summarize(r: EvaluationResult): Record<string, number | null> {
 }
 
 /** Summaries for all cases together and for each dataset on its own (manifests and reports). */
-export async function evaluateByDataset(rt: ModelRuntime, cases: readonly VqaCase[], patches: PatchCache, opts: EvaluateOptions = {}): Promise<Record<string, Record<string, number | null>>> {
+export async function evaluateByDataset(rt: ModelRuntime, cases: readonly VqaCase[], patches: CasePatches, opts: EvaluateOptions = {}): Promise<Record<string, Record<string, number | null>>> {
   const all = await evaluateCases(rt, cases, patches, opts);
   const out: Record<string, Record<string, number | null>> = { all: summarize(all) };
   for (const dataset of [...new Set(cases.map((c) => c.dataset))].sort()) {

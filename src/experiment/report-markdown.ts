@@ -3,7 +3,7 @@
 // significance test, the charts, and a verdict per finding derived from the numbers, never typed in.
 import { twoProportionZTest, wilsonInterval } from '../eval/proportion-stats.ts';
 import type { Claim } from './experiment-config.ts';
-import type { ExperimentResult, Metrics, RowResult } from './run-experiment.ts';
+import type { ExperimentResult, Metrics, RowResult } from './experiment-result.ts';
 import type { StepPoint } from './run-curves.ts';
 
 export type Verdict = 'reproduces' | 'same direction, not significant' | 'no difference' | 'opposite direction, not significant' | 'contradicted' | 'not run';

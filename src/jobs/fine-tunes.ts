@@ -1,13 +1,12 @@
-// Wires fine-tuning into a server: the job store and queue under the data dir, the admin router, and
-// the two hooks into serving — a finished package is loaded into the registry (no restart) and, with
-// a canary weight, put into the A/B table. Use:
+// Fine-tuning's lifecycle in a server: the job store and queue under the data dir, started with the
+// two hooks into serving that the host supplies — a finished package is loaded into the registry
+// (no restart) and, with a canary weight, put into the A/B table. app.ts mounts the admin router over
+// the started queue (fineTuneRouters). Use:
 //   const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir: config.modelsDir });
-//   startServer({ config, loader, logger, extraRouters: (parts) => fineTunes.routers(parts) });
+//   startServer({ config, loader, logger, extraRouters: (parts) => fineTuneRouters(fineTunes, parts) });
 //   … on shutdown: await fineTunes.close();
 import { existsSync } from 'node:fs';
-import type { Router } from 'express';
-import type { AppParts } from '../app.ts';
-import { adminJobsRouter } from '../http/routes/admin-jobs.route.ts';
+import type { Logger } from '../audit/logger.ts';
 import { GRPO_DEFAULTS } from '../training/grpo/grpo-config.ts';
 import { JobQueue } from './job-queue.ts';
 import { JobStore } from './job-store.ts';
@@ -25,9 +24,19 @@ export interface FineTunesOptions {
   stopTimeoutMs?: number;
 }
 
+/** What the serving side lends fine-tuning. */
+export interface FineTuneHost {
+  logger: Logger;
+  /** The server's image limits, which uploaded images obey too. */
+  imageLimits: { maxImageBytes: number; maxInputPixels: number };
+  /** Loads a finished package so that it serves without a restart. */
+  registerModel(dir: string): Promise<void>;
+  setCanary(modelId: string, share: number): void;
+}
+
 export interface FineTunes {
-  /** For createApp's `extraRouters`: opens the store, starts the queue, returns the admin router. */
-  routers(parts: AppParts): Router[];
+  /** Opens the store and starts the queue (once the host's parts exist). */
+  start(host: FineTuneHost): { queue: JobQueue; store: JobStore; limits: UploadLimits };
   /** Settles when the queue has recovered its jobs after a restart. */
   readonly started: Promise<void>;
   readonly queue: JobQueue | undefined;
@@ -50,11 +59,11 @@ export function createFineTunes(options: FineTunesOptions): FineTunes {
       return store;
     },
     started,
-    routers(parts) {
+    start(host) {
       const limits: UploadLimits = {
         ...DEFAULT_UPLOAD_LIMITS,
-        maxImageBytes: parts.config.limits.maxImageBytes,
-        maxInputPixels: parts.config.limits.maxInputPixels,
+        maxImageBytes: host.imageLimits.maxImageBytes,
+        maxInputPixels: host.imageLimits.maxInputPixels,
         ...options.limits,
       };
       store = JobStore.open(options.dataDir);
@@ -63,13 +72,9 @@ export function createFineTunes(options: FineTunesOptions): FineTunes {
         dataDir: options.dataDir,
         modelsDir: options.modelsDir,
         limits,
-        logger: parts.logger,
-        registerModel: async (_id, dir) => {
-          await parts.registry.loadPackage(dir);
-        },
-        setCanary: (id, share) => {
-          parts.abTable.setCanary(id, share);
-        },
+        logger: host.logger,
+        registerModel: (_id, dir) => host.registerModel(dir),
+        setCanary: (id, share) => host.setCanary(id, share),
         standardValidation: options.standardValidation ?? GRPO_DEFAULTS.validation.filter((p) => existsSync(p)),
         ...(options.workerThreads !== undefined ? { workerThreads: options.workerThreads } : {}),
         ...(options.maxCrashes !== undefined ? { maxCrashes: options.maxCrashes } : {}),
@@ -77,9 +82,9 @@ export function createFineTunes(options: FineTunesOptions): FineTunes {
         ...(options.stopTimeoutMs !== undefined ? { stopTimeoutMs: options.stopTimeoutMs } : {}),
       });
       const starting = queue.start();
-      starting.catch((error: unknown) => parts.logger.error('fine-tune queue failed to start', { error: String(error) }));
+      starting.catch((error: unknown) => host.logger.error('fine-tune queue failed to start', { error: String(error) }));
       markStarted(starting);
-      return [adminJobsRouter({ queue, store, limits })];
+      return { queue, store, limits };
     },
     close() {
       closed ??= (async () => {

@@ -210,12 +210,13 @@ export class JobQueue {
     if (!result.ok) {
       const first = result.errors[0]!;
       const where = first.line !== undefined ? `line ${first.line}: ` : '';
+      // Removed before the job reads as failed, so a client that sees the failure finds no upload left.
+      await removeStagedUpload(dataDir, job.id);
       this.finish(job.id, ['validating_files'], 'failed', {
         code: 'invalid_upload',
         message: `the upload is invalid (${result.errors.length} problem${result.errors.length === 1 ? '' : 's'}; first: ${where}${first.message})`,
         errors: result.errors,
       });
-      await removeStagedUpload(dataDir, job.id);
       return;
     }
     const stored = await storeDataset(dataDir, result.jsonl, result.images);

@@ -13,8 +13,7 @@
 // were copied into fresh JS buffers every step: ~8 MB per step at batch 16).
 import type * as ortTypes from 'onnxruntime-node';
 import { numPatches, patchDim, type ModelConfig } from '../engine/model/config.ts';
-import { MASKED } from '../engine/model/batch-inputs.ts';
-import { newKeyValueNames, pastNames } from '../engine/model/vlm.ts';
+import { MASKED, newKeyValueNames, pastNames } from '../engine/model/serving-io.ts';
 import { f32, i64, type Feed } from '../engine/ort/session.ts';
 import { KvSlots } from './kv-slots.ts';
 import { requestRng, sampleToken, type SamplingParams } from './sampling.ts';

@@ -8,7 +8,7 @@
 // small preset, batch 16: a step costs ~1.1 ms + ~8 µs per cached slot), and sizing for the run's
 // max_tokens up front would make every step pay for answers that stop early.
 import type * as ortTypes from 'onnxruntime-node';
-import { MASKED } from '../engine/model/batch-inputs.ts';
+import { MASKED } from '../engine/model/serving-io.ts';
 import { f32 } from '../engine/ort/session.ts';
 
 export interface KvSlotsShape {

@@ -2,7 +2,7 @@
 // the temperature restricted to the smallest set of tokens whose probability reaches top_p
 // (nucleus sampling). Randomness comes from a per-request seeded generator, so the same seed gives
 // the same answer whatever else shares the batch.
-import { rng } from '../engine/model/params.ts';
+import { rng } from '../engine/random.ts';
 
 export interface SamplingParams {
   temperature: number;

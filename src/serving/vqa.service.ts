@@ -6,7 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { ApiError } from '../errors.ts';
 import type { Logger } from '../audit/logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import type { ModelLease, ModelRegistry } from '../registry/registry.ts';
+import type { ModelLease, ModelRegistry } from '../runtime/model-registry.ts';
 import { InferenceTimeoutError, QueueFullError, RequestCancelledError, type Completed } from '../runtime/batcher.ts';
 import type { InferenceResult } from '../runtime/types.ts';
 import { OVERRIDE_VARIANT, type ResponseRecorder, type VariantSelector } from './variant-selection.ts';

@@ -1,5 +1,5 @@
 // The order in which a trainer visits its examples, epoch by epoch.
-import { rng } from '../engine/model/params.ts';
+import { rng } from '../engine/random.ts';
 
 /** Seeded Fisher–Yates: the order of epoch e depends only on (seed, e), so a resumed run matches. */
 export function epochOrder(n: number, seed: number, epoch: number): number[] {

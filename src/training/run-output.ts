@@ -7,7 +7,7 @@ import type { VqaTokenizer } from '../data/tokenizer.ts';
 import type { VqaCase } from '../data/vqa-case.ts';
 import type { ModelConfig } from '../engine/model/config.ts';
 import type { ParamSpec, Weights } from '../engine/model/params.ts';
-import { exportModelPackage } from '../engine/export/package-export.ts';
+import { exportModelPackage } from '../registry/package-export.ts';
 import { evaluateByDataset } from '../eval/evaluate.ts';
 import type { EvalMetrics, JsonObject } from '../registry/manifest.ts';
 import { isPathTaken } from '../registry/model-package.ts';

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseExperimentConfig } from '../../src/experiment/experiment-config.ts';
 import { cell, checkClaim, pct, renderReport, trainingObservations } from '../../src/experiment/report-markdown.ts';
-import type { ExperimentResult, Metrics, RowResult } from '../../src/experiment/run-experiment.ts';
+import type { ExperimentResult, Metrics, RowResult } from '../../src/experiment/experiment-result.ts';
 
 function metrics(accuracy: number, n = 200): Metrics {
   const m = { n, accuracy, closed_accuracy: accuracy, open_accuracy: null, format_rate: 1, grounding_rate: 0.5, yes_bias: -0.042, mean_completion_length: 21.25 };

@@ -8,7 +8,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chartPaths, planRuns, readExperimentConfig } from '../../src/experiment/experiment-config.ts';
-import { runExperiment, writeExperimentReport, type Metrics } from '../../src/experiment/run-experiment.ts';
+import type { Metrics } from '../../src/experiment/experiment-result.ts';
+import { runExperiment, writeExperimentReport } from '../../src/experiment/run-experiment.ts';
 import { wellFormedXml } from './xml-well-formed.ts';
 
 /** The metrics without the timings, which differ from run to run. */

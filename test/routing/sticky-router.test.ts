@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { nextTable, type AbTable, type AbVariant } from '../../src/routing/ab-table.ts';
 import { pickVariant, stickyPoint } from '../../src/routing/sticky-router.ts';
-import { rng as mulberry32 } from '../../src/engine/model/params.ts';
+import { rng as mulberry32 } from '../../src/engine/random.ts';
 
 const NOW = new Date('2025-01-01T00:00:00Z');
 const everyModel = (): boolean => true;

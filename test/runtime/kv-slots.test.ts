@@ -2,7 +2,7 @@
 // what was written, and the step bias opens exactly the written, non-padding slots.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MASKED } from '../../src/engine/model/batch-inputs.ts';
+import { MASKED } from '../../src/engine/model/serving-io.ts';
 import { KvSlots } from '../../src/runtime/kv-slots.ts';
 
 const B = 2;

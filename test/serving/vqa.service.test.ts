@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { silentLogger } from '../../src/audit/logger.ts';
 import { ApiError } from '../../src/errors.ts';
 import { Metrics } from '../../src/metrics/metrics.ts';
-import { ModelRegistry } from '../../src/registry/registry.ts';
+import { ModelRegistry } from '../../src/runtime/model-registry.ts';
 import { Batcher, RequestCancelledError } from '../../src/runtime/batcher.ts';
 import { firstLoadedModel, type ServedResponse } from '../../src/serving/variant-selection.ts';
 import { VqaService } from '../../src/serving/vqa.service.ts';

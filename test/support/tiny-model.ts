@@ -1,7 +1,8 @@
 // A tiny model with deterministic, deliberately large weights (so logits are far from uniform and a
 // wrong mask or position shows up), opened as serving sessions. Shared by engine and runtime tests.
 import { presetConfig, numPatches, patchDim, type ModelConfig } from '../../src/engine/model/config.ts';
-import { initWeights, rng, type ParamSpec, type Weights } from '../../src/engine/model/params.ts';
+import { initWeights, type ParamSpec, type Weights } from '../../src/engine/model/params.ts';
+import { rng } from '../../src/engine/random.ts';
 import { parameterSpecs } from '../../src/engine/model/vlm.ts';
 import { exportServingOnnx } from '../../src/engine/export/onnx-export.ts';
 import { openSession } from '../../src/engine/ort/session.ts';

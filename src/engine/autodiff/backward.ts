@@ -1,6 +1,6 @@
 // Reverse-mode autodiff over a Graph: walks the nodes backwards from seeded outputs and appends
-// gradient nodes to the same graph. Per-op rules live in rules.ts; broadcasting is undone here,
-// in one place (`unbroadcast`), so no rule has to think about it.
+// gradient nodes to the same graph. Per-op rules live in rules.ts; broadcasting is undone in one
+// place (`unbroadcast`, gradient-rule.ts), so no rule has to think about it.
 import type { Graph, Node, Value } from '../graph/builder.ts';
 import { dimsEqual } from '../graph/builder.ts';
 import * as o from '../graph/ops.ts';
@@ -13,40 +13,8 @@ export interface GradSeed {
   grad: Value;
 }
 
-export interface RuleContext {
-  node: Node;
-  /** Gradients of the node's outputs (null where nothing downstream needs that output). */
-  dOut: readonly (Value | null)[];
-  /** Whether input i needs a gradient (it depends on a differentiated value). */
-  needs(i: number): boolean;
-}
-
-export type GradRule = (ctx: RuleContext) => readonly (Value | null | undefined)[];
-
 /** Ops whose outputs carry no gradient (shape queries, comparisons, integer arithmetic). */
 const NON_DIFFERENTIABLE = new Set(['Shape', 'Size', 'Equal', 'Less', 'Greater', 'And', 'Or', 'Not', 'ConstantOfShape', 'Range']);
-
-/**
- * Sums `grad` (shaped like a broadcast result) back to `target`'s shape: leading axes that
- * `target` lacks and axes where `target` has a static 1 are reduced.
- */
-export function unbroadcast(grad: Value, target: Value): Value {
-  if (dimsEqual(grad.shape, target.shape)) return grad;
-  const lead = grad.rank - target.rank;
-  if (lead < 0) throw new Error(`unbroadcast: gradient ${grad} has lower rank than ${target}`);
-  const axes: number[] = [];
-  for (let i = 0; i < grad.rank; i++) {
-    if (i < lead) axes.push(i);
-    else if (target.shape[i - lead] === 1 && grad.shape[i] !== 1) axes.push(i);
-  }
-  let g = axes.length ? o.reduceSum(grad, axes, true) : grad;
-  if (lead > 0 || !dimsEqual(g.shape, target.shape)) {
-    g = target.shape.every((d) => typeof d === 'number')
-      ? o.reshape(g, target.shape as number[])
-      : o.reshape(g, o.shapeOf(target), target.shape);
-  }
-  return g;
-}
 
 /**
  * Appends the backward pass for `seeds` to the graph and returns d(sum of seeds·values)/d(w)

@@ -1,8 +1,8 @@
 // One gradient rule per op. Each returns dL/d(input i) shaped like the broadcast result where
-// broadcasting happens; `unbroadcast` (backward.ts) reduces it to the input's own shape.
+// broadcasting happens; `unbroadcast` (gradient-rule.ts) reduces it to the input's own shape.
 import type { Value } from '../graph/builder.ts';
 import * as o from '../graph/ops.ts';
-import { unbroadcast, type GradRule, type RuleContext } from './backward.ts';
+import { unbroadcast, type GradRule, type RuleContext } from './gradient-rule.ts';
 
 function single(ctx: RuleContext): { x: Value; y: Value; dy: Value } {
   const dy = ctx.dOut[0];

@@ -1,7 +1,7 @@
 // Turns token sequences into the tensors the training graph takes: right-padded ids and targets,
 // positions, and the additive attention mask (causal, padding keys dropped). Kept in TS, not in
 // the graph, so masking schemes change without touching the model definition.
-export const MASKED = -1e9;
+import { MASKED } from './serving-io.ts';
 
 export interface TrainingRowsInput {
   numPatches: number;

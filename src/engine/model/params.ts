@@ -2,6 +2,7 @@
 // from. The same model code builds a training graph (parameters are graph inputs, so new weights
 // need no rebuild) and serving graphs (parameters are initializers baked into the file).
 import type { Graph, Value } from '../graph/builder.ts';
+import { rng } from '../random.ts';
 
 export type InitKind = 'normal' | 'zeros' | 'ones' | 'normal_scaled';
 
@@ -42,18 +43,6 @@ export class ParamSource {
     this.values.set(name, v);
     return v;
   }
-}
-
-/** mulberry32: a small, fast, well-mixed 32-bit PRNG; seeds make every run reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function gaussian(rand: () => number): () => number {

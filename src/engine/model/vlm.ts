@@ -13,6 +13,7 @@ import { decoderStack, lmHead, tokenEmbeddings } from './decoder.ts';
 import type { KeyValue } from './layers.ts';
 import { ParamSource, type ParamSpec, type Weights } from './params.ts';
 import { visionEncoder } from './vision.ts';
+import { newKeyValueNames, pastNames } from './serving-io.ts';
 
 export interface TrainingGraph {
   graph: Graph;
@@ -94,14 +95,6 @@ export function buildVisionGraph(c: ModelConfig, weights?: Weights): Graph {
   const patches = g.input('patches', 'float32', ['batch', numPatches(c), patchDim(c)]);
   g.output(visionEncoder(ps, c, patches), 'image_embeds');
   return g;
-}
-
-export function pastNames(layer: number): { key: string; value: string } {
-  return { key: `past_key_values.${layer}.key`, value: `past_key_values.${layer}.value` };
-}
-/** Outputs: the keys/values of the positions fed in this pass only (not past + new). */
-export function newKeyValueNames(layer: number): { key: string; value: string } {
-  return { key: `new_key_values.${layer}.key`, value: `new_key_values.${layer}.value` };
 }
 
 /**

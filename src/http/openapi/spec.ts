@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { formToObject } from '../middleware/openapi-validate.ts';
+import { formToObject } from './form-fields.ts';
 import { assertKnownKeywords, SchemaValidator, type Schema, type SchemaIssue } from './schema-validator.ts';
 
 export const DEFAULT_SPEC_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../openapi.yaml');

@@ -12,7 +12,7 @@ import { Router, type Request, type Response } from 'express';
 import { ApiError } from '../../errors.ts';
 import { JobFinishedError, UnknownBaseModelError, type JobQueue } from '../../jobs/job-queue.ts';
 import { JOB_ID_PATTERN, TERMINAL_STATUSES, toJobJson, type FineTuneJob, type JobEvent, type JobStore } from '../../jobs/job-store.ts';
-import { receiveFineTuneUpload, receivedParts, requestProblemToApiError } from '../../jobs/multipart-receiver.ts';
+import { receiveFineTuneUpload, receivedParts, requestProblemToApiError } from '../middleware/multipart-receiver.ts';
 import { RequestProblem, parseFineTuneRequest, type UploadLimits } from '../../jobs/upload-validation.ts';
 import type { SchemaIssue } from '../openapi/schema-validator.ts';
 import { contextOf } from '../request-context.ts';

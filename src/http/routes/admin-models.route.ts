@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Router } from 'express';
 import { ApiError } from '../../errors.ts';
 import type { Logger } from '../../audit/logger.ts';
-import type { ModelRegistry } from '../../registry/registry.ts';
+import type { ModelRegistry } from '../../runtime/model-registry.ts';
 import { listModelPackages } from '../../registry/model-package.ts';
 import { contextOf } from '../request-context.ts';
 import { toModelJson } from './models.route.ts';

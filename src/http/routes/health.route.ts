@@ -3,7 +3,7 @@
 // new work while in-flight requests finish.
 import { Router } from 'express';
 import { ApiError } from '../../errors.ts';
-import type { ModelRegistry } from '../../registry/registry.ts';
+import type { ModelRegistry } from '../../runtime/model-registry.ts';
 
 export interface HealthDeps {
   registry: ModelRegistry;

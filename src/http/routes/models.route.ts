@@ -2,7 +2,7 @@
 // OpenAI's list shape. A model's id is its package directory name.
 import { Router } from 'express';
 import { ApiError } from '../../errors.ts';
-import type { LoadedModel, ModelRegistry } from '../../registry/registry.ts';
+import type { LoadedModel, ModelRegistry } from '../../runtime/model-registry.ts';
 
 export function toModelJson(model: LoadedModel): Record<string, unknown> {
   const createdAt = Date.parse(String(model.runtime.manifest.created_at ?? ''));

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { numPatches, patchDim } from '../../../src/engine/model/config.ts';
 import { trainingBatch } from '../../../src/engine/model/batch-inputs.ts';
 import { TrainingSession } from '../../../src/engine/train/training-session.ts';
-import { newKeyValueNames, pastNames } from '../../../src/engine/model/vlm.ts';
+import { newKeyValueNames, pastNames } from '../../../src/engine/model/serving-io.ts';
 import { f32, i64, ort, type Feed } from '../../../src/engine/ort/session.ts';
 import { encodeImages } from '../../../src/runtime/generate.ts';
 import { randomPatches, servingSessions, tinyModel } from '../../support/tiny-model.ts';

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { numPatches, patchDim } from '../../../src/engine/model/config.ts';
-import { buildDecoderGraph, newKeyValueNames, pastNames } from '../../../src/engine/model/vlm.ts';
+import { newKeyValueNames, pastNames } from '../../../src/engine/model/serving-io.ts';
+import { buildDecoderGraph } from '../../../src/engine/model/vlm.ts';
 import { f32, i64, type Feed } from '../../../src/engine/ort/session.ts';
 import { encodeImages } from '../../../src/runtime/generate.ts';
 import { randomPatches, servingSessions, tinyModel } from '../../support/tiny-model.ts';

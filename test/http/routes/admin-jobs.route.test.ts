@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import request from 'supertest';
-import { createApp } from '../../../src/app.ts';
+import { createApp, fineTuneRouters } from '../../../src/app.ts';
 import { MemoryAuditSink } from '../../../src/audit/audit-log.ts';
 import { silentLogger } from '../../../src/audit/logger.ts';
 import { loadConfig } from '../../../src/config.ts';
@@ -39,7 +39,7 @@ async function setup(t: { after(fn: () => Promise<void> | void): void }) {
   const config = loadConfig({ CLINVQA_API_KEYS: `clinician:${CLINICIAN_KEY},admin:${ADMIN_KEY}`, CLINVQA_DATA_DIR: dataDir, CLINVQA_MODELS_DIR: modelsDir });
   const fineTunes = createFineTunes({ dataDir, modelsDir, standardValidation: [], limits: { maxImageBytes: 200_000, maxFiles: 40, minCases: 2 } });
   const audit = new MemoryAuditSink();
-  const app = await createApp({ config, loader: fakeLoader(), logger: silentLogger, audit, extraRouters: (parts) => fineTunes.routers(parts) });
+  const app = await createApp({ config, loader: fakeLoader(), logger: silentLogger, audit, extraRouters: (parts) => fineTuneRouters(fineTunes, parts) });
   await fineTunes.started;
   t.after(async () => {
     await fineTunes.close();

@@ -3,6 +3,7 @@
 // FT_MAX_CRASHES and FT_STANDARD_VALIDATION (comma-separated JSONL paths) tune the queue.
 import { createLogger } from '../../../src/audit/logger.ts';
 import { loadConfig } from '../../../src/config.ts';
+import { fineTuneRouters } from '../../../src/app.ts';
 import { startServer } from '../../../src/http/serve.ts';
 import { createFineTunes } from '../../../src/jobs/fine-tunes.ts';
 import { loadModelRuntime } from '../../../src/runtime/model-runtime.ts';
@@ -17,7 +18,7 @@ const fineTunes = createFineTunes({
   workerThreads: 1,
 });
 const server = await startServer(
-  { config, loader: loadModelRuntime, logger: createLogger(config.logLevel), extraRouters: (parts) => fineTunes.routers(parts) },
+  { config, loader: loadModelRuntime, logger: createLogger(config.logLevel), extraRouters: (parts) => fineTuneRouters(fineTunes, parts) },
   { handleSignals: false },
 );
 await fineTunes.started;

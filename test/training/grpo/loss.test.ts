@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { grpoLoss, type GrpoLossConfig, type GrpoLossInputs, type LossType } from '../../../src/training/grpo/loss.ts';
-import { rng } from '../../../src/engine/model/params.ts';
+import { rng } from '../../../src/engine/random.ts';
 
 const close = (a: number, b: number, tol = 1e-9, msg = '') => assert.ok(Math.abs(a - b) <= tol, `${msg} ${a} vs ${b}`);
 

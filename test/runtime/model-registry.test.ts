@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 
-import { ModelRegistry, type ModelLease } from '../../src/registry/registry.ts';
+import { ModelRegistry, type ModelLease } from '../../src/runtime/model-registry.ts';
 import { Batcher } from '../../src/runtime/batcher.ts';
 import type { InferenceRequest, InferenceResult, ModelRuntime, PreparedImage, RuntimeLoader } from '../../src/runtime/types.ts';
 

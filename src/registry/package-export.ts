@@ -1,12 +1,12 @@
 // Writes a complete model package (DESIGN §5) from a trained model: serving ONNX graphs,
 // model.safetensors, config.json, tokenizer.json and the manifest with every file's sha256.
-import type { ModelConfig } from '../model/config.ts';
-import type { Weights } from '../model/params.ts';
-import { encodeSafetensors, type SafetensorsTensors } from './safetensors.ts';
-import { exportServingOnnx } from './onnx-export.ts';
-import { writeModelPackage, type ModelPackageFields } from '../../registry/model-package.ts';
-import type { JsonObject, Manifest } from '../../registry/manifest.ts';
-import type { ParamSpec } from '../model/params.ts';
+import type { ModelConfig } from '../engine/model/config.ts';
+import type { Weights } from '../engine/model/params.ts';
+import { encodeSafetensors, type SafetensorsTensors } from '../engine/export/safetensors.ts';
+import { exportServingOnnx } from '../engine/export/onnx-export.ts';
+import { writeModelPackage, type ModelPackageFields } from './model-package.ts';
+import type { JsonObject, Manifest } from './manifest.ts';
+import type { ParamSpec } from '../engine/model/params.ts';
 
 export function weightsToSafetensors(specs: readonly ParamSpec[], weights: Weights): SafetensorsTensors {
   const tensors: SafetensorsTensors = {};

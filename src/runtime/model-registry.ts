@@ -4,8 +4,8 @@
 // stop reaching it, and is disposed only after its last lease is returned and its batcher is idle:
 // no in-flight request is dropped by a swap.
 import path from 'node:path';
-import type { Batcher } from '../runtime/batcher.ts';
-import type { ModelRuntime, RuntimeLoader } from '../runtime/types.ts';
+import type { Batcher } from './batcher.ts';
+import type { ModelRuntime, RuntimeLoader } from './types.ts';
 
 export interface LoadedModel {
   readonly id: string;

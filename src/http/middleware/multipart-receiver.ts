@@ -4,8 +4,8 @@
 // enforced while streaming. Every failure becomes an ApiError (413 for sizes, 400/422 otherwise).
 import type { Request, RequestHandler } from 'express';
 import multer from 'multer';
-import { ApiError } from '../errors.ts';
-import { RequestProblem, type ReceivedPart, type UploadLimits } from './upload-validation.ts';
+import { ApiError } from '../../errors.ts';
+import { RequestProblem, type ReceivedPart, type UploadLimits } from '../../jobs/upload-validation.ts';
 
 const FIELD_BYTES = 64 * 1024;
 const PARTS_KEY = 'fineTuneParts';

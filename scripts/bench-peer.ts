@@ -22,7 +22,7 @@
 //                        batcher behind a bare express route (scripts/lib/engine-vqa-server.ts)
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -76,6 +76,28 @@ function largeConfig(): Record<string, unknown> {
   };
 }
 
+/**
+ * The reference tokenizer has 512 ids; a random 151936-row model samples ids far past them, which no
+ * tokenizer can decode. Real checkpoints have the same gap only at the top (151665 tokens, 151936
+ * rows) and trained weights never pick those ids. Filling the BPE vocabulary with unreachable entries
+ * (no merge produces them; ASCII letters decode as themselves through the byte-level decoder) makes
+ * every id decodable on both sides without changing how any text encodes.
+ */
+async function padTokenizerVocab(file: string, vocabSize: number): Promise<void> {
+  const json = JSON.parse(await readFile(file, 'utf8')) as { model: { vocab: Record<string, number> }; added_tokens: { id: number }[] };
+  const taken = new Set([...Object.values(json.model.vocab), ...json.added_tokens.map((t) => t.id)]);
+  const names = new Set(Object.keys(json.model.vocab));
+  for (let id = 0; id < vocabSize; id++) {
+    if (taken.has(id)) continue;
+    let name = 'zzq';
+    for (let n = id; n > 0; n = Math.floor(n / 26)) name += String.fromCharCode(97 + (n % 26));
+    while (names.has(name)) name += 'Q';
+    names.add(name);
+    json.model.vocab[name] = id;
+  }
+  await writeFile(file, JSON.stringify(json));
+}
+
 interface Question {
   body: string;
 }
@@ -100,6 +122,8 @@ interface Server {
 /** Spawns `argv` and resolves once a stdout line yields the port (`portOf`). */
 function spawnServer(argv: string[], env: Record<string, string>, portOf: (line: string) => number | undefined): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, argv, { cwd: repo, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   let stdout = '';
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
@@ -122,6 +146,13 @@ function spawnServer(argv: string[], env: Record<string, string>, portOf: (line:
     child.on('exit', (code) => reject(new Error(`${argv.join(' ')} exited (${code}) before listening:\n${stderr.slice(-3000)}`)));
   });
 }
+
+const children = new Set<ChildProcess>();
+// A bench stopped half-way (Ctrl-C, an error) must not leave model servers running.
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
 
 function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return Promise.resolve();
@@ -298,6 +329,7 @@ async function main(): Promise<void> {
       console.log('writing the random-weight 0.5B-class Qwen2-VL folder …');
       await writeRandomQwen2VLFolder(folder, largeConfig(), { dtype: 'BF16', seed: 7 });
       for (const f of FOLDER_FILES) await copyFile(path.join(REFERENCE, f), path.join(folder, f));
+      await padTokenizerVocab(path.join(folder, 'tokenizer.json'), largeConfig().vocab_size as number);
       large = await benchModel('large', folder, tmp, questions, Number(args['large-duration']), threads);
     }
     if (args.side !== 'both') return;

@@ -30,7 +30,7 @@ import { modelsRouter } from './http/routes/models.route.ts';
 import { vqaRouter } from './http/routes/vqa.route.ts';
 import type { FineTunes } from './jobs/fine-tunes.ts';
 import { Metrics } from './metrics/metrics.ts';
-import { listModelPackages } from './registry/model-package.ts';
+import { listModelFolders } from './registry/model-folders.ts';
 import { ModelRegistry } from './runtime/model-registry.ts';
 import { AbTableStore } from './routing/ab-table-store.ts';
 import { pickVariant } from './routing/sticky-router.ts';
@@ -90,10 +90,15 @@ function batcherFor(config: Config, logger: Logger) {
     );
 }
 
-/** Loads every package in the models directory; a broken package is logged and skipped. */
+/**
+ * Loads every model in the models directory, our packages and Hugging Face folders alike; a broken
+ * one is logged with the reason and skipped, and the others serve.
+ */
 async function loadAll(registry: ModelRegistry, config: Config, logger: Logger): Promise<void> {
   let warnedFallback = false;
-  for (const pkg of await listModelPackages(config.modelsDir)) {
+  const { folders, skipped } = await listModelFolders(config.modelsDir);
+  for (const entry of skipped) logger.error('model folder not loaded', { folder: entry.name, error: entry.reason });
+  for (const pkg of folders) {
     try {
       const loaded = await registry.loadPackage(pkg.dir);
       const provider = loaded.runtime.executionProvider;
@@ -103,7 +108,8 @@ async function loadAll(registry: ModelRegistry, config: Config, logger: Logger):
         logger.warn(`execution provider "${wanted}" is not available; running on ${provider}`, { requested: config.executionProviders, using: provider });
       }
     } catch (error) {
-      logger.error('model package not loaded', { model: pkg.id, error: error instanceof Error ? error.message : String(error) });
+      const what = pkg.kind === 'package' ? 'model package not loaded' : 'model folder not loaded';
+      logger.error(what, { model: pkg.id, error: error instanceof Error ? error.message : String(error) });
     }
   }
 }
@@ -173,7 +179,7 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   // Promoting a model that has a package but is not loaded yet loads it first.
   const ensureModel = async (id: string): Promise<boolean> => {
     if (registry.has(id)) return true;
-    if (!(await listModelPackages(config.modelsDir)).some((p) => p.id === id)) return false;
+    if (!(await listModelFolders(config.modelsDir)).folders.some((p) => p.id === id)) return false;
     try {
       await registry.loadPackage(path.join(config.modelsDir, id));
     } catch (error) {

@@ -6,7 +6,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { fineTuneRouters } from './app.ts';
 import { startServer } from './http/serve.ts';
 import { createFineTunes } from './jobs/fine-tunes.ts';
-import { loadModelRuntime } from './runtime/model-runtime.ts';
+import { createModelLoader } from './runtime/architectures.ts';
 
 let config: Config;
 try {
@@ -25,7 +25,7 @@ if (config.insecureDev && config.apiKeys.length === 0) {
 const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir: config.modelsDir });
 try {
   await startServer(
-    { config, loader: loadModelRuntime, logger, extraRouters: (parts) => fineTuneRouters(fineTunes, parts), onClose: () => fineTunes.close() },
+    { config, loader: createModelLoader({ dataDir: config.dataDir, log: (message, fields) => logger.info(message, fields) }), logger, extraRouters: (parts) => fineTuneRouters(fineTunes, parts), onClose: () => fineTunes.close() },
     { handleSignals: true },
   );
 } catch (error) {

@@ -15,6 +15,11 @@ export interface InferenceRequest {
   /** [t, h, w] in patches, for architectures whose image size varies (Qwen2-VL). */
   gridThw?: readonly [number, number, number];
   question: string;
+  /**
+   * The client's system instructions, for architectures whose chat template has a system turn
+   * (e.g. the prompt GRPO-tuned medical models expect for their <think>/<answer> replies).
+   */
+  systemPrompt?: string;
   params: GenerateParams;
 }
 

@@ -73,12 +73,23 @@ function textOf(content: ChatMessage['content']): string {
   return content.filter((p): p is TextPart => p.type === 'text').map((p) => p.text).join('\n');
 }
 
+/** The system (and developer) messages' text: the instructions a model with a chat template is given. */
+export function systemPromptOf(messages: ChatMessage[]): string {
+  return messages
+    .filter((m) => m.role === 'system' || m.role === 'developer')
+    .map((m) => textOf(m.content).trim())
+    .filter((t) => t !== '')
+    .join('\n');
+}
+
 export function toVqaInput(request: ChatRequest, clientId: string | undefined): VqaInput {
   const { question, image } = extractQuestionAndImage(request.messages);
   const maxTokens = request.max_completion_tokens ?? request.max_tokens;
+  const systemPrompt = systemPromptOf(request.messages);
   return {
     image,
     question,
+    ...(systemPrompt !== '' ? { systemPrompt } : {}),
     ...(request.model !== undefined && request.model !== 'auto' ? { model: request.model } : {}),
     ...(clientId !== undefined ? { clientId } : {}),
     ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),

@@ -17,6 +17,8 @@ export const DEFAULT_PARAMS = Object.freeze({ temperature: 0, topP: 1, maxTokens
 export interface VqaInput {
   image: Uint8Array | undefined;
   question: string;
+  /** Instructions for models that take a system turn (chat templates); others ignore it. */
+  systemPrompt?: string;
   /** Explicit model id; bypasses the A/B table. */
   model?: string;
   clientId?: string;
@@ -88,6 +90,7 @@ export class VqaService {
         patches: image.patches,
         ...(image.gridThw !== undefined ? { gridThw: image.gridThw } : {}),
         question: input.question,
+        ...(input.systemPrompt !== undefined ? { systemPrompt: input.systemPrompt } : {}),
         params: {
           temperature: input.temperature ?? DEFAULT_PARAMS.temperature,
           topP: input.topP ?? DEFAULT_PARAMS.topP,

@@ -18,8 +18,9 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['eval'],
   // loaded models: generation, batching, the registry of loaded models
   ['runtime'],
-  // model packages on disk: manifest, verification, export of trained weights
-  ['registry'],
+  // models on disk: our packages (manifest, verification, export of trained weights) and Hugging
+  // Face folders read as they are (hf)
+  ['registry', 'hf'],
   // the compute engine, data sets and tokenizer, image preprocessing, the A/B table
   ['engine', 'data', 'preprocess', 'routing'],
   // leaves every layer may use

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { encodeSafetensors, readSafetensors, type SafetensorsTensors } from '../../src/engine/export/safetensors.ts';
 import { qwen2VlCanonicalName } from '../../src/engine/architectures/qwen2-vl/weight-names.ts';
 import { HfFolderError } from '../../src/hf/errors.ts';
-import { loadWeights, type ExpectedTable } from '../../src/hf/weights.ts';
+import { inspectWeights, loadWeights, type ExpectedTable } from '../../src/hf/weights.ts';
 import { copyReference, REFERENCE_DIR, referenceTable } from '../support/hf-folders.ts';
 
 const REFERENCE_PARAMETERS = 227_712;
@@ -61,6 +61,10 @@ describe('loadWeights', () => {
     assert.deepEqual(loaded.dtypes, ['F32']);
     assert.deepEqual(loaded.files, ['model.safetensors']);
     for (const [name, values] of reference) assert.deepEqual(loaded.weights.get(name), values, name);
+    // Checking and hashing without loading (a start whose graphs are cached) reports the same.
+    const inspected = await inspectWeights(REFERENCE_DIR, { expected: table, canonicalName: qwen2VlCanonicalName });
+    const { weights: _values, ...described } = loaded;
+    assert.deepEqual(inspected, described);
   });
 
   it('loads BF16 and F16 shards with an index, in the later model.language_model / model.visual names', async () => {

@@ -8,6 +8,7 @@ import { readSafetensors } from '../../src/engine/export/safetensors.ts';
 import { generateQwen2Vl, type Qwen2VlRow } from '../../src/runtime/qwen2-vl/generate.ts';
 import { loadQwen2VlRuntime, splitReply, type Qwen2VlRuntime } from '../../src/runtime/qwen2-vl/runtime.ts';
 import { GRAPH_CACHE_DIR } from '../../src/runtime/qwen2-vl/graph-cache.ts';
+import { buildPromptIds, questionTurns } from '../../src/engine/architectures/qwen2-vl/prompt.ts';
 import { GOLDEN_DIR, REFERENCE_DIR } from '../support/hf-folders.ts';
 
 const LIMITS = { maxInputPixels: 10_000_000, maxBytes: 10_000_000 };
@@ -98,6 +99,16 @@ describe('Qwen2-VL runtime on the reference folder', () => {
     }
     assert.ok(together[0]!.promptTokens > 24 + 10);
     assert.equal(together[0]!.answer, together[0]!.text.trim());
+
+    // a client's system prompt replaces the template's default system turn
+    const system = 'You are a radiologist. Think in <think></think>, answer in <answer></answer>.';
+    const [withSystem] = await runtime.generateBatch([{ ...reqs[0]!, systemPrompt: system }]);
+    const source = { render: runtime.folder.chatTemplate.render.bind(runtime.folder.chatTemplate), encode: (t: string) => runtime.folder.tokenizer.encode(t) };
+    const expected = buildPromptIds(source, questionTurns(reqs[0]!.question, 1, system), { imageTokenId: 508, imageTokenCounts: [24] });
+    assert.equal(withSystem!.promptTokens, expected.length);
+    assert.notEqual(withSystem!.promptTokens, together[0]!.promptTokens);
+    // checkPrompt counts with the largest image the processor makes: max_pixels 20000 → 25 tokens
+    assert.equal(runtime.checkPrompt(reqs[0]!.question), together[0]!.promptTokens - 24 + 25);
   });
 
   it('card: architecture, parameter count, dtype, weights sha256, source imported; graphs cached under the data dir and reused', async () => {

@@ -31,3 +31,10 @@ test('OpenAI parameters map onto generation parameters; model "auto" leaves the 
   assert.deepEqual([input.temperature, input.topP, input.maxTokens, input.seed, input.clientId], [0.5, 0.9, 20, 3, 'ward-1']);
   assert.equal(toVqaInput({ model: 'clinvqa-sft', messages }, undefined).model, 'clinvqa-sft');
 });
+
+test('system and developer messages become the system prompt; none means none', () => {
+  const user: ChatMessage = { role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: 'q?' }] };
+  const input = toVqaInput({ messages: [{ role: 'system', content: 'You are a radiologist.' }, { role: 'developer', content: [{ type: 'text', text: 'Answer in <answer></answer>.' }] }, user] }, undefined);
+  assert.equal(input.systemPrompt, 'You are a radiologist.\nAnswer in <answer></answer>.');
+  assert.equal(toVqaInput({ messages: [user] }, undefined).systemPrompt, undefined);
+});

@@ -71,6 +71,19 @@ export class Qwen2VlRuntime implements ModelRuntime {
     };
   }
 
+  /**
+   * Prompt tokens `question` takes with the largest image this processor makes (the image is not
+   * known yet when the server asks); throws when that leaves no room to answer in the context.
+   */
+  checkPrompt(question: string): number {
+    const factor = this.imageProcessor.patchSize * this.imageProcessor.mergeSize;
+    const largestImage = Math.floor(this.imageProcessor.maxPixels / (factor * factor));
+    const ids = buildPromptIds(this.prompt, questionTurns(question, 1), { imageTokenId: this.config.tokens.imageTokenId, imageTokenCounts: [largestImage] });
+    const context = this.config.text.maxPositionEmbeddings;
+    if (ids.length >= context) throw new RangeError(`the prompt is ${ids.length} tokens; model ${this.id} takes at most ${context - 1}`);
+    return ids.length;
+  }
+
   async prepareImage(bytes: Uint8Array, limits: DecodeLimits): Promise<PreparedImage> {
     // The processor composites transparency onto white (Pillow's convert to RGB after RGBA).
     const decoded = await decodeNativeRgb(bytes, limits, 'white');
@@ -86,7 +99,7 @@ export class Qwen2VlRuntime implements ModelRuntime {
       if (!r.gridThw) throw new Error(`request ${b}: no image grid; images for ${this.id} must come from its prepareImage`);
       const [t, h, w] = r.gridThw;
       return {
-        promptIds: buildPromptIds(this.prompt, questionTurns(r.question, 1), {
+        promptIds: buildPromptIds(this.prompt, questionTurns(r.question, 1, r.systemPrompt), {
           imageTokenId: this.config.tokens.imageTokenId,
           imageTokenCounts: [(t * h * w) / m2],
         }),

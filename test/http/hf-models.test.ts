@@ -70,6 +70,11 @@ describe('serving Hugging Face Qwen2-VL folders', () => {
     assert.match(String(broken?.fields?.error), /qwen2-vl-broken\/model\.safetensors: missing tensor "model\.norm\.weight" \[64\]/);
     const upper = errors.find((e) => e.fields?.folder === 'Qwen2-VL-Upper');
     assert.match(String(upper?.fields?.error), /not a valid model id.*"qwen2-vl-upper"/);
+    // the (writable) model folder is left as it was: the serving graphs went to the data dir
+    const { readdir } = await import('node:fs/promises');
+    const files = (await readdir(path.join(root, 'models', 'qwen2-vl-tiny'))).sort();
+    assert.deepEqual(files, (await readdir(REFERENCE_DIR)).filter((f) => f !== 'golden').sort());
+    assert.ok((await readdir(path.join(root, 'var', 'graph-cache'))).length === 1);
   });
 
   it('answers /v1/vqa and /v1/chat/completions with it', async () => {

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { readSafetensors } from '../../src/engine/export/safetensors.ts';
+import { ImageInputError } from '../../src/preprocess/errors.ts';
 import { generateQwen2Vl, type Qwen2VlRow } from '../../src/runtime/qwen2-vl/generate.ts';
 import { loadQwen2VlRuntime, splitReply, type Qwen2VlRuntime } from '../../src/runtime/qwen2-vl/runtime.ts';
 import { GRAPH_CACHE_DIR } from '../../src/runtime/qwen2-vl/graph-cache.ts';
@@ -131,6 +132,11 @@ describe('Qwen2-VL runtime on the reference folder', () => {
     } finally {
       await again.dispose();
     }
+  });
+
+  it('refuses an image of extreme aspect ratio as a bad upload (4xx), not a server error', async () => {
+    const strip = await sharp({ create: { width: 402, height: 2, channels: 3, background: { r: 9, g: 9, b: 9 } } }).png().toBuffer();
+    await assert.rejects(runtime.prepareImage(strip, LIMITS), (e: unknown) => e instanceof ImageInputError && e.status === 422 && /aspect ratio above 200:1/.test(e.message));
   });
 
   it('splits <think>…</think><answer>…</answer>; any other reply is all answer', () => {

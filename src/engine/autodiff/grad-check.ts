@@ -24,6 +24,12 @@ export interface GradCheckOptions {
   /** Elements checked per input (all when the input is smaller); chosen by a fixed stride. */
   samplesPerInput?: number;
   floor?: number;
+  /**
+   * Rewrites the finished graph (forward and backward) before it runs, e.g. to replace an op that
+   * ORT's CPU provider has no float64 kernel for by an exact float64 composition of other ops. The
+   * gradient rules have already been applied to the original op by then.
+   */
+  lower?: (g: Graph) => void;
 }
 
 function seeded(n: number, seed: number): Float64Array {
@@ -53,6 +59,7 @@ export async function gradCheck(
   // The output's dims may be named; a forward-only run of the same build tells their sizes.
   const probe = new Graph('grad_check_probe', 'float64');
   probe.output(build(probe).output, 'grad_check_y');
+  opts.lower?.(probe);
   const probeSession = (await openSession(serializeGraph(probe), { optimization: 'disabled', intraOpThreads: 1 })).session;
   const outDims = [...(await probeSession.run(tensors)).grad_check_y.dims];
   await probeSession.release();
@@ -67,6 +74,7 @@ export async function gradCheck(
     if (!gv) throw new Error(`gradCheck: no gradient reaches ${w.name}`);
     return g.output(gv, `grad_${i}`).name;
   });
+  opts.lower?.(g);
   const { session } = await openSession(serializeGraph(g), { optimization: 'disabled', intraOpThreads: 1 });
   const seedData = seeded(outDims.reduce((a, b) => a * b, 1), 7);
   tensors[seedIn.name] = new ort.Tensor('float64', seedData, outDims);

@@ -34,6 +34,27 @@ function constInts(ctx: RuleContext, i: number): readonly number[] {
   return v.constInts;
 }
 
+/** A unary op whose constructor may not exist in ops.ts (the rule only needs the node). */
+function unaryNode(op: string, x: Value): Value {
+  return x.graph.node(op, [x], [{ dtype: x.dtype, shape: x.shape }])[0];
+}
+
+function floatAttr(ctx: RuleContext, name: string, fallback: number): number {
+  const a = ctx.node.attrs[name];
+  if (!a) return fallback;
+  if (a.kind !== 'float') throw new Error(`${ctx.node.op}: float attribute ${name} expected`);
+  return a.v;
+}
+
+function optIntAttr(ctx: RuleContext, name: string, fallback: number): number {
+  const a = ctx.node.attrs[name];
+  return a && a.kind === 'int' ? a.v : fallback;
+}
+
+function gatherND(data: Value, indices: Value, outShape: Value['shape']): Value {
+  return data.graph.node('GatherND', [data, indices], [{ dtype: data.dtype, shape: outShape }])[0];
+}
+
 /** The same values reshaped to `like`'s runtime shape (reshape, squeeze, unsqueeze, identity). */
 const reshapeBack: GradRule = (ctx) => {
   const { x, dy } = single(ctx);
@@ -162,10 +183,21 @@ export const RULES: Record<string, GradRule> = {
 
   Gather: (ctx) => {
     const { x, dy } = single(ctx);
-    if (intAttr(ctx, 'axis') !== 0) throw new Error('Gather: gradient only along axis 0');
+    const axis = intAttr(ctx, 'axis') < 0 ? intAttr(ctx, 'axis') + x.rank : intAttr(ctx, 'axis');
     const idx = input(ctx, 1);
     // Rows picked more than once (a token used twice) must add up: ScatterND with reduction add.
-    return [o.scatterNDAdd(o.zerosLike(x), o.unsqueeze(idx, [-1]), dy), null];
+    if (axis === 0) return [o.scatterNDAdd(o.zerosLike(x), o.unsqueeze(idx, [-1]), dy), null];
+    // Another axis: bring it to the front of x (and the index axes to the front of dy), scatter there,
+    // and move it back.
+    const k = idx.rank;
+    const xPerm = [axis, ...[...Array(x.rank).keys()].filter((i) => i !== axis)];
+    const dyPerm = [...Array(k).keys()].map((i) => axis + i);
+    for (let i = 0; i < dy.rank; i++) if (i < axis || i >= axis + k) dyPerm.push(i);
+    const xt = o.transpose(x, xPerm);
+    const scattered = o.scatterNDAdd(o.zerosLike(xt), o.unsqueeze(idx, [-1]), o.transpose(dy, dyPerm));
+    const inv = new Array<number>(x.rank);
+    xPerm.forEach((p, i) => (inv[p] = i));
+    return [o.transpose(scattered, inv), null];
   },
   GatherElements: (ctx) => {
     const { x, dy } = single(ctx);
@@ -207,5 +239,82 @@ export const RULES: Record<string, GradRule> = {
     const g = x.graph;
     const after = o.sub(o.sub(o.shapeOf(x), o.shapeOf(dy)), g.constInts(before));
     return [o.pad(dy, o.concat([g.constInts(before), after], 0), x.shape), null, null, null];
+  },
+
+  // ---- added for the Qwen2-VL definition ------------------------------------------------------
+
+  /** d erf(x)/dx = 2/√π · exp(−x²). */
+  Erf: (ctx) => {
+    const { x, dy } = single(ctx);
+    return [o.mul(dy, o.mul(o.exp(o.neg(o.mul(x, x))), 2 / Math.sqrt(Math.PI)))];
+  },
+  Sin: (ctx) => {
+    const { x, dy } = single(ctx);
+    return [o.mul(dy, unaryNode('Cos', x))];
+  },
+  Cos: (ctx) => {
+    const { x, dy } = single(ctx);
+    return [o.neg(o.mul(dy, unaryNode('Sin', x)))];
+  },
+  /** d(1/x) = −dy/x² = −dy·y². */
+  Reciprocal: (ctx) => {
+    const { y, dy } = single(ctx);
+    return [o.neg(o.mul(dy, o.mul(y, y)))];
+  },
+  /** Inclusive (exclusive) cumulative sum: the gradient is the same sum taken the other way. */
+  CumSum: (ctx) => {
+    const { dy } = single(ctx);
+    const axis = input(ctx, 1);
+    const attrs = {
+      exclusive: { kind: 'int' as const, v: optIntAttr(ctx, 'exclusive', 0) },
+      reverse: { kind: 'int' as const, v: 1 - optIntAttr(ctx, 'reverse', 0) },
+    };
+    return [dy.graph.node('CumSum', [dy, axis], [{ dtype: dy.dtype, shape: dy.shape }], attrs)[0], null];
+  },
+  /** Sum the copies: dy viewed as [r0, d0, r1, d1, …] summed over the repeat axes (constant repeats). */
+  Tile: (ctx) => {
+    const { x, dy } = single(ctx);
+    const repeats = constInts(ctx, 1);
+    const g = x.graph;
+    const parts: Value[] = [];
+    for (let i = 0; i < x.rank; i++) parts.push(g.constInts([repeats[i]]), o.dimOf(x, i));
+    const split = o.reshape(dy, o.concat(parts, 0), x.shape.flatMap((d, i) => [repeats[i], d]));
+    return [o.reduceSum(split, [...Array(x.rank).keys()].map((i) => 2 * i), false), null];
+  },
+  GatherND: (ctx) => {
+    const { x, dy } = single(ctx);
+    if (optIntAttr(ctx, 'batch_dims', 0) !== 0) throw new Error('GatherND: gradient only for batch_dims 0');
+    return [o.scatterNDAdd(o.zerosLike(x), input(ctx, 1), dy), null];
+  },
+  /** reduction none: overwritten positions get no gradient; reduction add: data passes dy through. */
+  ScatterND: (ctx) => {
+    const dy = ctx.dOut[0]!;
+    const [idx, updates] = [input(ctx, 1), input(ctx, 2)];
+    const reduction = ctx.node.attrs.reduction;
+    const mode = reduction && reduction.kind === 'string' ? reduction.v : 'none';
+    if (mode !== 'none' && mode !== 'add') throw new Error(`ScatterND: gradient for reduction ${mode} is not supported`);
+    const dData = !ctx.needs(0)
+      ? null
+      : mode === 'add'
+        ? dy
+        : dy.graph.node('ScatterND', [dy, idx, o.zerosLike(updates)], [{ dtype: dy.dtype, shape: dy.shape }])[0];
+    return [dData, null, ctx.needs(2) ? gatherND(dy, idx, updates.shape) : null];
+  },
+  /** Y = α·op(A)·op(B) + β·C. */
+  Gemm: (ctx) => {
+    const dy = ctx.dOut[0]!;
+    const [a, b] = [input(ctx, 0), input(ctx, 1)];
+    const c = ctx.node.inputs[2] ?? null;
+    const alpha = floatAttr(ctx, 'alpha', 1);
+    const beta = floatAttr(ctx, 'beta', 1);
+    const tA = optIntAttr(ctx, 'transA', 0) === 1;
+    const tB = optIntAttr(ctx, 'transB', 0) === 1;
+    const scaled = (v: Value, s: number) => (s === 1 ? v : o.mul(v, s));
+    let da: Value | null = null;
+    let db: Value | null = null;
+    if (ctx.needs(0)) da = scaled(tA ? o.gemm(b, dy, { transA: tB, transB: true }) : o.gemm(dy, b, { transB: !tB }), alpha);
+    if (ctx.needs(1)) db = scaled(tB ? o.gemm(dy, a, { transA: true, transB: tA }) : o.gemm(a, dy, { transA: !tA }), alpha);
+    const dc = c && ctx.needs(2) ? unbroadcast(scaled(dy, beta), c) : null;
+    return [da, db, dc];
   },
 };

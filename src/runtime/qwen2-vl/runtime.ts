@@ -17,6 +17,7 @@ import { parseCompletion } from '../../data/grounded-trace.ts';
 import { HfFolderError } from '../../hf/errors.ts';
 import { PREPROCESSOR_CONFIG_FILE, readHfFolder, type HfFolder } from '../../hf/folder.ts';
 import { inspectWeights, type ExpectedTable, type ExpectedTensor } from '../../hf/weights.ts';
+import { ImageInputError } from '../../preprocess/errors.ts';
 import { decodeNativeRgb, type DecodeLimits } from '../../preprocess/image.ts';
 import type { InferenceRequest, InferenceResult, ModelRuntime, PreparedImage } from '../types.ts';
 import { generateQwen2Vl, type Qwen2VlServingSessions } from './generate.ts';
@@ -25,6 +26,8 @@ import { servingGraphsFor } from './graph-cache.ts';
 /** Longest reply a request may ask for. */
 export const QWEN2VL_MAX_NEW_TOKENS = 1024;
 export const QWEN2VL_DEFAULT_MAX_BATCH = 8;
+/** transformers' smart_resize limit. */
+const MAX_ASPECT_RATIO = 200;
 
 export interface Qwen2VlRuntimeOptions {
   executionProviders: string[];
@@ -87,6 +90,11 @@ export class Qwen2VlRuntime implements ModelRuntime {
   async prepareImage(bytes: Uint8Array, limits: DecodeLimits): Promise<PreparedImage> {
     // The processor composites transparency onto white (Pillow's convert to RGB after RGBA).
     const decoded = await decodeNativeRgb(bytes, limits, 'white');
+    const ratio = Math.max(decoded.width, decoded.height) / Math.min(decoded.width, decoded.height);
+    if (ratio > MAX_ASPECT_RATIO) {
+      // smart_resize refuses these too: the short side would shrink below one patch.
+      throw new ImageInputError('image_unreadable', `Image of ${decoded.width}x${decoded.height} pixels: an aspect ratio above ${MAX_ASPECT_RATIO}:1 is not supported.`);
+    }
     const processed = await processRgbImage(this.imageProcessor, decoded.rgb, decoded.width, decoded.height);
     return { patches: processed.pixelValues, gridThw: processed.gridThw };
   }
@@ -115,7 +123,10 @@ export class Qwen2VlRuntime implements ModelRuntime {
     const out = await generateQwen2Vl(this.sessions, rows, { stopIds: generation.eosTokenIds, padId });
     return out.rows.map((g, b) => {
       const stopped = g.finishReason === 'stop';
-      const text = this.folder.tokenizer.decode(stopped ? g.tokens.slice(0, -1) : g.tokens, { skipSpecial: true });
+      // The embedding may have more rows than the tokenizer has tokens (Qwen2-VL: 151,936 vs 151,657);
+      // an id past the tokenizer decodes to nothing, as HF's tokenizers skip ids they do not know.
+      const known = (stopped ? g.tokens.slice(0, -1) : g.tokens).filter((id) => id < this.folder.tokenizer.vocabSize);
+      const text = this.folder.tokenizer.decode(known, { skipSpecial: true });
       return {
         text,
         ...splitReply(text),

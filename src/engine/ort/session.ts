@@ -8,6 +8,8 @@ export interface SessionOptions {
   intraOpThreads?: number;
   /** Float64 gradient checks want exact kernels, not fused approximations. */
   optimization?: 'all' | 'basic' | 'disabled';
+  /** ORT session config entries, e.g. { session: { disable_prepacking: '1' } }. */
+  extra?: Record<string, unknown>;
 }
 
 export interface OpenedSession {
@@ -27,6 +29,7 @@ export async function openSession(model: Uint8Array | string, opts: SessionOptio
         intraOpNumThreads: opts.intraOpThreads ?? 0,
         interOpNumThreads: 1,
         executionMode: 'sequential',
+        ...(opts.extra ? { extra: opts.extra } : {}),
       });
       return { session, provider };
     } catch (err) {

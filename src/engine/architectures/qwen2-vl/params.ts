@@ -219,3 +219,13 @@ export class Qwen2VLParams {
     });
   }
 }
+
+/**
+ * What a checkpoint folder must hold, by canonical name: the table's shapes, plus `lm_head.weight`
+ * as optional when the embeddings are tied (some exporters write it anyway; it is not used).
+ */
+export function qwen2VLExpectedTensors(c: Qwen2VLConfig): Map<string, { shape: number[]; optional?: boolean }> {
+  const out = new Map<string, { shape: number[]; optional?: boolean }>(qwen2VLParamTable(c).map((p) => [p.name, { shape: p.shape }]));
+  if (c.text.tieWordEmbeddings) out.set('lm_head.weight', { shape: [c.text.vocabSize, c.text.hiddenSize], optional: true });
+  return out;
+}

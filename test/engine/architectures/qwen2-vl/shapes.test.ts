@@ -143,23 +143,36 @@ async function checkServerVariant(
   const first = await decoderPass(server, embeds, 1, positions, null);
   assert.deepEqual(first.logits.dims, [1, 1, V]);
   assert.ok(maxAbs(first.logits.data as Float32Array, prefillLogits.subarray((L - 1) * V)) < 1e-5);
-  // JS-side cache: concatenate the new keys/values onto what we hold
-  let cache = first.presents.map((x) => x.data as Float32Array);
+  // The cache as the server keeps it: a buffer with spare slots (junk in them, masked out by
+  // attention_mask) into which each step's new keys/values are written.
+  const Dh = t.headDim;
+  const kvh = t.numKvHeads;
+  const cap = L + 8;
+  const cache = first.presents.map((x) => {
+    const buf = new Float32Array(kvh * cap * Dh).fill(7);
+    const d = x.data as Float32Array;
+    for (let h = 0; h < kvh; h++) buf.set(d.subarray(h * L * Dh, (h + 1) * L * Dh), h * cap * Dh);
+    return buf;
+  });
   let len = L;
   for (let step = 1; step <= 5; step++) {
     const pos = L + step - 1 + ropeDelta;
-    const past = cache.map((d) => new ort.Tensor('float32', d, [1, t.numKvHeads, len, t.headDim]));
-    const r = await decoderPass(server, await embedIds(s, [generated[step - 1]]), 1, [[pos], [pos], [pos]], past);
-    assert.deepEqual(r.presents[0].dims, [1, t.numKvHeads, 1, t.headDim], 'new-only presents');
-    assert.ok(maxAbs(r.logits.data as Float32Array, cachedLogits[step - 1]) < 1e-5, `server step ${step}`);
-    cache = cache.map((old, i) => {
-      const add = r.presents[i].data as Float32Array;
-      const out = new Float32Array(old.length + add.length);
-      for (let h = 0; h < t.numKvHeads; h++) {
-        out.set(old.subarray(h * len * t.headDim, (h + 1) * len * t.headDim), h * (len + 1) * t.headDim);
-        out.set(add.subarray(h * t.headDim, (h + 1) * t.headDim), (h * (len + 1) + len) * t.headDim);
-      }
-      return out;
+    const feed: Record<string, ort.Tensor> = {
+      inputs_embeds: new ort.Tensor('float32', await embedIds(s, [generated[step - 1]]), [1, 1, t.hiddenSize]),
+      attention_mask: new ort.Tensor('int64', BigInt64Array.from({ length: cap + 1 }, (_, j) => (j < len || j === cap ? 1n : 0n)), [1, cap + 1]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from([pos, pos, pos].map(BigInt)), [3, 1, 1]),
+    };
+    for (let l = 0; l < t.numLayers; l++) {
+      feed[`past_key_values.${l}.key`] = new ort.Tensor('float32', cache[2 * l], [1, kvh, cap, Dh]);
+      feed[`past_key_values.${l}.value`] = new ort.Tensor('float32', cache[2 * l + 1], [1, kvh, cap, Dh]);
+    }
+    const out = await dec.run(feed);
+    const presents = Array.from({ length: t.numLayers }, (_, l) => [out[`present.${l}.key`], out[`present.${l}.value`]]).flat();
+    assert.deepEqual(presents[0].dims, [1, kvh, 1, Dh], 'new-only presents');
+    assert.ok(maxAbs(out.logits.data as Float32Array, cachedLogits[step - 1]) < 1e-5, `server step ${step}`);
+    presents.forEach((x, i) => {
+      const d = x.data as Float32Array;
+      for (let h = 0; h < kvh; h++) cache[i].set(d.subarray(h * Dh, (h + 1) * Dh), (h * cap + len) * Dh);
     });
     len++;
   }

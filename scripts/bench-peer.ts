@@ -10,7 +10,7 @@
 // Last line: `peer small_c1=<ours/theirs latency> small_c16=<ours/theirs throughput> large_c16=<…>`.
 //
 // Options:
-//   --threads <n>        ORT intra-op threads for both servers (default: CLINVQA's default, all cores)
+//   --threads <n>        ORT intra-op threads for both servers (default: the server's default, cores − 1, 1 to 4)
 //   --duration <s>       seconds per point on the small model (default 10)
 //   --large-duration <s> seconds per point on the large model (default 30)
 //   --max-tokens <n>     new tokens per request (default 16)
@@ -27,6 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
+import { defaultIntraOpThreads } from '../src/config.ts';
 import { writeRandomQwen2VLFolder } from '../src/engine/architectures/qwen2-vl/random-folder.ts';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -36,7 +37,7 @@ const FOLDER_FILES = ['tokenizer.json', 'tokenizer_config.json', 'chat_template.
 
 const { values: args } = parseArgs({
   options: {
-    threads: { type: 'string', default: String(Math.max(1, os.availableParallelism())) },
+    threads: { type: 'string', default: String(defaultIntraOpThreads()) },
     duration: { type: 'string', default: '10' },
     'large-duration': { type: 'string', default: '30' },
     'max-tokens': { type: 'string', default: '16' },

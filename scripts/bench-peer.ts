@@ -17,6 +17,7 @@
 //   --questions <n>      validation questions cycled through (default 16)
 //   --data <jsonl>       default ../shared/data/slake/validation.jsonl
 //   --skip-large         the small model only
+//   --skip-small         the large model only (no ratio line)
 //   --side ours|theirs   one side only (no ratio line): for checking one server on its own
 //   --ours server|engine server (default): src/main.ts serving the folder; engine: our runtime and
 //                        batcher behind a bare express route (scripts/lib/engine-vqa-server.ts)
@@ -44,6 +45,7 @@ const { values: args } = parseArgs({
     questions: { type: 'string', default: '16' },
     data: { type: 'string', default: path.resolve(repo, '../shared/data/slake/validation.jsonl') },
     'skip-large': { type: 'boolean', default: false },
+    'skip-small': { type: 'boolean', default: false },
     side: { type: 'string', default: 'both' },
     ours: { type: 'string', default: 'server' },
   },
@@ -323,8 +325,8 @@ async function main(): Promise<void> {
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'clinvqa-bench-peer-'));
   console.log(`bench:peer  ours=${args.ours === 'engine' ? 'our runtime + batcher (no server)' : 'our server (src/main.ts)'}  threads=${threads}  max_tokens=${maxTokens}  questions=${questions.length} (${args.data})  cores=${os.availableParallelism()}`);
   try {
-    const small = await benchModel('small', REFERENCE, tmp, questions, Number(args.duration), threads);
-    let large: typeof small | undefined;
+    const small = args['skip-small'] ? undefined : await benchModel('small', REFERENCE, tmp, questions, Number(args.duration), threads);
+    let large: Awaited<ReturnType<typeof benchModel>> | undefined;
     if (!args['skip-large']) {
       const folder = path.join(tmp, 'qwen2-vl-0.5b-random');
       console.log('writing the random-weight 0.5B-class Qwen2-VL folder …');
@@ -333,7 +335,7 @@ async function main(): Promise<void> {
       await padTokenizerVocab(path.join(folder, 'tokenizer.json'), largeConfig().vocab_size as number);
       large = await benchModel('large', folder, tmp, questions, Number(args['large-duration']), threads);
     }
-    if (args.side !== 'both') return;
+    if (args.side !== 'both' || !small) return;
     const at = (points: Point[], c: number) => points.find((p) => p.clients === c)!;
     const parts = [
       `small_c1=${(at(small.ours, 1).p50 / at(small.theirs, 1).p50).toFixed(2)}`,

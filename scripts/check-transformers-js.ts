@@ -23,7 +23,7 @@ import { ropeIndex } from '../src/engine/architectures/qwen2-vl/rope-index.ts';
 import { embedIds, encodeImages, greedyDecode, mergeImageFeatures, openQwen2VLSessions } from '../src/engine/architectures/qwen2-vl/sessions.ts';
 import { qwen2VlCanonicalName } from '../src/engine/architectures/qwen2-vl/weight-names.ts';
 import { readSafetensors } from '../src/engine/export/safetensors.ts';
-import { writeTransformersJsFolder } from '../src/engine/export/transformers-js.ts';
+import { writeTransformersJsFolder } from '../src/engine/architectures/qwen2-vl/transformers-js.ts';
 import { readHfFolder } from '../src/hf/folder.ts';
 import { loadWeights } from '../src/hf/weights.ts';
 import { decodeNativeRgb } from '../src/preprocess/image.ts';

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { isQwen2VLConfig, parseQwen2VLConfig } from '../src/engine/architectures/qwen2-vl/config.ts';
 import { qwen2VLParamTable } from '../src/engine/architectures/qwen2-vl/params.ts';
 import { qwen2VlCanonicalName } from '../src/engine/architectures/qwen2-vl/weight-names.ts';
-import { TransformersJsExportError, writeTransformersJsFolder } from '../src/engine/export/transformers-js.ts';
+import { TransformersJsExportError, writeTransformersJsFolder } from '../src/engine/architectures/qwen2-vl/transformers-js.ts';
 import { readJsonFile } from '../src/hf/json-file.ts';
 import { loadWeights, type ExpectedTable } from '../src/hf/weights.ts';
 import { packageDirFor } from '../src/registry/model-package.ts';

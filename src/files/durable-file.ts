@@ -177,6 +177,12 @@ export async function renameIntoPlace(tmp: string, target: string): Promise<'wri
   return 'written';
 }
 
+/** Renames `from` to `to` in the same directory and fsyncs it, so the new name survives a crash. */
+export async function renameDurably(from: string, to: string): Promise<void> {
+  await rename(from, to);
+  await syncDirectory(path.dirname(to));
+}
+
 export interface PublishHooks {
   /** Called with the temporary directory once it is complete and synced, just before the rename. */
   beforeRename?(tmpDir: string): Promise<void> | void;

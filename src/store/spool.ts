@@ -7,7 +7,8 @@
 // Layout: <root>/<instance>/pending.jsonl is appended to; a drain renames it to batch-<time>-<n>.jsonl
 // (new appends start a fresh pending file), inserts every batch file and deletes it once written.
 import { appendFileSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { readFile, rename, unlink } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
+import { renameDurably } from '../files/durable-file.ts';
 import path from 'node:path';
 
 const PENDING = 'pending.jsonl';
@@ -74,7 +75,7 @@ export class Spool<T> {
 
 async function rotate(dir: string, name: () => string): Promise<void> {
   try {
-    await rename(path.join(dir, PENDING), path.join(dir, name()));
+    await renameDurably(path.join(dir, PENDING), path.join(dir, name()));
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }

@@ -25,10 +25,12 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['registry', 'hf'],
   // the compute engine, data sets and tokenizer, image preprocessing, the A/B table
   ['engine', 'data', 'preprocess', 'routing'],
-  // leaves every layer may use
-  ['files', 'audit', 'metrics', 'config.ts', 'errors.ts'],
-  // the shared database of a cluster deployment: pool, migrations, LISTEN
+  // the audit trail (local file, or the shared database through store)
+  ['audit'],
+  // the shared database of a cluster deployment: pool, migrations, LISTEN, the local spool
   ['store'],
+  // leaves every layer may use
+  ['files', 'metrics', 'config.ts', 'errors.ts'],
 ];
 
 /** Layers (by their first unit) whose units may import each other, acyclically: the wiring. */

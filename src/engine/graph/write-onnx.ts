@@ -3,8 +3,9 @@
 // convention: one file next to the model (`<model>.onnx_data`), each tensor's bytes at an offset
 // recorded in its TensorProto (location/offset/length), offsets aligned to 4 KiB so a runtime can
 // map them.
-import { open, rename, unlink, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { writeFileDurably } from '../../files/durable-file.ts';
 import type { Graph } from './builder.ts';
 import { inlineInitializerBytes, serializeGraph, type ExternalLocation } from './serialize.ts';
 import { toModelProto } from './serialize.ts';
@@ -42,9 +43,7 @@ export async function writeOnnx(path: string, g: Graph, opts: WriteOnnxOptions =
   const dataName = `${basename(path)}_data`;
   const dataPath = join(dirname(path), dataName);
   const placed = new Map<string, ExternalLocation>();
-  const tmp = `${dataPath}.tmp-${process.pid}`;
-  const handle = await open(tmp, 'w');
-  try {
+  await writeFileDurably(dataPath, async (handle) => {
     let offset = 0;
     for (const init of g.initializers) {
       if (init.external || init.data.byteLength < minBytes) continue;
@@ -54,13 +53,6 @@ export async function writeOnnx(path: string, g: Graph, opts: WriteOnnxOptions =
       placed.set(init.value.name, { location: dataName, offset: aligned, length: bytes.length });
       offset = aligned + bytes.length;
     }
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, dataPath).catch(async (e) => {
-    await unlink(tmp).catch(() => {});
-    throw e;
   });
   const proto = onnxProto.onnx.ModelProto.encode(toModelProto(g, opts.docString ?? '', placed)).finish();
   await writeFile(path, proto);

@@ -3,8 +3,9 @@
 // model past protobuf's 2 GB limit exports as well as a tiny one, and no graph file copies the
 // weights. With `release`, each tensor is dropped from the caller's map once written, so the float32
 // weights are not held twice while the file is made.
-import { mkdir, open, rename } from 'node:fs/promises';
+import { type FileHandle, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileDurably } from '../../../files/durable-file.ts';
 import { writeOnnx } from '../../graph/write-onnx.ts';
 import type { Qwen2VLConfig } from './config.ts';
 import { SERVING_FILES, buildDecoderGraph, buildEmbedTokensGraph, buildVisionEncoderGraph, type DecoderGraphOptions } from './graphs.ts';
@@ -31,10 +32,8 @@ export interface ExportedServing {
 export async function writeServingWeights(onnxDir: string, c: Qwen2VLConfig, weights: Qwen2VLWeights, release = false): Promise<{ refs: Map<string, ExternalRef>; bytes: number }> {
   const refs = new Map<string, ExternalRef>();
   const path = join(onnxDir, SERVING_WEIGHTS_FILE);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const handle = await open(tmp, 'w');
   let offset = 0;
-  const put = async (name: string, data: Float32Array) => {
+  const put = async (handle: FileHandle, name: string, data: Float32Array) => {
     offset = Math.ceil(offset / ALIGN) * ALIGN;
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     for (let at = 0; at < bytes.length; at += 1 << 30) {
@@ -44,24 +43,20 @@ export async function writeServingWeights(onnxDir: string, c: Qwen2VLConfig, wei
     refs.set(name, { location: SERVING_WEIGHTS_FILE, offset, length: bytes.length });
     offset += bytes.length;
   };
-  try {
+  await writeFileDurably(path, async (handle) => {
     for (const p of qwen2VLParamTable(c)) {
       const w = weights.get(p.name);
       if (!w) throw new Error(`weights: ${p.name} is missing`);
       const n = p.shape.reduce((a, b) => a * b, 1);
       if (w.length !== n) throw new Error(`weights: ${p.name} has ${w.length} values, expected ${n}`);
       const lay = servingLayout(p);
-      await put(lay.name, p.kind === 'linear' ? transpose2d(w, lay.shape[1], lay.shape[0]) : w);
+      await put(handle, lay.name, p.kind === 'linear' ? transpose2d(w, lay.shape[1], lay.shape[0]) : w);
       if (p.name === 'model.embed_tokens.weight' && c.text.tieWordEmbeddings) {
-        await put('lm_head.tied.T', transpose2d(w, c.text.vocabSize, c.text.hiddenSize));
+        await put(handle, 'lm_head.tied.T', transpose2d(w, c.text.vocabSize, c.text.hiddenSize));
       }
       if (release) weights.delete(p.name);
     }
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(tmp, path);
+  });
   return { refs, bytes: offset };
 }
 

@@ -11,12 +11,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { LogitsProcessor, LogitsProcessorList, Qwen2VLForConditionalGeneration, Tensor, env } from '@huggingface/transformers';
-import { parseQwen2VLConfig } from '../../../src/engine/architectures/qwen2-vl/config.ts';
-import { readQwen2VLFolderF32 } from '../../../src/engine/architectures/qwen2-vl/weights.ts';
-import { readSafetensors } from '../../../src/engine/export/safetensors.ts';
+import { parseQwen2VLConfig } from '../../../../src/engine/architectures/qwen2-vl/config.ts';
+import { readQwen2VLFolderF32 } from '../../../../src/engine/architectures/qwen2-vl/weights.ts';
+import { readSafetensors } from '../../../../src/engine/export/safetensors.ts';
 import {
   TransformersJsExportError, checkPreprocessorConfig, flatQwen2VLConfig, writeTransformersJsFolder,
-} from '../../../src/engine/export/transformers-js.ts';
+} from '../../../../src/engine/architectures/qwen2-vl/transformers-js.ts';
 
 const run = promisify(execFile);
 const REFERENCE = resolve('../shared/reference/qwen2-vl-tiny');

@@ -8,11 +8,11 @@
 // `transformers.js_config.use_external_data_format` lists the file.
 import { access, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeOnnx, type WriteOnnxOptions } from '../graph/write-onnx.ts';
-import type { Graph } from '../graph/builder.ts';
-import type { Qwen2VLConfig } from '../architectures/qwen2-vl/config.ts';
-import { SERVING_FILES, buildDecoderGraph, buildEmbedTokensGraph, buildVisionEncoderGraph } from '../architectures/qwen2-vl/graphs.ts';
-import type { Qwen2VLWeights } from '../architectures/qwen2-vl/params.ts';
+import { writeOnnx, type WriteOnnxOptions } from '../../graph/write-onnx.ts';
+import type { Graph } from '../../graph/builder.ts';
+import type { Qwen2VLConfig } from './config.ts';
+import { SERVING_FILES, buildDecoderGraph, buildEmbedTokensGraph, buildVisionEncoderGraph } from './graphs.ts';
+import type { Qwen2VLWeights } from './params.ts';
 
 export class TransformersJsExportError extends Error {
   override name = 'TransformersJsExportError';

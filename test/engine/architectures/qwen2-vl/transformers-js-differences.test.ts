@@ -8,11 +8,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AutoProcessor, Qwen2VLForConditionalGeneration, RawImage, Tensor, env } from '@huggingface/transformers';
-import { buildPromptIds, questionTurns } from '../../../src/engine/architectures/qwen2-vl/prompt.ts';
-import { ropeIndex } from '../../../src/engine/architectures/qwen2-vl/rope-index.ts';
-import { readQwen2VLFolderF32 } from '../../../src/engine/architectures/qwen2-vl/weights.ts';
-import { writeTransformersJsFolder } from '../../../src/engine/export/transformers-js.ts';
-import { readHfFolder } from '../../../src/hf/folder.ts';
+import { buildPromptIds, questionTurns } from '../../../../src/engine/architectures/qwen2-vl/prompt.ts';
+import { ropeIndex } from '../../../../src/engine/architectures/qwen2-vl/rope-index.ts';
+import { readQwen2VLFolderF32 } from '../../../../src/engine/architectures/qwen2-vl/weights.ts';
+import { writeTransformersJsFolder } from '../../../../src/engine/architectures/qwen2-vl/transformers-js.ts';
+import { readHfFolder } from '../../../../src/hf/folder.ts';
 
 const REFERENCE = resolve('../shared/reference/qwen2-vl-tiny');
 env.allowRemoteModels = false;

@@ -33,7 +33,13 @@ for (const threads of args.threads!.split(',').map(Number)) {
   const rt = await loadRuntime(args.model!, { executionProviders: ['cpu'], intraOpThreads: threads });
   const ic = rt.imageConfig;
   const image = await preprocessImage(readFileSync(args.image!), {
-    imageSize: ic.imageSize, patchSize: ic.patchSize, channels: 3, mean: ic.mean, std: ic.std, maxInputPixels: 1e8, maxBytes: 1e8,
+    imageSize: ic.imageSize,
+    patchSize: ic.patchSize,
+    channels: 3,
+    mean: ic.mean,
+    std: ic.std,
+    maxInputPixels: 1e8,
+    maxBytes: 1e8,
   });
   const request = { patches: image.patches, question: 'Is there evidence of pneumothorax?', params: { temperature: 0, topP: 1, maxTokens: 64 } };
   const perAnswer = new Map<number, number>();
@@ -47,9 +53,13 @@ for (const threads of args.threads!.split(',').map(Number)) {
       times.push(performance.now() - t);
     }
     perAnswer.set(b, median(times) / b);
-    console.log(`threads=${threads} batch=${String(b).padStart(2)}  ${median(times).toFixed(1).padStart(6)} ms per batch  ${(median(times) / b).toFixed(2).padStart(6)} ms per answer  ${(perAnswer.get(1)! / perAnswer.get(b)!).toFixed(2)}×`);
+    console.log(
+      `threads=${threads} batch=${String(b).padStart(2)}  ${median(times).toFixed(1).padStart(6)} ms per batch  ${(median(times) / b).toFixed(2).padStart(6)} ms per answer  ${(perAnswer.get(1)! / perAnswer.get(b)!).toFixed(2)}×`,
+    );
   }
   await rt.dispose();
-  summary.push(`batch_scaling threads=${threads} b8=${(perAnswer.get(1)! / perAnswer.get(8)!).toFixed(2)} b16=${(perAnswer.get(1)! / perAnswer.get(16)!).toFixed(2)}`);
+  summary.push(
+    `batch_scaling threads=${threads} b8=${(perAnswer.get(1)! / perAnswer.get(8)!).toFixed(2)} b16=${(perAnswer.get(1)! / perAnswer.get(16)!).toFixed(2)}`,
+  );
 }
 console.log(summary[0]);

@@ -37,13 +37,25 @@ const connections = Number(args.connections);
 const KEY = 'bench-admin-key-0123456789';
 const cores = os.availableParallelism();
 
-interface Replica { child: ChildProcess; url: string; out: () => string }
+interface Replica {
+  child: ChildProcess;
+  url: string;
+  out: () => string;
+}
 
 async function startReplica(env: Record<string, string>, cpus: string): Promise<Replica> {
   const port = await freePort();
   const child = spawn('taskset', ['-c', cpus, process.execPath, '--import', 'tsx', 'src/main.ts'], {
     cwd: repo,
-    env: { ...process.env, HOST: '127.0.0.1', PORT: String(port), CLINVQA_API_KEYS: `admin:${KEY}`, CLINVQA_LOG_LEVEL: 'warn', CLINVQA_INTRA_OP_THREADS: '1', ...env },
+    env: {
+      ...process.env,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      CLINVQA_API_KEYS: `admin:${KEY}`,
+      CLINVQA_LOG_LEVEL: 'warn',
+      CLINVQA_INTRA_OP_THREADS: '1',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -52,7 +64,13 @@ async function startReplica(env: Record<string, string>, cpus: string): Promise<
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`replica exited:\n${out}`);
-    if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) break;
+    if (
+      await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break;
     if (i > 600) throw new Error(`replica not ready:\n${out}`);
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -85,7 +103,14 @@ async function roundRobin(targets: string[]): Promise<{ url: string; close(): Pr
   });
   const port = await freePort();
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => { agent.destroy(); server.close(() => resolve()); }) };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        agent.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }
 
 function drive(url: string, body: string, conns: number, seconds: number): Promise<AutocannonResult> {
@@ -98,7 +123,8 @@ function drive(url: string, body: string, conns: number, seconds: number): Promi
     headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
     body,
     // Sticky clients: each connection is one client id, as a ward's workstations would be.
-    setupClient: (c: { setHeaders(h: Record<string, string>): void }) => c.setHeaders({ 'content-type': 'application/json', authorization: `Bearer ${KEY}`, 'x-client-id': `bench-${client++}` }),
+    setupClient: (c: { setHeaders(h: Record<string, string>): void }) =>
+      c.setHeaders({ 'content-type': 'application/json', authorization: `Bearer ${KEY}`, 'x-client-id': `bench-${client++}` }),
   });
 }
 
@@ -108,7 +134,11 @@ async function timeAdmin(url: string, n: number): Promise<{ put: number; report:
   const models = (await (await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${KEY}` } })).json()) as { data: { id: string }[] };
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    const res = await fetch(`${url}/admin/ab`, { method: 'PUT', headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ variants: models.data.map((m, j) => ({ model: m.id, weight: 1 + ((i + j) % 3) })) }) });
+    const res = await fetch(`${url}/admin/ab`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ variants: models.data.map((m, j) => ({ model: m.id, weight: 1 + ((i + j) % 3) })) }),
+    });
     await res.arrayBuffer();
     if (res.status !== 200) throw new Error(`PUT /admin/ab: ${res.status}`);
     put.push(performance.now() - t0);
@@ -132,9 +162,10 @@ try {
   for (const replicas of [1, 2]) {
     const databaseUrl = await pg.newDatabase();
     const env = { CLINVQA_DATABASE_URL: databaseUrl, CLINVQA_DATA_DIR: path.join(root, `var-${replicas}`), CLINVQA_MODELS_DIR: path.join(repo, 'models') };
-    const started = replicas === 1
-      ? [await startReplica({ ...env, CLINVQA_INSTANCE_ID: 'solo' }, all)]
-      : await Promise.all([0, 1].map((i) => startReplica({ ...env, CLINVQA_INSTANCE_ID: `r${i}` }, String(i % cores))));
+    const started =
+      replicas === 1
+        ? [await startReplica({ ...env, CLINVQA_INSTANCE_ID: 'solo' }, all)]
+        : await Promise.all([0, 1].map((i) => startReplica({ ...env, CLINVQA_INSTANCE_ID: `r${i}` }, String(i % cores))));
     const proxy = await roundRobin(started.map((r) => r.url));
     try {
       await drive(proxy.url, body, 4, 3); // warm-up
@@ -142,7 +173,9 @@ try {
       results[replicas] = r;
       lost += r.non2xx + r.errors + r.timeouts;
       const rps = r.requests.total / r.duration;
-      console.log(`replicas=${replicas} cpus=${replicas === 1 ? all : started.map((_, i) => i % cores).join('+')} clients=${connections}: ${rps.toFixed(1)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts}; status codes ${JSON.stringify(Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([code, v]) => [code, v.count])))}`);
+      console.log(
+        `replicas=${replicas} cpus=${replicas === 1 ? all : started.map((_, i) => i % cores).join('+')} clients=${connections}: ${rps.toFixed(1)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, non-2xx ${r.non2xx}, errors ${r.errors}, timeouts ${r.timeouts}; status codes ${JSON.stringify(Object.fromEntries(Object.entries(r.statusCodeStats ?? {}).map(([code, v]) => [code, v.count])))}`,
+      );
     } finally {
       await proxy.close();
       for (const s of started) await stop(s);
@@ -152,10 +185,22 @@ try {
   // Admin paths: embedded (JSON file + SQLite) vs cluster (Postgres), one replica, nothing else running.
   const embedded = await startReplica({ CLINVQA_DATA_DIR: path.join(root, 'var-embedded'), CLINVQA_MODELS_DIR: path.join(repo, 'models') }, all);
   const embeddedTimes = await timeAdmin(embedded.url, 40).finally(() => stop(embedded));
-  const clustered = await startReplica({ CLINVQA_DATABASE_URL: await pg.newDatabase(), CLINVQA_DATA_DIR: path.join(root, 'var-admin'), CLINVQA_MODELS_DIR: path.join(repo, 'models'), CLINVQA_INSTANCE_ID: 'admin' }, all);
+  const clustered = await startReplica(
+    {
+      CLINVQA_DATABASE_URL: await pg.newDatabase(),
+      CLINVQA_DATA_DIR: path.join(root, 'var-admin'),
+      CLINVQA_MODELS_DIR: path.join(repo, 'models'),
+      CLINVQA_INSTANCE_ID: 'admin',
+    },
+    all,
+  );
   const clusterTimes = await timeAdmin(clustered.url, 40).finally(() => stop(clustered));
-  console.log(`admin PUT /admin/ab p50: embedded ${embeddedTimes.put.toFixed(1)} ms, postgres ${clusterTimes.put.toFixed(1)} ms (+${(clusterTimes.put - embeddedTimes.put).toFixed(1)} ms)`);
-  console.log(`admin GET /admin/ab/report p50: embedded ${embeddedTimes.report.toFixed(1)} ms, postgres ${clusterTimes.report.toFixed(1)} ms (+${(clusterTimes.report - embeddedTimes.report).toFixed(1)} ms)`);
+  console.log(
+    `admin PUT /admin/ab p50: embedded ${embeddedTimes.put.toFixed(1)} ms, postgres ${clusterTimes.put.toFixed(1)} ms (+${(clusterTimes.put - embeddedTimes.put).toFixed(1)} ms)`,
+  );
+  console.log(
+    `admin GET /admin/ab/report p50: embedded ${embeddedTimes.report.toFixed(1)} ms, postgres ${clusterTimes.report.toFixed(1)} ms (+${(clusterTimes.report - embeddedTimes.report).toFixed(1)} ms)`,
+  );
   const ratio = results[2]!.requests.total / results[2]!.duration / (results[1]!.requests.total / results[1]!.duration);
   console.log(`cluster replicas=2 rps_ratio=${ratio.toFixed(2)} lost=${lost}`);
 } finally {

@@ -83,7 +83,11 @@ async function main(): Promise<void> {
   });
   const url = `http://127.0.0.1:${port}`;
   try {
-    const normal = JSON.stringify({ image: readFileSync(path.join(repo, 'test/fixtures/vqa/images/synpic19853.jpg')).toString('base64'), question: 'Is there a fracture?', model: 'clinvqa-sft' });
+    const normal = JSON.stringify({
+      image: readFileSync(path.join(repo, 'test/fixtures/vqa/images/synpic19853.jpg')).toString('base64'),
+      question: 'Is there a fracture?',
+      model: 'clinvqa-sft',
+    });
     const heavy = JSON.stringify({ image: large.toString('base64'), question: 'Is there a fracture?', model: 'clinvqa-sft' });
     for (let i = 0; i < 5; i++) await ask(url, normalKey, normal); // warm-up
     const idle: number[] = [];
@@ -92,7 +96,10 @@ async function main(): Promise<void> {
     const burstStarted = performance.now();
     const burst = Array.from({ length: count }, () => ask(url, burstKey, heavy));
     let burstOver = false;
-    const burstDone = Promise.all(burst).then((r) => ((burstOver = true), r));
+    const burstDone = Promise.all(burst).then((r) => {
+      burstOver = true;
+      return r;
+    });
     await new Promise((r) => setTimeout(r, 100)); // the burst is in
     // Only requests sent while the burst is still being served count; at least `samples` of them
     // unless the burst is over first.
@@ -105,13 +112,28 @@ async function main(): Promise<void> {
     }
     const heavyResults = await burstDone;
     const burstMs = performance.now() - burstStarted;
-    const tally = (xs: number[]) => Object.entries(xs.reduce<Record<number, number>>((t, s) => ((t[s] = (t[s] ?? 0) + 1), t), {})).map(([s, n]) => `${s}×${n}`).join(' ');
+    const tally = (xs: number[]) =>
+      Object.entries(
+        xs.reduce<Record<number, number>>((t, s) => {
+          t[s] = (t[s] ?? 0) + 1;
+          return t;
+        }, {}),
+      )
+        .map(([s, n]) => `${s}×${n}`)
+        .join(' ');
     const idleP50 = median(idle);
     const burstP50 = median(during);
     console.log(`idle: p50 ${idleP50.toFixed(1)} ms (n=${idle.length})`);
-    console.log(`during the burst: p50 ${burstP50.toFixed(1)} ms, max ${Math.max(...during).toFixed(0)} ms (n=${during.length}; statuses ${tally(statuses)}; in order: ${during.slice(0, 8).map((x) => x.toFixed(0)).join(' ')} …)`);
+    console.log(
+      `during the burst: p50 ${burstP50.toFixed(1)} ms, max ${Math.max(...during).toFixed(0)} ms (n=${during.length}; statuses ${tally(statuses)}; in order: ${during
+        .slice(0, 8)
+        .map((x) => x.toFixed(0))
+        .join(' ')} …)`,
+    );
     console.log(`burst: ${count} requests, statuses ${tally(heavyResults.map((r) => r.status))}, over after ${(burstMs / 1000).toFixed(1)} s`);
-    console.log(`decode_burst idle_p50=${idleP50.toFixed(1)} burst_p50=${burstP50.toFixed(1)} ratio=${(burstP50 / idleP50).toFixed(2)} max_ratio=${(Math.max(...during) / idleP50).toFixed(1)}`);
+    console.log(
+      `decode_burst idle_p50=${idleP50.toFixed(1)} burst_p50=${burstP50.toFixed(1)} ratio=${(burstP50 / idleP50).toFixed(2)} max_ratio=${(Math.max(...during) / idleP50).toFixed(1)}`,
+    );
   } finally {
     await new Promise<void>((resolve) => {
       child.once('exit', () => resolve());

@@ -165,13 +165,19 @@ function matmulModel(batch: number, m: number, k: number, n: number): { model: U
   return { model: serializeGraph(g), feed };
 }
 
-async function matmulPeak(batch: number, m: number, k: number, n: number, variant: ortNode.InferenceSession.SessionOptions | null = null): Promise<{ gflops: number; ms: number }> {
+async function matmulPeak(
+  batch: number,
+  m: number,
+  k: number,
+  n: number,
+  variant: ortNode.InferenceSession.SessionOptions | null = null,
+): Promise<{ gflops: number; ms: number }> {
   const { model, feed } = matmulModel(batch, m, k, n);
   const session = await openVariant(model, variant);
   // Warm up for half a second (the first moments of a process — V8 compiling in the background,
   // the thread pool starting — measured well below peak), then the best of many runs: the peak is
   // what the hardware can do, not what a noisy neighbour leaves.
-  for (const t0 = performance.now(); performance.now() - t0 < 500;) await session.run(feed);
+  for (const t0 = performance.now(); performance.now() - t0 < 500; ) await session.run(feed);
   const t = await time(() => session.run(feed), Math.max(4 * RUNS, 30), 0);
   await session.release();
   return { gflops: (2 * batch * m * n * k) / (t.best * 1e6), ms: t.best };
@@ -196,8 +202,12 @@ async function openVariant(model: Uint8Array, variant: ortNode.InferenceSession.
   if (!variant) return (await openSession(model, { intraOpThreads: THREADS })).session;
   // Same as openSession's CPU path, with the variant's options laid over it.
   return ortNode.InferenceSession.create(model, {
-    executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: THREADS, interOpNumThreads: 1,
-    executionMode: 'sequential', ...variant,
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: THREADS,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    ...variant,
   });
 }
 
@@ -228,8 +238,7 @@ function trainingInputs(c: ModelConfig, B: number, textTokens: number): Training
   const specs = parameterSpecs(c);
   const weights = initWeights(specs, 11, c.text.layers);
   const r = rng(5);
-  const rows = Array.from({ length: B }, () =>
-    Array.from({ length: textTokens + 1 }, () => 7 + Math.floor(r() * (VOCAB - 7))));
+  const rows = Array.from({ length: B }, () => Array.from({ length: textTokens + 1 }, () => 7 + Math.floor(r() * (VOCAB - 7))));
   const batch = trainingBatch({ numPatches: numPatches(c), rows, padId: PAD_ID });
   const count = batch.targetMask.reduce((s, x) => s + x, 0);
   return { specs, weights, batch, patches: randomF32(B * numPatches(c) * patchDim(c), 3), grad: batch.targetMask.map((m) => -m / count) };
@@ -267,7 +276,13 @@ async function trainThroughput(name: string, c: ModelConfig, B: number, textToke
   const flops = graphFlops(c, x);
   const params = x.specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
   return {
-    name, batch: B, seq: numPatches(c) + x.batch.text, params, flops, estimate: estimateFlops(c, B, x.batch.text), t,
+    name,
+    batch: B,
+    seq: numPatches(c) + x.batch.text,
+    params,
+    flops,
+    estimate: estimateFlops(c, B, x.batch.text),
+    t,
     gflops: flops / (t.median * 1e6),
   };
 }
@@ -334,7 +349,10 @@ async function compareTrainingVariants(c: ModelConfig, B: number, textTokens: nu
     const train = stats(ms[j]);
     const peak = await matmulPeak(1, 1024, 1024, 1024, SESSION_VARIANTS[variant]);
     out.push({
-      variant, matmulPeak: peak.gflops, matmulMedian: mmFlops / (stats(mmMs[j]).median * 1e6), train,
+      variant,
+      matmulPeak: peak.gflops,
+      matmulMedian: mmFlops / (stats(mmMs[j]).median * 1e6),
+      train,
       trainGflops: flops / (train.median * 1e6),
     });
   }
@@ -349,8 +367,13 @@ async function profileTraining(c: ModelConfig, B: number, textTokens: number): P
   const feed = trainingFeed(c, trainingInputs(c, B, textTokens));
   const dir = mkdtempSync(join(tmpdir(), 'bench-engine-'));
   const session = await ortNode.InferenceSession.create(serializeGraph(buildTrainingGraph(c, { withGrads: true }).graph), {
-    executionProviders: ['cpu'], graphOptimizationLevel: 'all', intraOpNumThreads: THREADS, interOpNumThreads: 1,
-    executionMode: 'sequential', enableProfiling: true, profileFilePrefix: join(dir, 'train'),
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: THREADS,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    enableProfiling: true,
+    profileFilePrefix: join(dir, 'train'),
   });
   for (let i = 0; i < WARMUP + RUNS; i++) await session.run(feed);
   session.endProfiling();
@@ -358,8 +381,7 @@ async function profileTraining(c: ModelConfig, B: number, textTokens: number): P
   const file = readdirSync(dir).find((f) => f.endsWith('.json'));
   if (!file) throw new Error('ORT wrote no profile');
   type Event = { cat: string; name: string; dur: number; args: { op_name?: string; output_type_shape?: unknown[] } };
-  const events = (JSON.parse(readFileSync(join(dir, file), 'utf8')) as Event[])
-    .filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
+  const events = (JSON.parse(readFileSync(join(dir, file), 'utf8')) as Event[]).filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
   rmSync(dir, { recursive: true });
   const total = events.reduce((s, e) => s + e.dur, 0);
   const sum = (key: (e: Event) => string) => {
@@ -368,8 +390,12 @@ async function profileTraining(c: ModelConfig, B: number, textTokens: number): P
     return [...m].sort((a, b) => b[1] - a[1]);
   };
   console.log(`  profile of the prototype shape (${WARMUP + RUNS} runs, kernel time by op type):`);
-  console.log(`   ${sum((e) => e.args.op_name ?? '?').slice(0, 10)
-    .map(([k, v]) => `${k} ${fmt((100 * v) / total)}%`).join(', ')}`);
+  console.log(
+    `   ${sum((e) => e.args.op_name ?? '?')
+      .slice(0, 10)
+      .map(([k, v]) => `${k} ${fmt((100 * v) / total)}%`)
+      .join(', ')}`,
+  );
   console.log('  top op + output shape:');
   for (const [k, v] of sum((e) => `${e.args.op_name} ${JSON.stringify(e.args.output_type_shape?.[0] ?? '')}`).slice(0, 12)) {
     console.log(`   ${pad(k, 40)} ${fmt((100 * v) / total).padStart(5)}%`);
@@ -381,8 +407,15 @@ async function profileTraining(c: ModelConfig, B: number, textTokens: number): P
  * (same layers.ts code, same autodiff) on [B, S, width]; times `count` (its uses per training step)
  * it is the block's share of a step. Memory-bound elementwise chains show up here.
  */
-async function blockCost(label: string, B: number, S: number, width: number, count: number, stepMs: number,
-  build: (ps: ParamSource, x: Value) => Value): Promise<void> {
+async function blockCost(
+  label: string,
+  B: number,
+  S: number,
+  width: number,
+  count: number,
+  stepMs: number,
+  build: (ps: ParamSource, x: Value) => Value,
+): Promise<void> {
   const g = new Graph(`bench_${label}`);
   const ps = new ParamSource(g, { kind: 'inputs' });
   const x = g.input('x', 'float32', [B, S, width]);
@@ -394,11 +427,20 @@ async function blockCost(label: string, B: number, S: number, width: number, cou
   wrt.forEach((w, i) => g.output(grads.get(w)!, `d${i}`));
   const session = await openVariant(serializeGraph(g), null);
   const feed: Feed = { x: f32(randomF32(B * S * width, 21), [B, S, width]), dy: f32(randomF32(B * S * width, 22), [B, S, width]) };
-  for (const sp of ps.specs) feed[sp.name] = f32(randomF32(sp.shape.reduce((p, q) => p * q, 1), 23), sp.shape);
+  for (const sp of ps.specs)
+    feed[sp.name] = f32(
+      randomF32(
+        sp.shape.reduce((p, q) => p * q, 1),
+        23,
+      ),
+      sp.shape,
+    );
   const t = await time(() => session.run(feed));
   await session.release();
-  console.log(`   ${pad(`${label} [${B},${S},${width}] fwd+bwd`, 52)} ${fmt(t.median, 2).padStart(6)} ms × ${count} = ` +
-    `${fmt(t.median * count, 1).padStart(5)} ms, ${fmt((100 * t.median * count) / stepMs)}% of a step`);
+  console.log(
+    `   ${pad(`${label} [${B},${S},${width}] fwd+bwd`, 52)} ${fmt(t.median, 2).padStart(6)} ms × ${count} = ` +
+      `${fmt(t.median * count, 1).padStart(5)} ms, ${fmt((100 * t.median * count) / stepMs)}% of a step`,
+  );
 }
 
 // ---- 3. decode ------------------------------------------------------------------------------
@@ -441,11 +483,13 @@ async function decodeCompare(servings: [string, ServingSessions][], B: number, n
       }
     }
   }
-  return servings.flatMap(([variant]) => [true, false].map((useCache) => {
-    const sorted = ms.get(`${variant}|${useCache}`)!.sort((x, y) => x - y);
-    const t = { median: sorted[Math.floor(sorted.length / 2)], best: sorted[0], worst: sorted[sorted.length - 1] };
-    return { variant, batch: B, useCache, t, tokensPerS: (B * newTokens) / (t.median / 1000) };
-  }));
+  return servings.flatMap(([variant]) =>
+    [true, false].map((useCache) => {
+      const sorted = ms.get(`${variant}|${useCache}`)!.sort((x, y) => x - y);
+      const t = { median: sorted[Math.floor(sorted.length / 2)], best: sorted[0], worst: sorted[sorted.length - 1] };
+      return { variant, batch: B, useCache, t, tokensPerS: (B * newTokens) / (t.median / 1000) };
+    }),
+  );
 }
 
 // ---- report ---------------------------------------------------------------------------------
@@ -454,11 +498,15 @@ const fmt = (x: number, d = 1) => x.toFixed(d);
 const pad = (s: string, n: number) => s.padEnd(n);
 
 async function main(): Promise<void> {
-  console.log(`engine benchmark: onnxruntime-node ${ortNode.env.versions.common}, runs=${RUNS} warmup=${WARMUP} ` +
-    `intra-op threads=${THREADS || 'ORT default'}`);
+  console.log(
+    `engine benchmark: onnxruntime-node ${ortNode.env.versions.common}, runs=${RUNS} warmup=${WARMUP} ` + `intra-op threads=${THREADS || 'ORT default'}`,
+  );
 
   console.log('\n1. MatMul on ORT CPU (best of runs, taken before and after section 2; the higher counts)');
-  const shapes = [[1, 1024, 1024, 1024], [8, 128, 256, 1024]] as const;
+  const shapes = [
+    [1, 1024, 1024, 1024],
+    [8, 128, 256, 1024],
+  ] as const;
   const labels = ['1024x1024 · 1024x1024', '8 x (128x256 · 256x1024) [fc1 shape]'];
   const before = [await matmulPeak(...shapes[0]), await matmulPeak(...shapes[1])];
 
@@ -467,27 +515,37 @@ async function main(): Promise<void> {
   const after = [await matmulPeak(...shapes[0]), await matmulPeak(...shapes[1])];
   const mm = before.map((b, i) => (b.gflops >= after[i].gflops ? b : after[i]));
   mm.forEach((m, i) => {
-    console.log(`  ${pad(labels[i], 38)} ${fmt(m.ms, 2).padStart(7)} ms ${fmt(m.gflops).padStart(7)} GFLOP/s` +
-      `   (before ${fmt(before[i].gflops)}, after ${fmt(after[i].gflops)})`);
+    console.log(
+      `  ${pad(labels[i], 38)} ${fmt(m.ms, 2).padStart(7)} ms ${fmt(m.gflops).padStart(7)} GFLOP/s` +
+        `   (before ${fmt(before[i].gflops)}, after ${fmt(after[i].gflops)})`,
+    );
   });
   const peak = mm[0].gflops;
 
   console.log('\n2. forward+backward of the training graph, batch 8 (exact MatMul/Gemm FLOPs of the graph; est. = 6·N·rows + attention)');
-  console.log(`  ${pad('model', 26)} ${pad('S', 4)} ${pad('params', 7)} ${pad('GFLOP', 6)} ${pad('est.', 6)} ` +
-    `${pad('median ms', 9)} ${pad('min-max ms', 13)} ${pad('GFLOP/s', 7)} ÷MatMul (best run)`);
+  console.log(
+    `  ${pad('model', 26)} ${pad('S', 4)} ${pad('params', 7)} ${pad('GFLOP', 6)} ${pad('est.', 6)} ` +
+      `${pad('median ms', 9)} ${pad('min-max ms', 13)} ${pad('GFLOP/s', 7)} ÷MatMul (best run)`,
+  );
   for (const f of [proto, small]) {
-    console.log(`  ${pad(f.name, 26)} ${pad(String(f.seq), 4)} ${pad(`${fmt(f.params / 1e6, 2)}M`, 7)} ` +
-      `${pad(fmt(f.flops / 1e9, 2), 6)} ${pad(fmt(f.estimate / 1e9, 2), 6)} ${fmt(f.t.median).padStart(9)} ` +
-      `${pad(`${fmt(f.t.best, 0)}-${fmt(f.t.worst, 0)}`, 13)} ${fmt(f.gflops).padStart(7)} ${fmt(f.gflops / peak, 2).padStart(7)} ` +
-      `(${fmt(f.flops / (f.t.best * 1e6) / peak, 2)})`);
+    console.log(
+      `  ${pad(f.name, 26)} ${pad(String(f.seq), 4)} ${pad(`${fmt(f.params / 1e6, 2)}M`, 7)} ` +
+        `${pad(fmt(f.flops / 1e9, 2), 6)} ${pad(fmt(f.estimate / 1e9, 2), 6)} ${fmt(f.t.median).padStart(9)} ` +
+        `${pad(`${fmt(f.t.best, 0)}-${fmt(f.t.worst, 0)}`, 13)} ${fmt(f.gflops).padStart(7)} ${fmt(f.gflops / peak, 2).padStart(7)} ` +
+        `(${fmt(f.flops / (f.t.best * 1e6) / peak, 2)})`,
+    );
   }
   console.log('  prototype shape per ORT session setting, runs round-robin with a 1024² MatMul run after each:');
-  console.log(`  ${pad('ORT settings', 20)} ${pad('MatMul best', 11)} ${pad('MatMul median', 13)} ${pad('train median ms', 15)} ` +
-    `${pad('min-max ms', 10)} ${pad('GFLOP/s', 7)} ÷best ÷median`);
+  console.log(
+    `  ${pad('ORT settings', 20)} ${pad('MatMul best', 11)} ${pad('MatMul median', 13)} ${pad('train median ms', 15)} ` +
+      `${pad('min-max ms', 10)} ${pad('GFLOP/s', 7)} ÷best ÷median`,
+  );
   for (const v of await compareTrainingVariants(prototypeConfig(), 8, 112)) {
-    console.log(`  ${pad(v.variant, 20)} ${fmt(v.matmulPeak).padStart(11)} ${fmt(v.matmulMedian).padStart(13)} ` +
-      `${fmt(v.train.median).padStart(15)} ${pad(`${fmt(v.train.best, 0)}-${fmt(v.train.worst, 0)}`, 10)} ` +
-      `${fmt(v.trainGflops).padStart(7)} ${fmt(v.trainGflops / v.matmulPeak, 2).padStart(5)} ${fmt(v.trainGflops / v.matmulMedian, 2).padStart(7)}`);
+    console.log(
+      `  ${pad(v.variant, 20)} ${fmt(v.matmulPeak).padStart(11)} ${fmt(v.matmulMedian).padStart(13)} ` +
+        `${fmt(v.train.median).padStart(15)} ${pad(`${fmt(v.train.best, 0)}-${fmt(v.train.worst, 0)}`, 10)} ` +
+        `${fmt(v.trainGflops).padStart(7)} ${fmt(v.trainGflops / v.matmulPeak, 2).padStart(5)} ${fmt(v.trainGflops / v.matmulMedian, 2).padStart(7)}`,
+    );
   }
   if (args.profile) {
     const pc = prototypeConfig();
@@ -496,43 +554,50 @@ async function main(): Promise<void> {
     const { dim, layers, mlpRatio } = pc.text;
     await blockCost('GELU (tanh form)', 8, 128, dim * mlpRatio, layers, proto.t.median, (_, x) => gelu(x));
     // A candidate, not the model's: the sigmoid approximation of GELU, three kernels forward.
-    await blockCost('GELU (x·σ(1.702x), candidate)', 8, 128, dim * mlpRatio, layers, proto.t.median,
-      (_, x) => o.mul(x, o.sigmoid(o.mul(x, 1.702))));
+    await blockCost('GELU (x·σ(1.702x), candidate)', 8, 128, dim * mlpRatio, layers, proto.t.median, (_, x) => o.mul(x, o.sigmoid(o.mul(x, 1.702))));
     await blockCost('LayerNorm', 8, 128, dim, 2 * layers + 1, proto.t.median, (ps, x) => layerNorm(ps, 'ln', x, dim, 1e-5));
   }
 
   const c = presetConfig('small', VOCAB);
-  console.log(`\n3. decode, small preset (${numPatches(c)} patches), 20-token prompt, 64 new tokens, greedy; ` +
-    'decode time = prefill + 64 steps, vision pass excluded; median of runs');
+  console.log(
+    `\n3. decode, small preset (${numPatches(c)} patches), 20-token prompt, 64 new tokens, greedy; ` +
+      'decode time = prefill + 64 steps, vision pass excluded; median of runs',
+  );
   const weights = initWeights(parameterSpecs(c), 13, c.text.layers);
   const onnx = exportServingOnnx(c, weights);
   const servings: [string, ServingSessions][] = [];
   for (const [variant, opts] of Object.entries(SESSION_VARIANTS)) {
-    servings.push([variant, {
-      config: c,
-      vision: await openVariant(onnx['onnx/vision_encoder.onnx'], opts),
-      decoder: await openVariant(onnx['onnx/decoder.onnx'], opts),
-    }]);
+    servings.push([
+      variant,
+      {
+        config: c,
+        vision: await openVariant(onnx['onnx/vision_encoder.onnx'], opts),
+        decoder: await openVariant(onnx['onnx/decoder.onnx'], opts),
+      },
+    ]);
   }
   // A cached run is ~35 ms, easily hit by a neighbour's time slice: twice the runs.
   const decode = await decodeCompare(servings, 1, 64, 20, 2 * RUNS);
   // Batch 8 without the cache is slow (64 full passes over 8 rows): fewer runs, shipped only.
-  decode.push(...await decodeCompare(servings.slice(0, 1), 8, 64, 20, Math.min(RUNS, 3)));
+  decode.push(...(await decodeCompare(servings.slice(0, 1), 8, 64, 20, Math.min(RUNS, 3))));
   for (const [, s] of servings) {
     await s.vision.release();
     await s.decoder.release();
   }
-  console.log(`  ${pad('ORT settings', 20)} ${pad('batch', 6)} ${pad('KV cache', 9)} ${pad('median ms', 10)} ` +
-    `${pad('min-max ms', 16)} ${pad('tokens/s', 9)} speed-up`);
-  const tps = (v: string, B: number, cache: boolean) =>
-    decode.find((d) => d.variant === v && d.batch === B && d.useCache === cache)!.tokensPerS;
+  console.log(
+    `  ${pad('ORT settings', 20)} ${pad('batch', 6)} ${pad('KV cache', 9)} ${pad('median ms', 10)} ` +
+      `${pad('min-max ms', 16)} ${pad('tokens/s', 9)} speed-up`,
+  );
+  const tps = (v: string, B: number, cache: boolean) => decode.find((d) => d.variant === v && d.batch === B && d.useCache === cache)!.tokensPerS;
   for (const d of decode) {
     const other = decode.find((e) => e.variant === d.variant && e.batch === d.batch && !e.useCache)!;
     const speedup = d.useCache
       ? `${fmt(tps(d.variant, d.batch, true) / tps(d.variant, d.batch, false), 2)}x (best runs ${fmt(other.t.best / d.t.best, 2)}x)`
       : '';
-    console.log(`  ${pad(d.variant, 20)} ${pad(String(d.batch), 6)} ${pad(d.useCache ? 'yes' : 'no', 9)} ` +
-      `${fmt(d.t.median).padStart(9)}  ${pad(`${fmt(d.t.best)}-${fmt(d.t.worst)}`, 16)} ${fmt(d.tokensPerS).padStart(8)}  ${speedup}`);
+    console.log(
+      `  ${pad(d.variant, 20)} ${pad(String(d.batch), 6)} ${pad(d.useCache ? 'yes' : 'no', 9)} ` +
+        `${fmt(d.t.median).padStart(9)}  ${pad(`${fmt(d.t.best)}-${fmt(d.t.worst)}`, 16)} ${fmt(d.tokensPerS).padStart(8)}  ${speedup}`,
+    );
   }
 
   // The headline figures are those of the shipped settings.

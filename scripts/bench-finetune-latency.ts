@@ -26,9 +26,23 @@ const root = mkdtempSync(path.join(os.tmpdir(), 'bench-finetune-'));
 const modelsDir = path.join(root, 'models');
 cpSync(baseDir, path.join(modelsDir, baseId), { recursive: true });
 const ADMIN_KEY = 'bench-admin-key-0123456789';
-const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', CLINVQA_API_KEYS: `admin:${ADMIN_KEY}`, CLINVQA_DATA_DIR: path.join(root, 'var'), CLINVQA_MODELS_DIR: modelsDir, CLINVQA_LOG_LEVEL: 'error', CLINVQA_RATE_LIMIT_ADMIN: '0' });
+const config = loadConfig({
+  ...process.env,
+  PORT: '0',
+  HOST: '127.0.0.1',
+  CLINVQA_API_KEYS: `admin:${ADMIN_KEY}`,
+  CLINVQA_DATA_DIR: path.join(root, 'var'),
+  CLINVQA_MODELS_DIR: modelsDir,
+  CLINVQA_LOG_LEVEL: 'error',
+  CLINVQA_RATE_LIMIT_ADMIN: '0',
+});
 const fineTunes = createFineTunes({ dataDir: config.dataDir, modelsDir, standardValidation: [], workerThreads: 1 });
-const server = await startServer({ config, loader: loadModelRuntime, logger: createLogger('error'), extraRouters: (parts) => fineTuneRouters(fineTunes, parts) });
+const server = await startServer({
+  config,
+  loader: loadModelRuntime,
+  logger: createLogger('error'),
+  extraRouters: (parts) => fineTuneRouters(fineTunes, parts),
+});
 await fineTunes.started;
 const url = `http://127.0.0.1:${server.port}`;
 const auth = { Authorization: `Bearer ${ADMIN_KEY}` };
@@ -68,7 +82,8 @@ try {
   form.append('base_model', baseId);
   form.append('hyperparameters', JSON.stringify({ max_steps: 10_000, checkpoint_every: 50 }));
   form.append('training_file', new Blob([new Uint8Array(readFileSync(path.join(FIX, 'slake.jsonl')))]), 'cases.jsonl');
-  for (const name of readdirSync(path.join(FIX, 'images'))) form.append('images', new Blob([new Uint8Array(readFileSync(path.join(FIX, 'images', name)))]), name);
+  for (const name of readdirSync(path.join(FIX, 'images')))
+    form.append('images', new Blob([new Uint8Array(readFileSync(path.join(FIX, 'images', name)))]), name);
   const created = (await (await fetch(`${url}/admin/fine-tunes`, { method: 'POST', headers: auth, body: form })).json()) as { id: string };
   // Measure while GRPO steps are being taken, not while the worker starts or scores the base model.
   const deadline = Date.now() + 300_000;

@@ -75,7 +75,18 @@ function largeConfig(): Record<string, unknown> {
     vision_token_id: 507,
     image_token_id: 508,
     video_token_id: 509,
-    vision_config: { depth: 4, embed_dim: 640, num_heads: 10, mlp_ratio: 4, in_channels: 3, hidden_size: 896, hidden_act: 'quick_gelu', patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2 },
+    vision_config: {
+      depth: 4,
+      embed_dim: 640,
+      num_heads: 10,
+      mlp_ratio: 4,
+      in_channels: 3,
+      hidden_size: 896,
+      hidden_act: 'quick_gelu',
+      patch_size: 14,
+      spatial_merge_size: 2,
+      temporal_patch_size: 2,
+    },
   };
 }
 
@@ -106,7 +117,10 @@ interface Question {
 }
 
 async function loadQuestions(file: string, n: number, maxTokens: number): Promise<Question[]> {
-  const lines = (await readFile(file, 'utf8')).split('\n').filter((l) => l.trim()).slice(0, n);
+  const lines = (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(0, n);
   return Promise.all(
     lines.map(async (line) => {
       const rec = JSON.parse(line) as { image: string; question: string };
@@ -123,7 +137,11 @@ interface Server {
 }
 
 /** Spawns `argv` and resolves once a stdout line yields the port (`portOf`). */
-function spawnServer(argv: string[], env: Record<string, string>, portOf: (line: string) => number | undefined): Promise<{ child: ChildProcess; port: number }> {
+function spawnServer(
+  argv: string[],
+  env: Record<string, string>,
+  portOf: (line: string) => number | undefined,
+): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, argv, { cwd: repo, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
@@ -197,7 +215,19 @@ async function symlinkDir(target: string, at: string): Promise<void> {
 /** Our runtime and batcher without the rest of the server. */
 async function startOursEngine(folder: string, tmp: string, threads: number): Promise<Server> {
   const { child, port } = await spawnServer(
-    ['--import', 'tsx', 'scripts/lib/engine-vqa-server.ts', '--model', folder, '--data-dir', path.join(tmp, `engine-var-${path.basename(folder)}`), '--port', '0', '--threads', String(threads)],
+    [
+      '--import',
+      'tsx',
+      'scripts/lib/engine-vqa-server.ts',
+      '--model',
+      folder,
+      '--data-dir',
+      path.join(tmp, `engine-var-${path.basename(folder)}`),
+      '--port',
+      '0',
+      '--threads',
+      String(threads),
+    ],
     {},
     (line) => (line.startsWith('listening ') ? Number(line.slice('listening '.length)) : undefined),
   );
@@ -323,7 +353,9 @@ async function main(): Promise<void> {
   const maxTokens = Number(args['max-tokens']);
   const questions = await loadQuestions(args.data!, Number(args.questions), maxTokens);
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'clinvqa-bench-peer-'));
-  console.log(`bench:peer  ours=${args.ours === 'engine' ? 'our runtime + batcher (no server)' : 'our server (src/main.ts)'}  threads=${threads}  max_tokens=${maxTokens}  questions=${questions.length} (${args.data})  cores=${os.availableParallelism()}`);
+  console.log(
+    `bench:peer  ours=${args.ours === 'engine' ? 'our runtime + batcher (no server)' : 'our server (src/main.ts)'}  threads=${threads}  max_tokens=${maxTokens}  questions=${questions.length} (${args.data})  cores=${os.availableParallelism()}`,
+  );
   try {
     const small = args['skip-small'] ? undefined : await benchModel('small', REFERENCE, tmp, questions, Number(args.duration), threads);
     let large: Awaited<ReturnType<typeof benchModel>> | undefined;

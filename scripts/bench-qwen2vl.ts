@@ -25,18 +25,50 @@ import { loadWeights } from '../src/hf/weights.ts';
 
 /** Qwen/Qwen2-VL-2B-Instruct's config.json (public flat layout). */
 const QWEN2_VL_2B = {
-  architectures: ['Qwen2VLForConditionalGeneration'], model_type: 'qwen2_vl',
-  attention_dropout: 0, bos_token_id: 151643, eos_token_id: 151645, vision_start_token_id: 151652, vision_end_token_id: 151653,
-  vision_token_id: 151654, image_token_id: 151655, video_token_id: 151656, hidden_act: 'silu', hidden_size: 1536,
-  initializer_range: 0.02, intermediate_size: 8960, max_position_embeddings: 32768, max_window_layers: 28,
-  num_attention_heads: 12, num_hidden_layers: 28, num_key_value_heads: 2, rms_norm_eps: 1e-6, rope_theta: 1000000,
-  sliding_window: 32768, tie_word_embeddings: true, torch_dtype: 'bfloat16', use_cache: true, use_sliding_window: false,
-  vision_config: { depth: 32, embed_dim: 1280, mlp_ratio: 4, num_heads: 16, in_chans: 3, hidden_size: 1536, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2 },
+  architectures: ['Qwen2VLForConditionalGeneration'],
+  model_type: 'qwen2_vl',
+  attention_dropout: 0,
+  bos_token_id: 151643,
+  eos_token_id: 151645,
+  vision_start_token_id: 151652,
+  vision_end_token_id: 151653,
+  vision_token_id: 151654,
+  image_token_id: 151655,
+  video_token_id: 151656,
+  hidden_act: 'silu',
+  hidden_size: 1536,
+  initializer_range: 0.02,
+  intermediate_size: 8960,
+  max_position_embeddings: 32768,
+  max_window_layers: 28,
+  num_attention_heads: 12,
+  num_hidden_layers: 28,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000,
+  sliding_window: 32768,
+  tie_word_embeddings: true,
+  torch_dtype: 'bfloat16',
+  use_cache: true,
+  use_sliding_window: false,
+  vision_config: {
+    depth: 32,
+    embed_dim: 1280,
+    mlp_ratio: 4,
+    num_heads: 16,
+    in_chans: 3,
+    hidden_size: 1536,
+    patch_size: 14,
+    spatial_merge_size: 2,
+    temporal_patch_size: 2,
+  },
   rope_scaling: { type: 'mrope', mrope_section: [16, 24, 24] },
   vocab_size: 151936,
 };
 
-const { values } = parseArgs({ options: { keep: { type: 'string' }, 'no-prepack': { type: 'boolean', default: false }, steps: { type: 'string', default: '6' } } });
+const { values } = parseArgs({
+  options: { keep: { type: 'string' }, 'no-prepack': { type: 'boolean', default: false }, steps: { type: 'string', default: '6' } },
+});
 const steps = Number(values.steps);
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 const rss = () => process.memoryUsage().rss;
@@ -68,7 +100,13 @@ async function main(): Promise<void> {
   console.log(`Qwen2-VL-2B shapes: ${paramCount(config)} parameters, float32 ${gb(fp32Bytes)}; working in ${root}`);
   try {
     let t = now();
-    if (values.keep && (await stat(join(folder, 'model.safetensors.index.json')).then(() => true, () => false))) {
+    if (
+      values.keep &&
+      (await stat(join(folder, 'model.safetensors.index.json')).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       console.log(`reusing the random folder kept in ${folder}`);
     } else {
       await writeRandomQwen2VLFolder(folder, QWEN2_VL_2B, { dtype: 'BF16', shardBytes: 2 * 1024 ** 3, seed: 3 });
@@ -91,7 +129,9 @@ async function main(): Promise<void> {
     const s = await openQwen2VLSessions(config, exported, { extra });
     const loadS = (now() - t0) / 1000;
     gc();
-    console.log(`sessions open (prepacking ${values['no-prepack'] ? 'off' : 'on'}): load total ${loadS.toFixed(1)} s, rss ${gb(rss())}, peak so far ${gb(peakRss())}`);
+    console.log(
+      `sessions open (prepacking ${values['no-prepack'] ? 'off' : 'on'}): load total ${loadS.toFixed(1)} s, rss ${gb(rss())}, peak so far ${gb(peakRss())}`,
+    );
 
     // ---- vision: one 448×448 image = grid 1×32×32 = 1024 patches ----
     const grid = [1, 448 / 14, 448 / 14];
@@ -104,12 +144,49 @@ async function main(): Promise<void> {
 
     // ---- prefill: a chat-shaped prompt around the image ----
     const tk = config.tokens;
-    const ids = [151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645, 198, 151644, 872, 198, tk.visionStartTokenId,
-      ...new Array(N / 4).fill(tk.imageTokenId), tk.visionEndTokenId, 3838, 6577, 374, 419, 30, 151645, 198, 151644, 77091, 198];
-    const pos = ropeIndex(ids, [grid as [number, number, number]], { imageTokenId: tk.imageTokenId, visionStartTokenId: tk.visionStartTokenId, spatialMergeSize: config.vision.spatialMergeSize });
+    const ids = [
+      151644,
+      8948,
+      198,
+      2610,
+      525,
+      264,
+      10950,
+      17847,
+      13,
+      151645,
+      198,
+      151644,
+      872,
+      198,
+      tk.visionStartTokenId,
+      ...new Array(N / 4).fill(tk.imageTokenId),
+      tk.visionEndTokenId,
+      3838,
+      6577,
+      374,
+      419,
+      30,
+      151645,
+      198,
+      151644,
+      77091,
+      198,
+    ];
+    const pos = ropeIndex(ids, [grid as [number, number, number]], {
+      imageTokenId: tk.imageTokenId,
+      visionStartTokenId: tk.visionStartTokenId,
+      spatialMergeSize: config.vision.spatialMergeSize,
+    });
     const embeds = mergeImageFeatures(await embedIds(s, ids), ids, vis.features, config);
     t = now();
-    const prefill = await decoderPass(s, embeds, 1, pos.positions.map((r) => Array.from(r)), null);
+    const prefill = await decoderPass(
+      s,
+      embeds,
+      1,
+      pos.positions.map((r) => Array.from(r)),
+      null,
+    );
     const prefillMs = now() - t;
     const prefillTps = ids.length / (prefillMs / 1000);
     console.log(`prefill ${ids.length} tokens: ${(prefillMs / 1000).toFixed(2)} s = ${prefillTps.toFixed(1)} tokens/s`);
@@ -139,17 +216,24 @@ async function main(): Promise<void> {
     };
     const b1 = await decode(1);
     const b8 = await decode(8);
-    const gain = (8 / b8) / (1 / b1);
+    const gain = 8 / b8 / (1 / b1);
     // bytes a decode step must read: every decoder weight (the embedding table is only gathered from)
-    const decoderBytes = qwen2VLParamTable(config).filter((p) => p.part === 'text' && p.name !== 'model.embed_tokens.weight')
-      .reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1) * 4, 0) + config.text.vocabSize * config.text.hiddenSize * 4;
+    const decoderBytes =
+      qwen2VLParamTable(config)
+        .filter((p) => p.part === 'text' && p.name !== 'model.embed_tokens.weight')
+        .reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1) * 4, 0) +
+      config.text.vocabSize * config.text.hiddenSize * 4;
     const bw = copyBandwidth();
     const frac = decoderBytes / (b1 / 1000) / bw;
-    console.log(`decode batch 1: ${b1.toFixed(1)} ms/token; batch 8: ${b8.toFixed(1)} ms/step = ${(b8 / 8).toFixed(1)} ms/token (throughput ×${gain.toFixed(2)})`);
+    console.log(
+      `decode batch 1: ${b1.toFixed(1)} ms/token; batch 8: ${b8.toFixed(1)} ms/step = ${(b8 / 8).toFixed(1)} ms/token (throughput ×${gain.toFixed(2)})`,
+    );
     console.log(`decode reads ${gb(decoderBytes)} of weights per step → ${gb(decoderBytes / (b1 / 1000))}/s; copy bandwidth ${gb(bw)}/s (read + write)`);
     const peak = peakRss();
     console.log(`peak rss ${gb(peak)} (before load ${gb(rssBefore)}) vs float32 weights ${gb(fp32Bytes)}`);
-    console.log(`qwen2vl load_s=${loadS.toFixed(1)} rss_ratio=${(peak / fp32Bytes).toFixed(2)} decode_bw_frac=${frac.toFixed(2)} batch8_gain=${gain.toFixed(2)}`);
+    console.log(
+      `qwen2vl load_s=${loadS.toFixed(1)} rss_ratio=${(peak / fp32Bytes).toFixed(2)} decode_bw_frac=${frac.toFixed(2)} batch8_gain=${gain.toFixed(2)}`,
+    );
   } finally {
     if (!values.keep) await rm(root, { recursive: true, force: true });
   }

@@ -18,7 +18,12 @@ import { parseQwen2VlImageConfig, processRgbImage } from '../src/engine/architec
 import { qwen2VLExpectedTensors } from '../src/engine/architectures/qwen2-vl/params.ts';
 import { ropeIndex, type GridThw } from '../src/engine/architectures/qwen2-vl/rope-index.ts';
 import {
-  embedIds, encodeImages, greedyDecode, mergeImageFeatures, openQwen2VLSessions, type Qwen2VLSessions,
+  embedIds,
+  encodeImages,
+  greedyDecode,
+  mergeImageFeatures,
+  openQwen2VLSessions,
+  type Qwen2VLSessions,
 } from '../src/engine/architectures/qwen2-vl/sessions.ts';
 import { qwen2VlCanonicalName } from '../src/engine/architectures/qwen2-vl/weight-names.ts';
 import { readSafetensors } from '../src/engine/export/safetensors.ts';
@@ -78,7 +83,9 @@ async function main(): Promise<void> {
   const config = parseQwen2VLConfig(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')), join(dir, 'config.json'));
   const t0 = Date.now();
   const loaded = await loadWeights(dir, { expected: qwen2VLExpectedTensors(config), canonicalName: qwen2VlCanonicalName });
-  log(`loaded ${loaded.files.join(', ')} (${loaded.dtypes.join('/')}, ${loaded.parameterCount} values, sha256 ${loaded.sha256.slice(0, 12)}…) in ${Date.now() - t0} ms`);
+  log(
+    `loaded ${loaded.files.join(', ')} (${loaded.dtypes.join('/')}, ${loaded.parameterCount} values, sha256 ${loaded.sha256.slice(0, 12)}…) in ${Date.now() - t0} ms`,
+  );
   const kase = JSON.parse(await readFile(join(dir, 'golden/case.json'), 'utf8')) as CaseJson;
   const golden = (await readSafetensors(join(dir, 'golden/tensors.safetensors'))).tensors;
   const gt = (name: string) => (golden[name] ? (golden[name].data as Float32Array) : undefined);
@@ -116,7 +123,11 @@ async function main(): Promise<void> {
     log(`generated_ids        ${JSON.stringify(r.ids)} ${generatedEqual ? '=' : '≠'} golden ${JSON.stringify(kase.generated_ids)}`);
 
     // positions: our get_rope_index on the golden ids and grids, and the decode positions after it
-    const spec = { imageTokenId: config.tokens.imageTokenId, visionStartTokenId: config.tokens.visionStartTokenId, spatialMergeSize: config.vision.spatialMergeSize };
+    const spec = {
+      imageTokenId: config.tokens.imageTokenId,
+      visionStartTokenId: config.tokens.visionStartTokenId,
+      spatialMergeSize: config.vision.spatialMergeSize,
+    };
     const pos = ropeIndex(ids, grids as unknown as GridThw[], spec);
     const decodeExpected = kase.decode_position_ids?.positions;
     const decodeOurs = kase.generated_ids.slice(1).map((_, s1) => ids.length + s1 + pos.ropeDelta);
@@ -131,12 +142,18 @@ async function main(): Promise<void> {
     let pixelMax: number | null = null;
     let pixelMean: number | null = null;
     const imagePath = join(dir, 'golden', kase.image ?? 'image.png');
-    const haveImage = await stat(imagePath).then(() => true, () => false);
+    const haveImage = await stat(imagePath).then(
+      () => true,
+      () => false,
+    );
     if (haveImage) {
       const pre = parseQwen2VlImageConfig(JSON.parse(await readFile(join(dir, 'preprocessor_config.json'), 'utf8')), join(dir, 'preprocessor_config.json'));
       const decoded = await decodeNativeRgb(await readFile(imagePath), { maxInputPixels: 1e9, maxBytes: 1e9 }, 'white');
       const processed = await processRgbImage(pre, decoded.rgb, decoded.width, decoded.height);
-      gridEqual = grids.length === 1 && sameInts(processed.gridThw, grids[0]) && (kase.num_image_tokens === undefined || processed.numImageTokens === kase.num_image_tokens);
+      gridEqual =
+        grids.length === 1 &&
+        sameInts(processed.gridThw, grids[0]) &&
+        (kase.num_image_tokens === undefined || processed.numImageTokens === kase.num_image_tokens);
       if (processed.pixelValues.length === pixelValues.length) {
         let sum = 0;
         pixelMax = 0;
@@ -147,7 +164,9 @@ async function main(): Promise<void> {
         }
         pixelMean = sum / pixelValues.length;
       }
-      log(`processor            grid ${JSON.stringify(processed.gridThw)} ${gridEqual ? '=' : '≠'} golden ${JSON.stringify(grids)}; pixel_values max abs ${pixelMax?.toFixed(4)}, mean ${pixelMean?.toFixed(5)}`);
+      log(
+        `processor            grid ${JSON.stringify(processed.gridThw)} ${gridEqual ? '=' : '≠'} golden ${JSON.stringify(grids)}; pixel_values max abs ${pixelMax?.toFixed(4)}, mean ${pixelMean?.toFixed(5)}`,
+      );
     } else {
       log(`processor            ${imagePath} not found`);
     }

@@ -49,7 +49,11 @@ const { weights } = await loadWeights(modelDir, { expected, canonicalName: qwen2
 const sessions = await openQwen2VLSessions(config, buildQwen2VLServingGraphs(config, { kind: 'arrays', weights }));
 const imageConfig = parseQwen2VlImageConfig(folder.preprocessor ?? {}, join(modelDir, 'preprocessor_config.json'));
 const promptSource = { render: folder.chatTemplate.render.bind(folder.chatTemplate), encode: folder.tokenizer.encode.bind(folder.tokenizer) };
-const spec = { imageTokenId: config.tokens.imageTokenId, visionStartTokenId: config.tokens.visionStartTokenId, spatialMergeSize: config.vision.spatialMergeSize };
+const spec = {
+  imageTokenId: config.tokens.imageTokenId,
+  visionStartTokenId: config.tokens.visionStartTokenId,
+  spatialMergeSize: config.vision.spatialMergeSize,
+};
 
 async function oursImage(bytes: Uint8Array): Promise<ProcessedImage> {
   const d = await decodeNativeRgb(bytes, LIMITS, 'white');
@@ -60,7 +64,13 @@ async function oursGenerate(ids: number[], image: ProcessedImage | null): Promis
   const embeds = await embedIds(sessions, ids);
   if (image) mergeImageFeatures(embeds, ids, (await encodeImages(sessions, image.pixelValues, [image.gridThw])).features, config);
   const pos = ropeIndex(ids, image ? [image.gridThw] : [], spec);
-  const r = await greedyDecode(sessions, embeds, pos.positions.map((row) => [...row]), pos.ropeDelta, steps);
+  const r = await greedyDecode(
+    sessions,
+    embeds,
+    pos.positions.map((row) => [...row]),
+    pos.ropeDelta,
+    steps,
+  );
   return { ids: r.ids, logits: r.stepLogits };
 }
 
@@ -106,7 +116,10 @@ const fmt = (x: number) => (Number.isNaN(x) ? 'n/a' : x < 1e-3 ? x.toExponential
 
 try {
   // 1. Validation questions, image + question, end to end.
-  const lines = (await readFile(values.data, 'utf8')).split('\n').filter((l) => l.trim()).slice(0, Number(values.limit));
+  const lines = (await readFile(values.data, 'utf8'))
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(0, Number(values.limit));
   let sameIds = 0;
   let sameGrid = 0;
   let sameGreedy = 0;
@@ -120,7 +133,10 @@ try {
     const rec = JSON.parse(line) as { image: string; question: string };
     const bytes = new Uint8Array(await readFile(join(dirname(values.data), rec.image)));
     const ours = await oursImage(bytes);
-    const ourIds = buildPromptIds(promptSource, questionTurns(rec.question, 1), { imageTokenId: config.tokens.imageTokenId, imageTokenCounts: [ours.numImageTokens] });
+    const ourIds = buildPromptIds(promptSource, questionTurns(rec.question, 1), {
+      imageTokenId: config.tokens.imageTokenId,
+      imageTokenCounts: [ours.numImageTokens],
+    });
     const conversation = [{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: rec.question }] }];
     const text = processor.apply_chat_template(conversation as never, { add_generation_prompt: true }) as string;
     const inputs = await processor(text, await RawImage.fromBlob(new Blob([bytes])));
@@ -169,7 +185,12 @@ try {
   const L = ids.length;
   const idsTensor = new Tensor('int64', BigInt64Array.from(ids, BigInt), [1, L]);
   const mask = new Tensor('int64', new BigInt64Array(L).fill(1n), [1, L]);
-  const [, theirDelta] = (model as unknown as { get_rope_index(i: Tensor, g: null, v: null, m: Tensor): [Tensor, Tensor] }).get_rope_index(idsTensor, null, null, mask);
+  const [, theirDelta] = (model as unknown as { get_rope_index(i: Tensor, g: null, v: null, m: Tensor): [Tensor, Tensor] }).get_rope_index(
+    idsTensor,
+    null,
+    null,
+    mask,
+  );
   const a = await oursGenerate(ids, null);
   const b = await theirsGenerate({ input_ids: idsTensor, attention_mask: mask });
   const V = config.text.vocabSize;

@@ -37,7 +37,10 @@ for (const file of values.data) {
 async function correctness(model: string): Promise<{ id: string; correct: boolean[] }> {
   const rt = await loadRuntime(packageDirFor(model), { executionProviders: ['cpu'] });
   try {
-    const patches = await buildPatchCache(cases.map((c) => c.imagePath), rt.config);
+    const patches = await buildPatchCache(
+      cases.map((c) => c.imagePath),
+      rt.config,
+    );
     const r = await evaluateCases(rt, cases, patches, { latencySamples: 0, onProgress: (d, n) => process.stderr.write(`\r${rt.id} ${d}/${n}`) });
     process.stderr.write('\n');
     return { id: rt.id, correct: r.predictions.map((p) => scorePrediction(p.completion, p.case).correct) };
@@ -68,6 +71,15 @@ for (const [name, idx] of groups) {
     `${name.padEnd(8)} n=${r.n}  A ${pct(accA)}%  B ${pct(accB)}%  only A ${r.onlyA}  only B ${r.onlyB}  ` +
       `B−A ${r.difference >= 0 ? '+' : ''}${pct(r.difference)} pts [95% ${pct(r.interval.lower)}, ${pct(r.interval.upper)}]  McNemar p=${r.pValue.toFixed(3)}`,
   );
-  summary[name] = { n: r.n, accuracy_a: accA, accuracy_b: accB, only_a: r.onlyA, only_b: r.onlyB, difference: r.difference, interval: r.interval, p_value: r.pValue };
+  summary[name] = {
+    n: r.n,
+    accuracy_a: accA,
+    accuracy_b: accB,
+    only_a: r.onlyA,
+    only_b: r.onlyB,
+    difference: r.difference,
+    interval: r.interval,
+    p_value: r.pValue,
+  };
 }
 if (values.json) console.log(JSON.stringify(summary));

@@ -5,7 +5,9 @@ import { parseArgs } from 'node:util';
 import { readExperimentConfig } from '../src/experiment/experiment-config.ts';
 import { runExperiment, writeExperimentReport } from '../src/experiment/run-experiment.ts';
 
-const { values } = parseArgs({ options: { config: { type: 'string' }, 'report-only': { type: 'boolean', default: false }, quiet: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { config: { type: 'string' }, 'report-only': { type: 'boolean', default: false }, quiet: { type: 'boolean', default: false } },
+});
 if (!values.config) {
   console.error('usage: npm run experiment -- --config <experiment.yaml> [--report-only] [--quiet]');
   process.exit(2);
@@ -15,6 +17,8 @@ const result = await runExperiment(cfg, { configPath: values.config, train: !val
 const written = await writeExperimentReport(result);
 for (const r of result.rows) {
   const a = r.metrics?.all;
-  console.log(`${r.row.id.padEnd(24)} accuracy ${a?.accuracy == null ? 'not run' : (a.accuracy * 100).toFixed(1)}  grounding ${a?.grounding_rate == null ? '–' : (a.grounding_rate * 100).toFixed(1)}`);
+  console.log(
+    `${r.row.id.padEnd(24)} accuracy ${a?.accuracy == null ? 'not run' : (a.accuracy * 100).toFixed(1)}  grounding ${a?.grounding_rate == null ? '–' : (a.grounding_rate * 100).toFixed(1)}`,
+  );
 }
 console.log(`wrote ${written.join(', ')}${result.complete ? '' : ' (partial: some rows have not finished)'}`);

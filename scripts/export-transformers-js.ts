@@ -52,6 +52,12 @@ async function main(argv: string[]): Promise<void> {
 }
 
 await main(process.argv.slice(2)).catch((error: unknown) => {
-  console.error(error instanceof Error ? (error.name === "TransformersJsExportError" || error.name === "HfFolderError" || error.name === "Qwen2VLConfigError" ? `${error.name}: ${error.message}` : error.stack) : String(error));
+  console.error(
+    error instanceof Error
+      ? error.name === 'TransformersJsExportError' || error.name === 'HfFolderError' || error.name === 'Qwen2VLConfigError'
+        ? `${error.name}: ${error.message}`
+        : error.stack
+      : String(error),
+  );
   process.exit(1);
 });

@@ -31,13 +31,26 @@ const pct = (x: number, n: number) => `${((100 * x) / Math.max(1, n)).toFixed(1)
 
 for (const file of args.data!.split(',')) {
   const { cases, dataset } = await loadVqaJsonl(file);
-  let greedyRight = 0, modeRight = 0, passK = 0, expected = 0;
+  let greedyRight = 0,
+    modeRight = 0,
+    passK = 0,
+    expected = 0;
   const yesNo: { pYes: number; goldYes: boolean; greedyRight: boolean }[] = [];
   for (const [i, c] of cases.entries()) {
     const image = await preprocessImage(readFileSync(c.imagePath), {
-      imageSize: ic.imageSize, patchSize: ic.patchSize, channels: 3, mean: ic.mean, std: ic.std, maxInputPixels: 1e8, maxBytes: 1e8,
+      imageSize: ic.imageSize,
+      patchSize: ic.patchSize,
+      channels: 3,
+      mean: ic.mean,
+      std: ic.std,
+      maxInputPixels: 1e8,
+      maxBytes: 1e8,
     });
-    const ask = (temperature: number, seed?: number) => ({ patches: image.patches, question: c.question, params: { temperature, topP: 1, maxTokens: MAX_TOKENS, seed } });
+    const ask = (temperature: number, seed?: number) => ({
+      patches: image.patches,
+      question: c.question,
+      params: { temperature, topP: 1, maxTokens: MAX_TOKENS, seed },
+    });
     const [greedy] = await rt.generateBatch([ask(0)]);
     const samples = await rt.generateBatch(Array.from({ length: K }, (_, k) => ask(1, i * K + k)));
     const right = (answer: string) => scoreAnswer(answer, c).correct;
@@ -61,9 +74,11 @@ for (const file of args.data!.split(',')) {
     if (gold === 'yes' || gold === 'no') yesNo.push({ pYes: (counts.get('yes')?.n ?? 0) / K, goldYes: gold === 'yes', greedyRight: g });
   }
   const thresholds = [...new Set(yesNo.map((x) => x.pYes)), Infinity];
-  const bestThreshold = Math.max(...thresholds.map((t) => yesNo.filter((x) => (x.pYes >= t) === x.goldYes).length));
+  const bestThreshold = Math.max(...thresholds.map((t) => yesNo.filter((x) => x.pYes >= t === x.goldYes).length));
   const n = cases.length;
-  console.log(`${dataset}: n ${n}  greedy ${pct(greedyRight, n)}  mode of ${K} ${pct(modeRight, n)}  pass@${K} ${pct(passK, n)}  E[sample] ${pct(expected, n)}  `
-    + `yes/no (${yesNo.length}): greedy ${pct(yesNo.filter((x) => x.greedyRight).length, yesNo.length)}, best threshold on sampled P(yes) ${pct(bestThreshold, yesNo.length)}`);
+  console.log(
+    `${dataset}: n ${n}  greedy ${pct(greedyRight, n)}  mode of ${K} ${pct(modeRight, n)}  pass@${K} ${pct(passK, n)}  E[sample] ${pct(expected, n)}  ` +
+      `yes/no (${yesNo.length}): greedy ${pct(yesNo.filter((x) => x.greedyRight).length, yesNo.length)}, best threshold on sampled P(yes) ${pct(bestThreshold, yesNo.length)}`,
+  );
 }
 await rt.dispose();

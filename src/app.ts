@@ -196,11 +196,13 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
   app.use(modelsRouter({ registry }));
   app.use(vqaRouter({ service: vqa, selector }));
   app.use(chatRouter({ service: chat, selector }));
-  app.use(createFeedbackRouter({
-    store: feedback,
-    keyIdOf: (_req, res) => contextOf(res).caller?.keyId,
-    onFeedback: (record) => metrics.observeFeedback(record.variant, record.correct),
-  }));
+  app.use(
+    createFeedbackRouter({
+      store: feedback,
+      keyIdOf: (_req, res) => contextOf(res).caller?.keyId,
+      onFeedback: (record) => metrics.observeFeedback(record.variant, record.correct),
+    }),
+  );
   // Promoting a model that has a package but is not loaded yet loads it first.
   const ensureModel = async (id: string): Promise<boolean> => {
     if (registry.has(id)) return true;
@@ -216,27 +218,31 @@ export async function createApp(deps: AppDeps): Promise<ClinvqaApp> {
     await abTable.followModels(registry.list().map((m) => m.id));
     return true;
   };
-  app.use(createAdminAbRouter({
-    table: abTable,
-    stats: feedback,
-    ensureModel,
-    audit: (event, _req, res) => {
-      const ctx = contextOf(res);
-      ctx.audit.action = event.action;
-      ctx.audit.details = { ...event };
-      if (event.model !== undefined) ctx.audit.model = event.model;
-    },
-  }));
-  app.use(adminModelsRouter({
-    registry,
-    sources,
-    isRouted: (id) => abTable.current.variants.some((v) => v.model === id && v.weight > 0),
-    onChange: async (change) => {
-      await announce(change);
-      await abTable.followModels(registry.list().map((m) => m.id));
-    },
-    logger,
-  }));
+  app.use(
+    createAdminAbRouter({
+      table: abTable,
+      stats: feedback,
+      ensureModel,
+      audit: (event, _req, res) => {
+        const ctx = contextOf(res);
+        ctx.audit.action = event.action;
+        ctx.audit.details = { ...event };
+        if (event.model !== undefined) ctx.audit.model = event.model;
+      },
+    }),
+  );
+  app.use(
+    adminModelsRouter({
+      registry,
+      sources,
+      isRouted: (id) => abTable.current.variants.some((v) => v.model === id && v.weight > 0),
+      onChange: async (change) => {
+        await announce(change);
+        await abTable.followModels(registry.list().map((m) => m.id));
+      },
+      logger,
+    }),
+  );
   for (const router of deps.extraRouters?.(parts) ?? []) app.use(router);
   await deps.stores?.start?.(parts);
 

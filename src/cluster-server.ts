@@ -42,7 +42,11 @@ export async function createClusterServer(config: Config, logger: Logger): Promi
     modelsDir: config.modelsDir,
     standardValidation: GRPO_DEFAULTS.validation.filter((p) => existsSync(p)),
   });
-  const feedback = new PostgresFeedbackStore(pool, { dataDir: config.dataDir, instance: config.instanceId, log: (message, fields) => logger.warn(message, fields) });
+  const feedback = new PostgresFeedbackStore(pool, {
+    dataDir: config.dataDir,
+    instance: config.instanceId,
+    log: (message, fields) => logger.warn(message, fields),
+  });
   const audit = new PostgresAuditSink(pool, { replica: config.instanceId, dataDir: config.dataDir, log: (message, fields) => logger.warn(message, fields) });
   let abTable: PostgresAbTableStore | undefined;
   let sync: ReplicaSync | undefined;
@@ -64,7 +68,12 @@ export async function createClusterServer(config: Config, logger: Logger): Promi
         if (pkg) await announceModel(pool, { id: model.id, package_dir: pkg.dir, state: 'loaded' }).catch(() => undefined);
       }
       sync = new ReplicaSync({
-        pool, url, registry: parts.registry, abTable: abTable!, modelsDir: config.modelsDir, logger,
+        pool,
+        url,
+        registry: parts.registry,
+        abTable: abTable!,
+        modelsDir: config.modelsDir,
+        logger,
         extra: { [JOB_EVENTS_CHANNEL]: (payload) => void queue.onEventNotification(payload).catch(() => undefined) },
       });
       await sync.start();
@@ -80,7 +89,11 @@ export async function createClusterServer(config: Config, logger: Logger): Promi
     stores,
     audit,
     extraRouters(parts) {
-      const limits: UploadLimits = { ...DEFAULT_UPLOAD_LIMITS, maxImageBytes: parts.config.limits.maxImageBytes, maxInputPixels: parts.config.limits.maxInputPixels };
+      const limits: UploadLimits = {
+        ...DEFAULT_UPLOAD_LIMITS,
+        maxImageBytes: parts.config.limits.maxImageBytes,
+        maxInputPixels: parts.config.limits.maxInputPixels,
+      };
       return [adminJobsRouter({ queue, store: jobs, limits })];
     },
     close: () => stores.close!(),

@@ -135,7 +135,10 @@ function rateLimitFrom(env: NodeJS.ProcessEnv, role: string, fallback: RateLimit
 }
 
 function providersFrom(raw: string | undefined): string[] {
-  const list = (raw ?? 'cpu').split(',').map((p) => p.trim().toLowerCase()).filter((p) => p !== '');
+  const list = (raw ?? 'cpu')
+    .split(',')
+    .map((p) => p.trim().toLowerCase())
+    .filter((p) => p !== '');
   for (const provider of list) {
     if (!KNOWN_PROVIDERS.has(provider)) {
       throw new ConfigError(`CLINVQA_EXECUTION_PROVIDERS: unknown provider "${provider}" (known: ${[...KNOWN_PROVIDERS].join(', ')})`);

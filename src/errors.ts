@@ -125,7 +125,10 @@ function openAiParam(error: ApiError): string | null {
   const issues = error.extensions.errors;
   const pointer = Array.isArray(issues) ? (issues[0] as { path?: unknown } | undefined)?.path : undefined;
   if (typeof pointer !== 'string' || pointer === '' || pointer === '/') return null;
-  const segments = pointer.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const segments = pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   if ((segments[0] === 'path' || segments[0] === 'headers') && segments.length === 2) return segments[1]!;
   return segments.reduce((param, segment) => (/^\d+$/.test(segment) ? `${param}[${segment}]` : param === '' ? segment : `${param}.${segment}`), '');
 }

@@ -37,7 +37,15 @@ try {
     const cluster = await createClusterServer(config, logger);
     const worker = config.embeddedWorker ? await startClusterWorker(config, logger) : undefined;
     await startServer(
-      { config, loader, logger, stores: cluster.stores, audit: cluster.audit, extraRouters: (parts) => cluster.extraRouters(parts), onClose: async () => worker?.close() },
+      {
+        config,
+        loader,
+        logger,
+        stores: cluster.stores,
+        audit: cluster.audit,
+        extraRouters: (parts) => cluster.extraRouters(parts),
+        onClose: async () => worker?.close(),
+      },
       { handleSignals: true },
     );
   }

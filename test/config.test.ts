@@ -19,7 +19,10 @@ test('defaults: port 8080, ./var data dir, CPU provider, batching on', () => {
 
 test('API keys are kept only as hashes with a non-reversible key id', () => {
   const keys = parseApiKeys(KEYS.CLINVQA_API_KEYS);
-  assert.deepEqual(keys.map((k) => k.role), ['clinician', 'admin']);
+  assert.deepEqual(
+    keys.map((k) => k.role),
+    ['clinician', 'admin'],
+  );
   assert.deepEqual(keys[0]!.hash, hashApiKey('abcdefghijklmnop1'));
   assert.match(keys[0]!.keyId, /^key_[0-9a-f]{12}$/);
   assert.ok(!JSON.stringify(keys).includes('abcdefghijklmnop1'));
@@ -53,7 +56,10 @@ test('numbers and switches are range-checked', () => {
 });
 
 test('ORT gets all cores but one for the event loop, at least 1 and at most 4', () => {
-  assert.deepEqual([1, 2, 3, 8, 64].map((cores) => defaultIntraOpThreads(cores)), [1, 1, 2, 4, 4]);
+  assert.deepEqual(
+    [1, 2, 3, 8, 64].map((cores) => defaultIntraOpThreads(cores)),
+    [1, 1, 2, 4, 4],
+  );
   assert.equal(loadConfig(KEYS).intraOpThreads, defaultIntraOpThreads());
 });
 
@@ -76,9 +82,12 @@ test('image limits, decoding lanes and per-role rate limits: defaults and overri
   assert.throws(() => loadConfig({ ...KEYS, CLINVQA_DECODE_CONCURRENCY: '0' }), /CLINVQA_DECODE_CONCURRENCY/);
 });
 
-test('the tools\' settings: execution providers as for the server, the judge key only when set', () => {
+test("the tools' settings: execution providers as for the server, the judge key only when set", () => {
   assert.deepEqual(loadToolConfig({}), { executionProviders: ['cpu'], judgeApiKey: undefined });
-  assert.deepEqual(loadToolConfig({ CLINVQA_EXECUTION_PROVIDERS: 'cuda', CLINVQA_JUDGE_API_KEY: ' sk-1 ' }), { executionProviders: ['cuda', 'cpu'], judgeApiKey: 'sk-1' });
+  assert.deepEqual(loadToolConfig({ CLINVQA_EXECUTION_PROVIDERS: 'cuda', CLINVQA_JUDGE_API_KEY: ' sk-1 ' }), {
+    executionProviders: ['cuda', 'cpu'],
+    judgeApiKey: 'sk-1',
+  });
   assert.throws(() => loadToolConfig({ CLINVQA_EXECUTION_PROVIDERS: 'tpu' }), ConfigError);
 });
 
@@ -92,10 +101,12 @@ test('only src/config.ts reads process.env (in src/ and scripts/)', () => {
     for (const file of readdirSync(path.join(root, dir), { recursive: true, encoding: 'utf8' })) {
       const relative = path.join(dir, file);
       if (!file.endsWith('.ts') || relative === path.join('src', 'config.ts')) continue;
-      readFileSync(path.join(root, relative), 'utf8').split('\n').forEach((line, i) => {
-        const reads = line.replace(/\.\.\.process\.env\b/g, '').match(/process\.env\b/g);
-        if (reads) offenders.push(`${relative}:${i + 1}: ${line.trim()}`);
-      });
+      readFileSync(path.join(root, relative), 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          const reads = line.replace(/\.\.\.process\.env\b/g, '').match(/process\.env\b/g);
+          if (reads) offenders.push(`${relative}:${i + 1}: ${line.trim()}`);
+        });
     }
   }
   assert.deepEqual(offenders, []);

@@ -61,7 +61,10 @@ function dockerfileCommand(): string[] {
   const line = dockerfile.split('\n').find((l) => l.startsWith('CMD '));
   assert.ok(line, 'the Dockerfile has a CMD');
   const command = JSON.parse(line.slice(4)) as unknown;
-  assert.ok(Array.isArray(command) && command.every((a) => typeof a === 'string'), 'CMD is in exec form (a JSON array), so no shell stands between the signal and the server');
+  assert.ok(
+    Array.isArray(command) && command.every((a) => typeof a === 'string'),
+    'CMD is in exec form (a JSON array), so no shell stands between the signal and the server',
+  );
   return command as string[];
 }
 
@@ -84,7 +87,14 @@ test("SIGTERM to the Dockerfile's start command drains, exits 0 and leaves nothi
   const child = spawn(command!, args, {
     cwd: repo,
     detached: true,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', CLINVQA_API_KEYS: `clinician:${key}`, CLINVQA_DATA_DIR: path.join(root, 'var'), CLINVQA_MODELS_DIR: path.join(repo, 'models') },
+    env: {
+      ...process.env,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      CLINVQA_API_KEYS: `clinician:${key}`,
+      CLINVQA_DATA_DIR: path.join(root, 'var'),
+      CLINVQA_MODELS_DIR: path.join(repo, 'models'),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

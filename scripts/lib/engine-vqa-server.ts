@@ -45,9 +45,15 @@ const app = express();
 app.use(express.json({ limit: '30mb' }));
 app.post('/v1/vqa', async (req, res) => {
   try {
-    const { image, question, max_tokens: maxTokens = 256, temperature = 0 } = req.body as { image: string; question: string; max_tokens?: number; temperature?: number };
+    const {
+      image,
+      question,
+      max_tokens: maxTokens = 256,
+      temperature = 0,
+    } = req.body as { image: string; question: string; max_tokens?: number; temperature?: number };
     const prepared = await runtime.prepareImage(new Uint8Array(Buffer.from(image, 'base64')), LIMITS);
-    const { result } = await batcher.enqueue({ patches: prepared.patches, gridThw: prepared.gridThw, question, params: { temperature, topP: 1, maxTokens } }).done;
+    const { result } = await batcher.enqueue({ patches: prepared.patches, gridThw: prepared.gridThw, question, params: { temperature, topP: 1, maxTokens } })
+      .done;
     res.json({
       answer: result.answer,
       usage: { prompt_tokens: result.promptTokens, completion_tokens: result.completionTokens, total_tokens: result.promptTokens + result.completionTokens },

@@ -61,7 +61,10 @@ export class PostgresAuditSink implements AuditSink {
       if (this.failing) this.options.log?.('audit entries reach the database again');
       this.failing = false;
     } catch (error) {
-      if (!this.failing) this.options.log?.('audit entries are kept in the local spool until the database is back', { error: error instanceof Error ? error.message : String(error) });
+      if (!this.failing)
+        this.options.log?.('audit entries are kept in the local spool until the database is back', {
+          error: error instanceof Error ? error.message : String(error),
+        });
       this.failing = true;
       throw error;
     }

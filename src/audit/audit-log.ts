@@ -36,7 +36,10 @@ export class AuditLog implements AuditSink {
   private readonly stream: WriteStream;
   private failed = false;
 
-  constructor(dataDir: string, private readonly onError: (error: Error) => void = () => undefined) {
+  constructor(
+    dataDir: string,
+    private readonly onError: (error: Error) => void = () => undefined,
+  ) {
     const dir = path.join(dataDir, 'audit');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.file = path.join(dir, 'audit.jsonl');

@@ -99,7 +99,10 @@ export class ReplicaSync {
           try {
             await abTable.setCanary(model.id, canary.share);
           } catch (error) {
-            logger.warn('the canary of a finished fine-tune could not be added to the A/B table', { job_id: canary.jobId, error: error instanceof Error ? error.message : String(error) });
+            logger.warn('the canary of a finished fine-tune could not be added to the A/B table', {
+              job_id: canary.jobId,
+              error: error instanceof Error ? error.message : String(error),
+            });
           }
         }
       }

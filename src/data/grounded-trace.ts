@@ -4,14 +4,7 @@
 // so it cannot teach the model to copy labels into its reasoning.
 import type { VqaCase } from './vqa-case.ts';
 import { ANSWER_CLOSE, ANSWER_OPEN, SPECIAL_TOKENS, THINK_CLOSE, THINK_OPEN } from './special-tokens.ts';
-import {
-  MODALITY_FAMILIES,
-  REGION_FAMILIES,
-  mentions,
-  regionsCompatible,
-  sourceModality,
-  sourceRegion,
-} from './imaging-vocabulary.ts';
+import { MODALITY_FAMILIES, REGION_FAMILIES, mentions, regionsCompatible, sourceModality, sourceRegion } from './imaging-vocabulary.ts';
 
 /** The metadata a trace may use; deliberately excludes `answer`. */
 export type TraceMetadata = Pick<VqaCase, 'modality' | 'organ' | 'contentType' | 'questionType'>;
@@ -58,7 +51,10 @@ function questionFocus(meta: TraceMetadata): string {
   const category = meta.contentType ?? meta.questionType;
   if (!category) return 'about the image';
   const phrases: string[] = [];
-  for (const key of category.toUpperCase().split(/[\s,]+/).filter(Boolean)) {
+  for (const key of category
+    .toUpperCase()
+    .split(/[\s,]+/)
+    .filter(Boolean)) {
     const phrase = FOCUS_PHRASES[key];
     if (phrase && !phrases.includes(phrase)) phrases.push(phrase);
   }
@@ -67,7 +63,10 @@ function questionFocus(meta: TraceMetadata): string {
 
 /** `<think>trace</think><answer>answer</answer>`; the trainer appends `<eos>` itself. */
 export function formatCompletion(trace: string, answer: string): string {
-  for (const [name, text] of [['trace', trace], ['answer', answer]] as const) {
+  for (const [name, text] of [
+    ['trace', trace],
+    ['answer', answer],
+  ] as const) {
     const token = SPECIAL_TOKENS.find((t) => text.includes(t));
     if (token) throw new Error(`${name} must not contain the special token ${token}`);
   }
@@ -174,8 +173,7 @@ export function isTraceGrounded(trace: string, meta: Pick<VqaCase, 'modality' | 
     const families = term.kind === 'modality' ? MODALITY_FAMILIES : REGION_FAMILIES;
     if (!families.some((f) => f.canonical === term.canonical)) continue;
     for (const other of families) {
-      const allowed =
-        term.kind === 'modality' ? other.canonical === term.canonical : regionsCompatible(other.canonical, term.canonical);
+      const allowed = term.kind === 'modality' ? other.canonical === term.canonical : regionsCompatible(other.canonical, term.canonical);
       if (!allowed && other.terms.some((t) => mentions(trace, t))) return false;
     }
   }

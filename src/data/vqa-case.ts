@@ -31,10 +31,7 @@ export interface VqaCase {
 }
 
 /** Record keys that map onto VqaCase fields; anything else goes to `extra`. */
-const KNOWN_KEYS = new Set([
-  'id', 'image', 'question', 'answer', 'answer_type', 'options',
-  'modality', 'organ', 'content_type', 'question_type', 'knowledge',
-]);
+const KNOWN_KEYS = new Set(['id', 'image', 'question', 'answer', 'answer_type', 'options', 'modality', 'organ', 'content_type', 'question_type', 'knowledge']);
 
 export function isYesNoAnswer(answer: string): boolean {
   const a = normaliseWords(answer);
@@ -58,7 +55,10 @@ export function inferAnswerType(question: string, answer: string, options?: read
 
 /** Lowercase, punctuation to spaces, single spaces: for comparing short answers and questions. */
 function normaliseWords(text: string): string {
-  return text.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
+  return text
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, ' ')
+    .trim();
 }
 
 /**
@@ -126,7 +126,10 @@ export function caseFromRecord(record: unknown, ctx: RecordContext): RecordResul
   const blankAnswer = typeof r.answer === 'string' && r.answer.trim() === '';
   // A question or answer that spells a special token would be encoded as that control token
   // (e.g. an answer containing "</answer>" would end generation early in training targets).
-  for (const [key, text] of [['question', question], ['answer', answer]] as const) {
+  for (const [key, text] of [
+    ['question', question],
+    ['answer', answer],
+  ] as const) {
     const token = SPECIAL_TOKENS.find((t) => text.includes(t));
     if (token) problems.push(`"${key}" must not contain the reserved token ${token}`);
   }

@@ -27,17 +27,75 @@ const REGION_TERMS: Readonly<Record<BodyRegion, readonly string[]>> = {
   // would let a frontal-lobe trace "contradict" a head case by sounding like a lung.
   head: ['head', 'brain', 'skull', 'cranial', 'intracranial', 'cerebellum', 'cerebellar', 'sinus', 'orbit', 'face', 'facial', 'gyrus', 'sulcus'],
   neck: ['neck', 'thyroid', 'larynx', 'laryngeal', 'carotid', 'cervical'],
-  chest: ['chest', 'lung', 'heart', 'mediastinum', 'mediastinal', 'pleura', 'pleural', 'rib', 'hilum', 'hilar', 'trachea', 'bronchus', 'bronchi', 'diaphragm', 'costophrenic', 'cardiomegaly', 'pneumothorax', 'breast'],
-  abdomen: ['abdomen', 'liver', 'kidney', 'spleen', 'pancreas', 'pancreatic', 'bowel', 'intestine', 'colon', 'stomach', 'gallbladder', 'duodenum', 'adrenal', 'peritoneal', 'retroperitoneal', 'biliary', 'pancreatic head', 'head of pancreas'],
+  chest: [
+    'chest',
+    'lung',
+    'heart',
+    'mediastinum',
+    'mediastinal',
+    'pleura',
+    'pleural',
+    'rib',
+    'hilum',
+    'hilar',
+    'trachea',
+    'bronchus',
+    'bronchi',
+    'diaphragm',
+    'costophrenic',
+    'cardiomegaly',
+    'pneumothorax',
+    'breast',
+  ],
+  abdomen: [
+    'abdomen',
+    'liver',
+    'kidney',
+    'spleen',
+    'pancreas',
+    'pancreatic',
+    'bowel',
+    'intestine',
+    'colon',
+    'stomach',
+    'gallbladder',
+    'duodenum',
+    'adrenal',
+    'peritoneal',
+    'retroperitoneal',
+    'biliary',
+    'pancreatic head',
+    'head of pancreas',
+  ],
   // "femoral head" must out-rank "head" (longer terms win, see `mentions`).
-  pelvis: ['pelvis', 'bladder', 'uterus', 'uterine', 'prostate', 'rectum', 'rectal', 'ovary', 'ovarian', 'hip', 'sacrum', 'femoral', 'femur', 'femoral head', 'head of femur'],
+  pelvis: [
+    'pelvis',
+    'bladder',
+    'uterus',
+    'uterine',
+    'prostate',
+    'rectum',
+    'rectal',
+    'ovary',
+    'ovarian',
+    'hip',
+    'sacrum',
+    'femoral',
+    'femur',
+    'femoral head',
+    'head of femur',
+  ],
 };
 
 /** Region pairs that cannot both be the subject of one image (a head CT never shows the liver). */
 const INCOMPATIBLE_REGIONS: ReadonlySet<string> = new Set(
   [
-    ['head', 'chest'], ['head', 'abdomen'], ['head', 'pelvis'],
-    ['neck', 'abdomen'], ['neck', 'pelvis'], ['chest', 'pelvis'],
+    ['head', 'chest'],
+    ['head', 'abdomen'],
+    ['head', 'pelvis'],
+    ['neck', 'abdomen'],
+    ['neck', 'pelvis'],
+    ['chest', 'pelvis'],
   ].flatMap(([a, b]) => [`${a}|${b}`, `${b}|${a}`]),
 );
 
@@ -173,10 +231,8 @@ export function traceMetadataGrounding(trace: string, c: CaseImagingMetadata): M
   const modalities = modalitiesMentioned(trace);
   const regions = regionsMentioned(trace);
 
-  const mentionsModality =
-    modalityLabel === undefined ? null : modality !== null ? modalities.affirmed.has(modality) : mentionsLabelWords(toks, modalityLabel);
-  const mentionsRegion =
-    organLabel === undefined ? null : region !== null ? regions.affirmed.has(region) : mentionsLabelWords(toks, organLabel);
+  const mentionsModality = modalityLabel === undefined ? null : modality !== null ? modalities.affirmed.has(modality) : mentionsLabelWords(toks, modalityLabel);
+  const mentionsRegion = organLabel === undefined ? null : region !== null ? regions.affirmed.has(region) : mentionsLabelWords(toks, organLabel);
   const contradictsModality = modality !== null && [...modalities.affirmed].some((m) => m !== modality);
   const contradictsRegion = region !== null && [...regions.affirmed].some((r) => regionsIncompatible(r, region));
   const applicable = mentionsModality !== null || mentionsRegion !== null;

@@ -43,7 +43,15 @@ export async function evaluateCases(rt: ModelRuntime, cases: readonly VqaCase[],
         id: c.id,
         completion: r.text,
         completionTokens: r.completionTokens,
-        case: { question: c.question, answer: c.answer, answerType: c.answerType, options: c.options, modality: c.modality, organ: c.organ, dataset: c.dataset },
+        case: {
+          question: c.question,
+          answer: c.answer,
+          answerType: c.answerType,
+          options: c.options,
+          modality: c.modality,
+          organ: c.organ,
+          dataset: c.dataset,
+        },
       });
     });
     opts.onProgress?.(Math.min(i + batchSize, cases.length), cases.length);
@@ -75,13 +83,23 @@ export function summarize(r: EvaluationResult): Record<string, number | null> {
 }
 
 /** Summaries for all cases together and for each dataset on its own (manifests and reports). */
-export async function evaluateByDataset(rt: ModelRuntime, cases: readonly VqaCase[], patches: CasePatches, opts: EvaluateOptions = {}): Promise<Record<string, Record<string, number | null>>> {
+export async function evaluateByDataset(
+  rt: ModelRuntime,
+  cases: readonly VqaCase[],
+  patches: CasePatches,
+  opts: EvaluateOptions = {},
+): Promise<Record<string, Record<string, number | null>>> {
   const all = await evaluateCases(rt, cases, patches, opts);
   const out: Record<string, Record<string, number | null>> = { all: summarize(all) };
   for (const dataset of [...new Set(cases.map((c) => c.dataset))].sort()) {
     const ids = new Set(cases.filter((c) => c.dataset === dataset).map((c) => c.id));
     const preds = all.predictions.filter((p) => ids.has(p.id));
-    out[dataset] = summarize({ predictions: preds, metrics: computeEvalMetrics(preds), batchedMsPerCase: all.batchedMsPerCase, singleLatencyMsP50: all.singleLatencyMsP50 });
+    out[dataset] = summarize({
+      predictions: preds,
+      metrics: computeEvalMetrics(preds),
+      batchedMsPerCase: all.batchedMsPerCase,
+      singleLatencyMsP50: all.singleLatencyMsP50,
+    });
   }
   return out;
 }

@@ -132,7 +132,8 @@ export function parseExperimentConfig(doc: Record<string, unknown>, what: string
   let sftTrain: Partial<SftConfig> | null = null;
   if (doc.sft_train !== undefined && doc.sft_train !== null) {
     if (!isRecord(doc.sft_train)) throw new Error(`${what}: sft_train must be a mapping of SFT settings`);
-    for (const key of ['out', 'package_dir'] as const) if (key in doc.sft_train) throw new Error(`${what}: sft_train.${key} is set by the experiment, remove it`);
+    for (const key of ['out', 'package_dir'] as const)
+      if (key in doc.sft_train) throw new Error(`${what}: sft_train.${key} is set by the experiment, remove it`);
     sftTrain = withDefaults(SFT_DEFAULTS, doc.sft_train, `${what}: sft_train`);
   }
 
@@ -180,7 +181,8 @@ function parseRow(r: unknown, what: string): ExperimentRow {
   const overrides = r.overrides ?? {};
   if (!isRecord(overrides)) throw new Error(`${what}.overrides must be a mapping`);
   if (kind === 'sft' && Object.keys(overrides).length) throw new Error(`${what}: the SFT baseline is evaluated as it is and takes no overrides`);
-  for (const key of ['out', 'package_dir', 'validation', 'eval_samples']) if (key in overrides) throw new Error(`${what}.overrides.${key} is set by the experiment, remove it`);
+  for (const key of ['out', 'package_dir', 'validation', 'eval_samples'])
+    if (key in overrides) throw new Error(`${what}.overrides.${key} is set by the experiment, remove it`);
   // Type-check the overrides against the trainer's defaults (unknown keys and wrong types fail).
   withDefaults(GRPO_DEFAULTS, overrides, `${what}.overrides`);
   let paper: PaperReference | null = null;
@@ -225,7 +227,11 @@ export function resolveRowConfig(cfg: ExperimentConfig, row: ExperimentRow): Grp
 /** Deterministic JSON (sorted keys), so equal configs hash equally whatever their key order. */
 export function stableJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
-  if (isRecord(v)) return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${stableJson(v[k])}`).join(',')}}`;
+  if (isRecord(v))
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${stableJson(v[k])}`)
+      .join(',')}}`;
   return JSON.stringify(v);
 }
 

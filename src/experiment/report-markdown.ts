@@ -34,9 +34,16 @@ export function checkClaim(claim: Claim, better: Metrics | null, worse: Metrics 
   const { pValue } = twoProportionZTest(b.s, b.n, w.s, w.n);
   const significant = pValue < ALPHA;
   // Equal counts on equal n: no evidence either way (a difference below one question is rounding).
-  const verdict: Verdict = Math.abs(diffPoints) < 1e-9 ? 'no difference'
-    : diffPoints > 0 ? (significant ? 'reproduces' : 'same direction, not significant')
-      : (significant ? 'contradicted' : 'opposite direction, not significant');
+  const verdict: Verdict =
+    Math.abs(diffPoints) < 1e-9
+      ? 'no difference'
+      : diffPoints > 0
+        ? significant
+          ? 'reproduces'
+          : 'same direction, not significant'
+        : significant
+          ? 'contradicted'
+          : 'opposite direction, not significant';
   return { claim, diffPoints, pValue, verdict };
 }
 
@@ -76,7 +83,9 @@ function resultsTable(result: ExperimentResult): string[] {
     const all = m?.all;
     const shared = result.rows.find((o) => o.runDir === r.runDir && o.row.kind === 'grpo');
     const reuse = r.row.kind === 'grpo' && shared && shared.row.id !== r.row.id ? ` (same run as \`${shared.row.id}\`)` : '';
-    lines.push(`| \`${r.row.id}\` | ${cell(r.row.label)}${reuse} | ${m ? `**${pct(all?.accuracy)}**` : 'not run'} | ${interval(all)} | ${pct(m?.['vqa-rad']?.accuracy)} | ${pct(m?.slake?.accuracy)} | ${pct(all?.closed_accuracy)} | ${pct(all?.open_accuracy)} | ${pct(all?.grounding_rate)} | ${signedPoints(all?.yes_bias)} | ${num(all?.mean_completion_length)} | ${r.steps} | ${r.row.kind === 'grpo' ? num(r.trainSeconds, 0) : '–'} | ${num(r.wallSeconds, 0)} | ${r.row.paper ? `${r.row.paper.accuracy.toFixed(1)} (${cell(r.row.paper.label)})` : ''} |`);
+    lines.push(
+      `| \`${r.row.id}\` | ${cell(r.row.label)}${reuse} | ${m ? `**${pct(all?.accuracy)}**` : 'not run'} | ${interval(all)} | ${pct(m?.['vqa-rad']?.accuracy)} | ${pct(m?.slake?.accuracy)} | ${pct(all?.closed_accuracy)} | ${pct(all?.open_accuracy)} | ${pct(all?.grounding_rate)} | ${signedPoints(all?.yes_bias)} | ${num(all?.mean_completion_length)} | ${r.steps} | ${r.row.kind === 'grpo' ? num(r.trainSeconds, 0) : '–'} | ${num(r.wallSeconds, 0)} | ${r.row.paper ? `${r.row.paper.accuracy.toFixed(1)} (${cell(r.row.paper.label)})` : ''} |`,
+    );
   }
   return lines;
 }
@@ -95,7 +104,10 @@ function signalTable(result: ExperimentResult): string[] {
   const seen = new Set<string>();
   const runs = result.rows.filter((r) => r.row.kind === 'grpo' && r.curves.length && !seen.has(r.runDir) && seen.add(r.runDir));
   if (!runs.length) return [];
-  const lines = ['| run | accuracy reward, first → last quarter | combined reward, first → last quarter | completion length, first → last quarter | KL at last step |', '|---|--:|--:|--:|--:|'];
+  const lines = [
+    '| run | accuracy reward, first → last quarter | combined reward, first → last quarter | completion length, first → last quarter | KL at last step |',
+    '|---|--:|--:|--:|--:|',
+  ];
   for (const r of runs) {
     const [a0, a1] = firstLast(r, (p) => p.accuracyReward);
     const [c0, c1] = firstLast(r, (p) => p.reward);
@@ -115,7 +127,9 @@ export function trainingObservations(result: ExperimentResult): string[] {
   const maxReward = (r: RowResult) => Math.max(...r.curves.map((p) => p.reward));
   const silent = runs.filter((r) => maxReward(r) < 0.05);
   if (silent.length) {
-    lines.push(`- ${silent.map((r) => `\`${r.row.id}\` (highest step mean reward ${maxReward(r).toFixed(3)})`).join(', ')} almost never sampled a completion that earned a reward, so nearly every group's rewards were equal, the advantages were about zero and GRPO had next to nothing to learn from: RL cannot start from a policy that never produces a rewarded answer.`);
+    lines.push(
+      `- ${silent.map((r) => `\`${r.row.id}\` (highest step mean reward ${maxReward(r).toFixed(3)})`).join(', ')} almost never sampled a completion that earned a reward, so nearly every group's rewards were equal, the advantages were about zero and GRPO had next to nothing to learn from: RL cannot start from a policy that never produces a rewarded answer.`,
+    );
   }
   // Validation, not the training reward, says whether RL helped: a step's training reward depends on
   // which prompts that step drew.
@@ -123,10 +137,12 @@ export function trainingObservations(result: ExperimentResult): string[] {
   const trained = result.rows.filter((r) => r.row.kind === 'grpo' && r.metrics && !silent.some((x) => x.runDir === r.runDir));
   if (typeof baseline === 'number' && trained.length) {
     const below = trained.filter((r) => (r.metrics!.all?.accuracy ?? 0) < baseline);
-    lines.push(`- ${below.length} of ${trained.length} GRPO rows that received a reward signal scored below the SFT baseline (${pct(baseline)}%) on validation.` +
-      (below.length * 2 > trained.length
-        ? ' At this budget RL mostly moved the policy away from the SFT solution rather than improving it; a likely reason is that with a few prompts per step the policy-gradient estimate is dominated by sampling noise, and AdamW normalises each weight\'s step, so noise still makes full-size updates.'
-        : ''));
+    lines.push(
+      `- ${below.length} of ${trained.length} GRPO rows that received a reward signal scored below the SFT baseline (${pct(baseline)}%) on validation.` +
+        (below.length * 2 > trained.length
+          ? " At this budget RL mostly moved the policy away from the SFT solution rather than improving it; a likely reason is that with a few prompts per step the policy-gradient estimate is dominated by sampling noise, and AdamW normalises each weight's step, so noise still makes full-size updates."
+          : ''),
+    );
   }
   if (lines.length) lines.unshift('What the training curves show:', '');
   if (lines.length) lines.push('');
@@ -156,23 +172,58 @@ export function renderReport(result: ExperimentResult, charts: ChartFiles): stri
       'rerun on our own small vision-language model and the VQA-RAD + SLAKE validation splits, every GRPO row with the same fixed budget.',
     '',
   );
-  if (!result.complete) out.push(`> **Partial run**: ${result.rows.filter((r) => !r.metrics).map((r) => `\`${r.row.id}\``).join(', ')} did not finish; their cells read "not run".`, '');
+  if (!result.complete)
+    out.push(
+      `> **Partial run**: ${result.rows
+        .filter((r) => !r.metrics)
+        .map((r) => `\`${r.row.id}\``)
+        .join(', ')} did not finish; their cells read "not run".`,
+      '',
+    );
 
   out.push('## What was run', '');
   out.push(`- Command: \`${result.command}\` (config \`${result.configPath}\`); resumable — rerunning continues unfinished rows and reuses finished ones.`);
-  const finished = result.rows.map((r) => r.finishedAt).filter((t): t is string => t !== null).sort();
+  const finished = result.rows
+    .map((r) => r.finishedAt)
+    .filter((t): t is string => t !== null)
+    .sort();
   const reused = result.rows.filter((r) => r.reused).length;
-  out.push(`- Date: this report was written ${result.finishedAt}${finished.length ? `; the rows' results were produced between ${finished[0]} and ${finished[finished.length - 1]}` : ''}${reused ? ` (${reused} of ${result.rows.length} rows reused from an earlier invocation, with the wall time of the run that produced them)` : ''}.`);
-  out.push(`- Machine: ${result.machine.cores} × ${result.machine.cpu}, ${result.machine.memoryGiB} GiB, ${result.machine.platform}, Node ${result.machine.node}, ONNX Runtime on CPU; 1-minute load average at start ${result.machine.loadAverageAtStart}.`);
-  out.push(`- Budget, identical for every GRPO row: preset \`${b.preset}\`, ${b.max_steps} steps × ${b.prompts_per_step} prompts × ${b.num_generations} generations (${b.max_steps * b.prompts_per_step * b.num_generations} sampled completions), max ${b.max_completion_length} completion tokens, temperature ${b.temperature}, β ${b.beta}, ε ${b.epsilon}, learning rate ${b.learning_rate} (warmup ${b.warmup}), seed ${b.seed}.`);
-  out.push(`- Reward weights: ${Object.entries(cfg.reward_weights).map(([k, v]) => `${k} ${v}`).join(', ') || 'all 1'}; length reward target ${b.length_target_words} words, cap ${b.length_cap_words} (its mode per row).`);
-  out.push(`- SFT init and baseline: \`${result.sft.dir}\`${result.sft.manifestSha256 ? ` (manifest sha256 \`${result.sft.manifestSha256.slice(0, 16)}…\`)` : ' (missing)'}.`);
-  out.push(`- Training data: ${result.data.train.map((p) => `\`${p}\``).join(' + ')} — ${result.data.trainCases} questions, dataset sha256 \`${result.data.trainSha256.slice(0, 16)}…\`.`);
-  out.push(`- Scored on: ${result.data.validation.map((p) => `\`${p}\``).join(' + ')} — ${result.data.evalCases} questions (${Object.entries(result.data.evalPerDataset).map(([d, n]) => `${d} ${n}`).join(', ')}), greedy decoding, the same cases for every row.`);
+  out.push(
+    `- Date: this report was written ${result.finishedAt}${finished.length ? `; the rows' results were produced between ${finished[0]} and ${finished[finished.length - 1]}` : ''}${reused ? ` (${reused} of ${result.rows.length} rows reused from an earlier invocation, with the wall time of the run that produced them)` : ''}.`,
+  );
+  out.push(
+    `- Machine: ${result.machine.cores} × ${result.machine.cpu}, ${result.machine.memoryGiB} GiB, ${result.machine.platform}, Node ${result.machine.node}, ONNX Runtime on CPU; 1-minute load average at start ${result.machine.loadAverageAtStart}.`,
+  );
+  out.push(
+    `- Budget, identical for every GRPO row: preset \`${b.preset}\`, ${b.max_steps} steps × ${b.prompts_per_step} prompts × ${b.num_generations} generations (${b.max_steps * b.prompts_per_step * b.num_generations} sampled completions), max ${b.max_completion_length} completion tokens, temperature ${b.temperature}, β ${b.beta}, ε ${b.epsilon}, learning rate ${b.learning_rate} (warmup ${b.warmup}), seed ${b.seed}.`,
+  );
+  out.push(
+    `- Reward weights: ${
+      Object.entries(cfg.reward_weights)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || 'all 1'
+    }; length reward target ${b.length_target_words} words, cap ${b.length_cap_words} (its mode per row).`,
+  );
+  out.push(
+    `- SFT init and baseline: \`${result.sft.dir}\`${result.sft.manifestSha256 ? ` (manifest sha256 \`${result.sft.manifestSha256.slice(0, 16)}…\`)` : ' (missing)'}.`,
+  );
+  out.push(
+    `- Training data: ${result.data.train.map((p) => `\`${p}\``).join(' + ')} — ${result.data.trainCases} questions, dataset sha256 \`${result.data.trainSha256.slice(0, 16)}…\`.`,
+  );
+  out.push(
+    `- Scored on: ${result.data.validation.map((p) => `\`${p}\``).join(' + ')} — ${result.data.evalCases} questions (${Object.entries(
+      result.data.evalPerDataset,
+    )
+      .map(([d, n]) => `${d} ${n}`)
+      .join(', ')}), greedy decoding, the same cases for every row.`,
+  );
   out.push('');
 
   out.push('## Results', '');
-  out.push('Accuracy, closed/open and grounding are percentages of the scored questions; yes-bias is the predicted-yes rate minus the gold-yes rate on yes/no questions; mean length is in completion tokens. "train s" sums the logged step times; "wall s" also counts loading, image preprocessing and evaluation. The paper column is the accuracy the paper reports for the closest setting (PMC-VQA, Qwen2-VL-2B), for reference only: different data, model and budget.', '');
+  out.push(
+    'Accuracy, closed/open and grounding are percentages of the scored questions; yes-bias is the predicted-yes rate minus the gold-yes rate on yes/no questions; mean length is in completion tokens. "train s" sums the logged step times; "wall s" also counts loading, image preprocessing and evaluation. The paper column is the accuracy the paper reports for the closest setting (PMC-VQA, Qwen2-VL-2B), for reference only: different data, model and budget.',
+    '',
+  );
   out.push(...resultsTable(result), '');
 
   const checks: ClaimCheck[] = [];
@@ -185,7 +236,9 @@ export function renderReport(result: ExperimentResult, charts: ChartFiles): stri
       for (const id of f.rows) {
         const r = byId.get(id)!;
         const a = r.metrics?.all;
-        out.push(`| \`${id}\` ${cell(r.row.label)} | ${pct(a?.accuracy)} | ${pct(r.metrics?.['vqa-rad']?.accuracy)} | ${pct(r.metrics?.slake?.accuracy)} | ${pct(a?.grounding_rate)} | ${signedPoints(a?.yes_bias)} | ${num(a?.mean_completion_length)} |`);
+        out.push(
+          `| \`${id}\` ${cell(r.row.label)} | ${pct(a?.accuracy)} | ${pct(r.metrics?.['vqa-rad']?.accuracy)} | ${pct(r.metrics?.slake?.accuracy)} | ${pct(a?.grounding_rate)} | ${signedPoints(a?.yes_bias)} | ${num(a?.mean_completion_length)} |`,
+        );
       }
       out.push('');
       for (const claim of f.claims) {
@@ -198,17 +251,40 @@ export function renderReport(result: ExperimentResult, charts: ChartFiles): stri
   }
 
   out.push('## Training curves', '');
-  out.push('Per step, from each run\'s `log.jsonl` (rows that share a run are drawn once). Every run draws the same prompts at the same step (the prompt order follows the seed), so the curves are comparable across runs step by step, but a rise or fall along one curve partly reflects which prompts each step drew. The combined reward is not comparable across rows with different reward functions; the accuracy reward is.', '');
+  out.push(
+    "Per step, from each run's `log.jsonl` (rows that share a run are drawn once). Every run draws the same prompts at the same step (the prompt order follows the seed), so the curves are comparable across runs step by step, but a rise or fall along one curve partly reflects which prompts each step drew. The combined reward is not comparable across rows with different reward functions; the accuracy reward is.",
+    '',
+  );
   const signal = signalTable(result);
   if (signal.length) out.push(...signal, '');
-  out.push(`![combined reward per step](${charts.reward})`, '', `![accuracy reward per step](${charts.accuracy})`, '', `![mean completion length per step](${charts.length})`, '');
+  out.push(
+    `![combined reward per step](${charts.reward})`,
+    '',
+    `![accuracy reward per step](${charts.accuracy})`,
+    '',
+    `![mean completion length per step](${charts.length})`,
+    '',
+  );
 
   out.push('## Which findings reproduce at our scale', '');
   if (checks.length) {
-    out.push(`Each finding is checked on overall validation accuracy with a two-sided two-proportion z-test (α = ${ALPHA}); the verdicts below are computed from the table, not written by hand.`, '');
-    for (const v of ['reproduces', 'same direction, not significant', 'no difference', 'opposite direction, not significant', 'contradicted', 'not run'] as Verdict[]) {
+    out.push(
+      `Each finding is checked on overall validation accuracy with a two-sided two-proportion z-test (α = ${ALPHA}); the verdicts below are computed from the table, not written by hand.`,
+      '',
+    );
+    for (const v of [
+      'reproduces',
+      'same direction, not significant',
+      'no difference',
+      'opposite direction, not significant',
+      'contradicted',
+      'not run',
+    ] as Verdict[]) {
       const these = checks.filter((c) => c.verdict === v);
-      if (these.length) out.push(`- **${v}**: ${these.map((c) => `\`${c.claim.better}\` > \`${c.claim.worse}\` (${c.diffPoints === null ? 'not run' : `${c.diffPoints >= 0 ? '+' : '−'}${Math.abs(c.diffPoints).toFixed(1)}`})`).join('; ')}`);
+      if (these.length)
+        out.push(
+          `- **${v}**: ${these.map((c) => `\`${c.claim.better}\` > \`${c.claim.worse}\` (${c.diffPoints === null ? 'not run' : `${c.diffPoints >= 0 ? '+' : '−'}${Math.abs(c.diffPoints).toFixed(1)}`})`).join('; ')}`,
+        );
     }
     out.push('');
   }
@@ -218,7 +294,7 @@ export function renderReport(result: ExperimentResult, charts: ChartFiles): stri
     'How far to trust this:',
     '',
     `- **Scale.** Our \`${b.preset}\` model, trained from scratch on ${result.data.trainCases} questions, is not a 2B-parameter VLM pretrained on the web: it has no world knowledge for RL to sharpen, and its SFT targets are template traces built from each case's metadata. The absolute accuracies are not comparable to the paper's; only the directions of the differences are.`,
-    `- **Budget.** ${b.max_steps * b.prompts_per_step} prompts per GRPO row (${((b.max_steps * b.prompts_per_step) / Math.max(1, result.data.trainCases) * 100).toFixed(0)}% of one pass over the training set); the rows' wall times add up to ${(totalWall / 60).toFixed(1)} minutes. Effects that need many updates (length drift under ECR, slow gains of a semantic reward) may not have had time to appear.`,
+    `- **Budget.** ${b.max_steps * b.prompts_per_step} prompts per GRPO row (${(((b.max_steps * b.prompts_per_step) / Math.max(1, result.data.trainCases)) * 100).toFixed(0)}% of one pass over the training set); the rows' wall times add up to ${(totalWall / 60).toFixed(1)} minutes. Effects that need many updates (length drift under ECR, slow gains of a semantic reward) may not have had time to appear.`,
     `- **Noise.** One seed per row and ${result.data.evalCases} scored questions: the 95% interval of one accuracy is about ±${(196 * Math.sqrt(0.25 / Math.max(1, result.data.evalCases))).toFixed(1)} points, so most differences of 1–3 points are indistinguishable from noise. The rows are scored on the same questions, so an unpaired test is conservative.`,
     `- **Rewards.** The semantic reward here is the embedded rule-based judge (is the trace consistent with the answer and with the case's modality/organ metadata), not an LLM judge; ECR/CWR reward think-block length in words up to a target, as configured above.`,
     '',

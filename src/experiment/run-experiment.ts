@@ -61,11 +61,17 @@ function lastStepFromCheckpoints(dirs: string[]): number {
 
 export async function runExperiment(cfg: ExperimentConfig, opts: RunExperimentOptions): Promise<ExperimentResult> {
   const train = opts.train ?? true;
-  const say = (m: string) => { if (!opts.quiet) process.stderr.write(`experiment: ${m}\n`); };
+  const say = (m: string) => {
+    if (!opts.quiet) process.stderr.write(`experiment: ${m}\n`);
+  };
   const startedAt = new Date().toISOString();
   const machine = {
-    cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    node: process.version, platform: `${os.platform()} ${os.release()}`, loadAverageAtStart: Number(os.loadavg()[0].toFixed(2)),
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    loadAverageAtStart: Number(os.loadavg()[0].toFixed(2)),
   };
 
   // The SFT package: required for the baseline and every `init: sft` row; a smoke run trains its own.
@@ -73,7 +79,10 @@ export async function runExperiment(cfg: ExperimentConfig, opts: RunExperimentOp
     if (!train) say(`${cfg.sft_init} holds no model package`);
     else if (cfg.sft_train) {
       say(`training the SFT init into ${cfg.sft_init}`);
-      await trainSft({ ...SFT_DEFAULTS, ...cfg.sft_train, validation: [], out: join(cfg.out, 'sft-init-run'), package_dir: cfg.sft_init }, { quiet: opts.quiet });
+      await trainSft(
+        { ...SFT_DEFAULTS, ...cfg.sft_train, validation: [], out: join(cfg.out, 'sft-init-run'), package_dir: cfg.sft_init },
+        { quiet: opts.quiet },
+      );
     } else {
       throw new Error(`${cfg.sft_init} is not a model package: train it first (npm run train:sft -- --config configs/sft.yaml) or point sft_init elsewhere`);
     }
@@ -106,9 +115,19 @@ export async function runExperiment(cfg: ExperimentConfig, opts: RunExperimentOp
     const t0 = performance.now();
     const rt = await loadRuntime(cfg.sft_init, { executionProviders: ['cpu'], intraOpThreads: cfg.base.threads });
     try {
-      const patches = await buildPatchCache(evalCases.map((c) => c.imagePath), rt.config);
+      const patches = await buildPatchCache(
+        evalCases.map((c) => c.imagePath),
+        rt.config,
+      );
       const metrics = await evaluateByDataset(rt, evalCases, patches);
-      const result: StoredResult = { key, metrics, steps: 0, wall_seconds: (performance.now() - t0) / 1000, resumed_from_step: 0, finished_at: new Date().toISOString() };
+      const result: StoredResult = {
+        key,
+        metrics,
+        steps: 0,
+        wall_seconds: (performance.now() - t0) / 1000,
+        resumed_from_step: 0,
+        finished_at: new Date().toISOString(),
+      };
       await mkdir(dir, { recursive: true });
       await writeJsonDurably(join(dir, 'result.json'), result);
       stored.set(row.id, { result, reused: false });
@@ -139,8 +158,16 @@ export async function runExperiment(cfg: ExperimentConfig, opts: RunExperimentOp
     say(`run ${i + 1}/${runs.length}: ${run.rows.join(', ')}${resumedFrom ? ` (resuming at step ${resumedFrom})` : ''}`);
     const t0 = performance.now();
     const r = await trainGrpo(run.config, { trainCases: trainSet.cases, trainSha256: trainSet.sha256, validationCases: validation.cases, quiet: opts.quiet });
-    if (r.steps < run.config.max_steps || !r.validation) throw new Error(`${run.id}: stopped at step ${r.steps} of ${run.config.max_steps} without validation metrics`);
-    const result: StoredResult = { key, metrics: r.validation, steps: r.steps, wall_seconds: (performance.now() - t0) / 1000, resumed_from_step: resumedFrom, finished_at: new Date().toISOString() };
+    if (r.steps < run.config.max_steps || !r.validation)
+      throw new Error(`${run.id}: stopped at step ${r.steps} of ${run.config.max_steps} without validation metrics`);
+    const result: StoredResult = {
+      key,
+      metrics: r.validation,
+      steps: r.steps,
+      wall_seconds: (performance.now() - t0) / 1000,
+      resumed_from_step: resumedFrom,
+      finished_at: new Date().toISOString(),
+    };
     await writeJsonDurably(join(dir, 'result.json'), result);
     stored.set(run.id, { result, reused: false });
   }
@@ -153,7 +180,9 @@ export async function runExperiment(cfg: ExperimentConfig, opts: RunExperimentOp
     const s = stored.get(run ? run.id : row.id);
     const curves = run ? await readRunCurves(runDir) : [];
     rows.push({
-      row, runDir, metrics: s?.result.metrics ?? null,
+      row,
+      runDir,
+      metrics: s?.result.metrics ?? null,
       steps: s?.result.steps ?? curves.length,
       trainSeconds: curves.reduce((a, p) => a + p.stepMs, 0) / 1000,
       wallSeconds: s?.result.wall_seconds ?? null,
@@ -164,12 +193,20 @@ export async function runExperiment(cfg: ExperimentConfig, opts: RunExperimentOp
     });
   }
   return {
-    config: cfg, configPath: opts.configPath, command: `npm run experiment -- --config ${opts.configPath}`,
-    startedAt, finishedAt: new Date().toISOString(), machine,
+    config: cfg,
+    configPath: opts.configPath,
+    command: `npm run experiment -- --config ${opts.configPath}`,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine,
     sft: { dir: cfg.sft_init, id: basename(cfg.sft_init), manifestSha256: sftIdentity },
     data: {
-      train: cfg.base.train, trainCases: trainSet.cases.length, trainSha256: trainSet.sha256,
-      validation: cfg.validation, evalCases: evalCases.length, evalPerDataset,
+      train: cfg.base.train,
+      trainCases: trainSet.cases.length,
+      trainSha256: trainSet.sha256,
+      validation: cfg.validation,
+      evalCases: evalCases.length,
+      evalPerDataset,
     },
     rows,
     complete: rows.every((r) => r.metrics !== null),
@@ -181,13 +218,31 @@ export function experimentCharts(result: ExperimentResult): { reward: string; ac
   const seen = new Set<string>();
   const runs = result.rows.filter((r) => r.row.kind === 'grpo' && r.curves.length && !seen.has(r.runDir) && seen.add(r.runDir));
   const series = (pick: (p: StepPoint) => number | null): Series[] =>
-    runs.map((r) => ({ name: r.row.id, points: r.curves.flatMap((p) => { const y = pick(p); return y === null ? [] : [[p.step, y] as const]; }) }));
+    runs.map((r) => ({
+      name: r.row.id,
+      points: r.curves.flatMap((p) => {
+        const y = pick(p);
+        return y === null ? [] : [[p.step, y] as const];
+      }),
+    }));
   const smooth = 5;
   const note = `(moving average over ${smooth} steps)`;
   return {
     reward: lineChart({ title: `Combined reward per step ${note}`, xLabel: 'step', yLabel: 'mean weighted reward', series: series((p) => p.reward), smooth }),
-    accuracy: lineChart({ title: `Accuracy reward per step ${note}`, xLabel: 'step', yLabel: 'mean accuracy reward', series: series((p) => p.accuracyReward), smooth }),
-    length: lineChart({ title: `Mean completion length per step ${note}`, xLabel: 'step', yLabel: 'tokens', series: series((p) => p.completionLength), smooth }),
+    accuracy: lineChart({
+      title: `Accuracy reward per step ${note}`,
+      xLabel: 'step',
+      yLabel: 'mean accuracy reward',
+      series: series((p) => p.accuracyReward),
+      smooth,
+    }),
+    length: lineChart({
+      title: `Mean completion length per step ${note}`,
+      xLabel: 'step',
+      yLabel: 'tokens',
+      series: series((p) => p.completionLength),
+      smooth,
+    }),
   };
 }
 
@@ -197,7 +252,9 @@ export async function writeExperimentReport(result: ExperimentResult): Promise<s
   const charts = experimentCharts(result);
   await mkdir(dirname(result.config.report), { recursive: true });
   const files: [string, string][] = [
-    [paths.reward, charts.reward], [paths.accuracy, charts.accuracy], [paths.length, charts.length],
+    [paths.reward, charts.reward],
+    [paths.accuracy, charts.accuracy],
+    [paths.length, charts.length],
     [result.config.report, renderReport(result, { reward: basename(paths.reward), accuracy: basename(paths.accuracy), length: basename(paths.length) })],
   ];
   for (const [p, text] of files) await writeFile(p, text);

@@ -61,7 +61,10 @@ export function lineChart(o: LineChartOptions): string {
   const plotH = height - m.top - m.bottom;
   const series = o.series.map((s) => ({
     name: s.name,
-    points: movingAverage(s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)), o.smooth ?? 1),
+    points: movingAverage(
+      s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)),
+      o.smooth ?? 1,
+    ),
   }));
   const xs = series.flatMap((s) => s.points.map((p) => p[0]));
   const ys = series.flatMap((s) => s.points.map((p) => p[1]));
@@ -80,7 +83,9 @@ export function lineChart(o: LineChartOptions): string {
   const r = (v: number) => v.toFixed(1);
 
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+  );
   parts.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
   parts.push(`<text x="${r(m.left + plotW / 2)}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${escapeXml(o.title)}</text>`);
   for (const t of yTicks) {

@@ -93,7 +93,11 @@ export class PostgresFeedbackStore implements FeedbackRepository {
       return `($${o + 1}, $${o + 2}, $${o + 3}, $${o + 4}, $${o + 5}, $${o + 6}, $${o + 7})`;
     });
     // A batch sent twice (or swept by another replica) lands once: the first write wins.
-    await query(this.pool, `INSERT INTO responses (response_id, model, variant, table_version, client_key_id, latency_ms, created_at) VALUES ${rows.join(', ')} ON CONFLICT (response_id) DO NOTHING`, values);
+    await query(
+      this.pool,
+      `INSERT INTO responses (response_id, model, variant, table_version, client_key_id, latency_ms, created_at) VALUES ${rows.join(', ')} ON CONFLICT (response_id) DO NOTHING`,
+      values,
+    );
   }
 
   async recordFeedback(input: FeedbackInput): Promise<FeedbackRecord> {

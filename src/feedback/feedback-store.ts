@@ -98,7 +98,9 @@ interface FeedbackRow {
 export interface FeedbackRepository {
   recordResponse(input: ResponseRecordInput): void | Promise<void>;
   recordFeedback(input: FeedbackInput): FeedbackRecord | Promise<FeedbackRecord>;
-  getFeedback(responseId: string): (FeedbackRecord & { correctAnswer: string | null }) | undefined | Promise<(FeedbackRecord & { correctAnswer: string | null }) | undefined>;
+  getFeedback(
+    responseId: string,
+  ): (FeedbackRecord & { correctAnswer: string | null }) | undefined | Promise<(FeedbackRecord & { correctAnswer: string | null }) | undefined>;
   variantStats(): VariantStats[] | Promise<VariantStats[]>;
   close(): void | Promise<void>;
 }
@@ -132,9 +134,7 @@ export class FeedbackStore implements FeedbackRepository {
     );
     this.responseExists = db.prepare('SELECT 1 AS one FROM responses WHERE response_id = ?');
     // Nearest-rank percentile straight off the (variant, latency_ms) index: no rows leave SQLite.
-    this.latencyAt = db.prepare(
-      'SELECT latency_ms FROM responses WHERE variant = ? ORDER BY latency_ms LIMIT 1 OFFSET ?',
-    );
+    this.latencyAt = db.prepare('SELECT latency_ms FROM responses WHERE variant = ? ORDER BY latency_ms LIMIT 1 OFFSET ?');
     // Check-then-write in one transaction so the 404 and the write see the same state.
     this.recordFeedbackTx = db.transaction((input: FeedbackInput, now: number): FeedbackRow => {
       if (this.responseExists.get(input.responseId) === undefined) throw new ResponseNotFoundError(input.responseId);

@@ -71,7 +71,12 @@ export class HfTokenizer {
       return { token, id };
     };
     const special: HfSpecialTokens = {};
-    for (const [key, field] of [['bos', 'bos_token'], ['eos', 'eos_token'], ['pad', 'pad_token'], ['unk', 'unk_token']] as const) {
+    for (const [key, field] of [
+      ['bos', 'bos_token'],
+      ['eos', 'eos_token'],
+      ['pad', 'pad_token'],
+      ['unk', 'unk_token'],
+    ] as const) {
       const resolved = resolve(field);
       if (resolved) special[key] = resolved;
     }

@@ -92,7 +92,10 @@ async function weightFileNames(dir: string): Promise<{ files: string[]; indexMap
   const indexPath = join(dir, WEIGHTS_INDEX_FILE);
   if (index === undefined) {
     const path = join(dir, SINGLE_WEIGHTS_FILE);
-    const exists = await stat(path).then((s) => s.isFile(), () => false);
+    const exists = await stat(path).then(
+      (s) => s.isFile(),
+      () => false,
+    );
     if (!exists) {
       throw new HfFolderError(`${path}: missing file (and no ${WEIGHTS_INDEX_FILE} naming shards); weights must be safetensors`, path);
     }
@@ -107,14 +110,21 @@ async function weightFileNames(dir: string): Promise<{ files: string[]; indexMap
   for (const [tensor, file] of Object.entries(weightMap)) {
     // Shards are plain file names next to the index: anything else could point outside the folder.
     if (typeof file !== 'string' || !/^[^/\\]+\.safetensors$/.test(file) || file.startsWith('.')) {
-      throw new HfFolderError(`${indexPath}: tensor "${tensor}" maps to ${JSON.stringify(file)}, which is not a .safetensors file in this folder`, indexPath, tensor);
+      throw new HfFolderError(
+        `${indexPath}: tensor "${tensor}" maps to ${JSON.stringify(file)}, which is not a .safetensors file in this folder`,
+        indexPath,
+        tensor,
+      );
     }
     indexMap.set(tensor, file);
     if (!files.includes(file)) files.push(file);
   }
   for (const file of files) {
     const path = join(dir, file);
-    const exists = await stat(path).then((s) => s.isFile(), () => false);
+    const exists = await stat(path).then(
+      (s) => s.isFile(),
+      () => false,
+    );
     if (!exists) throw new HfFolderError(`${path}: missing shard (listed in ${WEIGHTS_INDEX_FILE})`, path);
   }
   return { files, indexMap };
@@ -127,7 +137,7 @@ async function planWeights(dir: string, opts: LoadWeightsOptions): Promise<Plann
   const seen = new Map<string, { file: string; fileName: string }>();
   for (const name of files) {
     const path = join(dir, name);
-    let header;
+    let header: Awaited<ReturnType<typeof readSafetensorsHeader>>;
     try {
       header = await readSafetensorsHeader(path);
     } catch (error) {
@@ -159,11 +169,7 @@ async function planWeights(dir: string, opts: LoadWeightsOptions): Promise<Plann
           throw new HfFolderError(`${where} ${formatShape(entry.shape)} is not a parameter of this model's configuration`, path, entry.name);
         }
         if (!sameShape(entry.shape, expected.shape)) {
-          throw new HfFolderError(
-            `${where} has shape ${formatShape(entry.shape)}, but config.json needs ${formatShape(expected.shape)}`,
-            path,
-            entry.name,
-          );
+          throw new HfFolderError(`${where} has shape ${formatShape(entry.shape)}, but config.json needs ${formatShape(expected.shape)}`, path, entry.name);
         }
         const earlier = seen.get(canonical);
         if (earlier) {
@@ -187,7 +193,10 @@ async function planWeights(dir: string, opts: LoadWeightsOptions): Promise<Plann
   const missing = [...opts.expected].filter(([name, spec]) => !spec.optional && !seen.has(name));
   if (missing.length > 0) {
     const path = join(dir, indexMap ? WEIGHTS_INDEX_FILE : SINGLE_WEIGHTS_FILE);
-    const listed = missing.slice(0, 5).map(([name, spec]) => `"${name}" ${formatShape(spec.shape)}`).join(', ');
+    const listed = missing
+      .slice(0, 5)
+      .map(([name, spec]) => `"${name}" ${formatShape(spec.shape)}`)
+      .join(', ');
     const more = missing.length > 5 ? ` and ${missing.length - 5} more` : '';
     throw new HfFolderError(`${path}: missing tensor${missing.length > 1 ? 's' : ''} ${listed}${more}`, path, missing[0]![0]);
   }

@@ -149,7 +149,10 @@ export function toApiError(error: unknown, context: TranslationContext = {}): Ap
   }
   if (isUnavailable(error)) {
     // Admin writes, reports and fine-tune routes need the shared database; inference never does.
-    return ApiError.of('database_unavailable', 'The shared database is not reachable right now; retry shortly.', { headers: { 'Retry-After': '5' }, cause: error });
+    return ApiError.of('database_unavailable', 'The shared database is not reachable right now; retry shortly.', {
+      headers: { 'Retry-After': '5' },
+      cause: error,
+    });
   }
   return ApiError.of('internal_error', 'An unexpected error occurred; the request id identifies it in the server log.', { cause: error });
 }

@@ -90,7 +90,5 @@ function answerShuttingDown(res: ServerResponse, clinvqa: ClinvqaApp): void {
   const requestId = res.getHeader('X-Request-Id');
   const openAi = clinvqa.errorFormatOf(urlPath) === 'openai';
   res.writeHead(error.status, { ...error.headers, 'Content-Type': openAi ? 'application/json' : 'application/problem+json', Connection: 'close' });
-  res.end(JSON.stringify(openAi
-    ? toOpenAiError(error)
-    : toProblem(error, { instance: urlPath, ...(typeof requestId === 'string' ? { requestId } : {}) })));
+  res.end(JSON.stringify(openAi ? toOpenAiError(error) : toProblem(error, { instance: urlPath, ...(typeof requestId === 'string' ? { requestId } : {}) })));
 }

@@ -19,7 +19,10 @@ export interface ArchiveLimits {
 /** The archive cannot be read, or breaks a limit; `message` names the entry and is safe to show. */
 export class ArchiveError extends Error {
   override readonly name = 'ArchiveError';
-  constructor(message: string, readonly tooLarge = false) {
+  constructor(
+    message: string,
+    readonly tooLarge = false,
+  ) {
     super(message);
   }
 }

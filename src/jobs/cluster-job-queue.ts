@@ -60,7 +60,9 @@ export class ClusterJobQueue {
       if (queueJobId) await store.setQueueJobId(id, queueJobId);
     } catch (error) {
       // Not acknowledged: leave nothing behind that a worker could pick up half-made.
-      await store.transition(id, ['validating_files'], 'failed', { error: { code: 'internal_error', message: 'the job could not be queued' }, finished: true }).catch(() => undefined);
+      await store
+        .transition(id, ['validating_files'], 'failed', { error: { code: 'internal_error', message: 'the job could not be queued' }, finished: true })
+        .catch(() => undefined);
       await removeStagedUpload(dataDir, id).catch(() => undefined);
       throw error;
     }

@@ -73,7 +73,10 @@ export class ClusterWorker {
       }
     });
     const every = Math.max(500, Math.min(5000, (leaseS * 1000) / 4));
-    this.reaper = setInterval(() => void this.reap().catch((error: unknown) => this.options.logger.warn('lease check failed', { error: String(error) })), every);
+    this.reaper = setInterval(
+      () => void this.reap().catch((error: unknown) => this.options.logger.warn('lease check failed', { error: String(error) })),
+      every,
+    );
     this.reaper.unref();
   }
 
@@ -105,11 +108,19 @@ export class ClusterWorker {
       if (!job) continue;
       logger.warn('fine-tune worker went silent; its job is handed to another worker', { job_id: job.id, step: job.progress.step, crashes: job.crashes });
       if (job.crashes >= (this.options.maxCrashes ?? 3)) {
-        await this.finish(job.id, [job.status], 'failed', { code: 'worker_crashed', message: `the training worker stopped answering ${job.crashes} times (last after step ${job.progress.step}); giving up` });
+        await this.finish(job.id, [job.status], 'failed', {
+          code: 'worker_crashed',
+          message: `the training worker stopped answering ${job.crashes} times (last after step ${job.progress.step}); giving up`,
+        });
         if (lapsed.queue_job_id) await boss.complete(FINE_TUNE_QUEUE, lapsed.queue_job_id).catch(() => undefined);
         continue;
       }
-      await this.event(job.id, { type: 'worker_lost', level: 'warn', message: `the worker holding this job was silent for ${this.options.leaseS} s after step ${job.progress.step}; another worker resumes it from the last checkpoint`, data: { step: job.progress.step, crashes: job.crashes } });
+      await this.event(job.id, {
+        type: 'worker_lost',
+        level: 'warn',
+        message: `the worker holding this job was silent for ${this.options.leaseS} s after step ${job.progress.step}; another worker resumes it from the last checkpoint`,
+        data: { step: job.progress.step, crashes: job.crashes },
+      });
       if (lapsed.queue_job_id) await boss.fail(FINE_TUNE_QUEUE, lapsed.queue_job_id, { reason: 'lease lapsed' });
     }
     // A job nobody holds whose queue entry is gone or finished (e.g. completed by a worker that had just
@@ -152,15 +163,24 @@ export class ClusterWorker {
 
   private async validate(job: FineTuneJob): Promise<FineTuneJob | undefined> {
     const { store, dataDir, limits } = this.options;
-    let upload;
+    let upload: Awaited<ReturnType<typeof readStagedUpload>>;
     try {
       upload = await readStagedUpload(dataDir, job.id);
     } catch {
-      await this.finish(job.id, ['validating_files'], 'failed', { code: 'interrupted', message: 'the upload was lost before it was validated; upload it again' });
+      await this.finish(job.id, ['validating_files'], 'failed', {
+        code: 'interrupted',
+        message: 'the upload was lost before it was validated; upload it again',
+      });
       return undefined;
     }
     const result = await validateUploadContent(upload, limits);
-    if (result.warnings.length > 0) await this.event(job.id, { type: 'validation_warnings', level: 'warn', message: `${result.warnings.length} warning(s) about the upload`, data: { warnings: result.warnings } });
+    if (result.warnings.length > 0)
+      await this.event(job.id, {
+        type: 'validation_warnings',
+        level: 'warn',
+        message: `${result.warnings.length} warning(s) about the upload`,
+        data: { warnings: result.warnings },
+      });
     if (!result.ok) {
       const first = result.errors[0]!;
       const where = first.line !== undefined ? `line ${first.line}: ` : '';
@@ -176,7 +196,11 @@ export class ClusterWorker {
     const moved = await store.transition(job.id, ['validating_files'], 'queued', { dataset_sha256: stored.sha256 });
     await removeStagedUpload(dataDir, job.id);
     if (!moved) return undefined;
-    await this.event(job.id, { type: 'validated', message: `upload valid: ${result.cases} cases, ${result.images.size} images; dataset ${stored.sha256.slice(0, 12)}…`, data: { cases: result.cases, images: result.images.size, dataset_sha256: stored.sha256 } });
+    await this.event(job.id, {
+      type: 'validated',
+      message: `upload valid: ${result.cases} cases, ${result.images.size} images; dataset ${stored.sha256.slice(0, 12)}…`,
+      data: { cases: result.cases, images: result.images.size, dataset_sha256: stored.sha256 },
+    });
     return store.get(job.id);
   }
 
@@ -193,7 +217,11 @@ export class ClusterWorker {
     });
     const running: Running = { jobId: job.id, child, stopSent: false };
     this.running = running;
-    await this.event(job.id, { type: 'worker_started', message: `worker ${instanceId} started (attempt ${job.attempts})${job.progress.step > 0 ? `, resuming after step ${job.progress.step}` : ''}`, data: { attempt: job.attempts, worker: instanceId } });
+    await this.event(job.id, {
+      type: 'worker_started',
+      message: `worker ${instanceId} started (attempt ${job.attempts})${job.progress.step > 0 ? `, resuming after step ${job.progress.step}` : ''}`,
+      data: { attempt: job.attempts, worker: instanceId },
+    });
 
     let stderrTail = '';
     child.stderr?.on('data', (chunk: Buffer) => {
@@ -227,7 +255,9 @@ export class ClusterWorker {
         outcome = message;
       }
     });
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.on('close', (code, signal) => resolve({ code, signal })),
+    );
 
     const heartbeatMs = Math.min(this.options.heartbeatMs ?? 1000, (leaseS * 1000) / 3);
     const heartbeat = setInterval(() => {
@@ -253,7 +283,7 @@ export class ClusterWorker {
     if (lostLease) return;
 
     const current = await store.get(job.id);
-    if (!current || current.status !== 'running') return;
+    if (current?.status !== 'running') return;
     if (outcome?.type === 'succeeded') return this.succeed(current, outcome.result_model, outcome.metrics);
     if (outcome?.type === 'failed') return void (await this.finish(job.id, ['running'], 'failed', { code: 'training_failed', message: outcome.message }));
     if (outcome?.type === 'cancelled' || current.cancel_requested) return void (await this.finish(job.id, ['running'], 'cancelled', null));
@@ -265,10 +295,18 @@ export class ClusterWorker {
     const crashes = await store.recordCrash(job.id);
     logger.warn('fine-tune training process crashed', { job_id: job.id, how, crashes, step: lastStep, stderr: stderrTail.slice(-500) });
     if (crashes >= (this.options.maxCrashes ?? 3)) {
-      await this.finish(job.id, ['running'], 'failed', { code: 'worker_crashed', message: `the training worker crashed ${crashes} times (last: ${how} after step ${lastStep}); giving up` });
+      await this.finish(job.id, ['running'], 'failed', {
+        code: 'worker_crashed',
+        message: `the training worker crashed ${crashes} times (last: ${how} after step ${lastStep}); giving up`,
+      });
       return;
     }
-    await this.event(job.id, { type: 'worker_crashed', level: 'warn', message: `the training process was ${how} after step ${lastStep}; restarting from the last checkpoint`, data: { crashes, step: lastStep } });
+    await this.event(job.id, {
+      type: 'worker_crashed',
+      level: 'warn',
+      message: `the training process was ${how} after step ${lastStep}; restarting from the last checkpoint`,
+      data: { crashes, step: lastStep },
+    });
     throw new Error(`training process ${how}`);
   }
 
@@ -281,7 +319,13 @@ export class ClusterWorker {
     await this.finish(job.id, ['running'], 'succeeded', null, { result_model: resultModel, metrics, progress });
   }
 
-  private async finish(id: string, from: JobStatus[], to: 'succeeded' | 'failed' | 'cancelled', error: FineTuneJob['error'], extra: { result_model?: string; metrics?: Record<string, unknown>; progress?: FineTuneJob['progress'] } = {}): Promise<void> {
+  private async finish(
+    id: string,
+    from: JobStatus[],
+    to: 'succeeded' | 'failed' | 'cancelled',
+    error: FineTuneJob['error'],
+    extra: { result_model?: string; metrics?: Record<string, unknown>; progress?: FineTuneJob['progress'] } = {},
+  ): Promise<void> {
     if (!(await this.options.store.transition(id, from, to, { error, finished: true, worker_pid: null, ...extra }))) return;
     const message = to === 'succeeded' ? `job succeeded: model ${extra.result_model}` : to === 'cancelled' ? 'job cancelled' : `job failed: ${error?.message}`;
     await this.event(id, { type: to, level: to === 'failed' ? 'error' : 'info', message, data: error ? { code: error.code } : null });

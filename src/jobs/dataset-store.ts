@@ -95,7 +95,10 @@ export async function storeDataset(dataDir: string, jsonl: Buffer, images: Reado
   try {
     const entries = [...images];
     await writeFilesSynced(tmp, [[DATASET_JSONL, jsonl], ...entries]);
-    const sha256 = await rehashStoredDataset(tmp, entries.map(([rel]) => path.join(tmp, ...rel.split('/'))));
+    const sha256 = await rehashStoredDataset(
+      tmp,
+      entries.map(([rel]) => path.join(tmp, ...rel.split('/'))),
+    );
     const dir = datasetDir(dataDir, sha256);
     await renameIntoPlace(tmp, dir); // 'existed': the same content is already stored, and tmp is gone
     return { sha256, dir };

@@ -29,6 +29,12 @@ export async function openFineTuneQueue(url: string, options: { supervise: boole
   boss.on('error', (error) => options.onError?.(error));
   await boss.start();
   await boss.createQueue(FINE_TUNE_DEAD_QUEUE);
-  await boss.createQueue(FINE_TUNE_QUEUE, { name: FINE_TUNE_QUEUE, retryLimit: RETRY_LIMIT, retryDelay: 0, expireInHours: 23, deadLetter: FINE_TUNE_DEAD_QUEUE });
+  await boss.createQueue(FINE_TUNE_QUEUE, {
+    name: FINE_TUNE_QUEUE,
+    retryLimit: RETRY_LIMIT,
+    retryDelay: 0,
+    expireInHours: 23,
+    deadLetter: FINE_TUNE_DEAD_QUEUE,
+  });
   return boss;
 }

@@ -117,7 +117,9 @@ class Worker {
     }
     const standardText = validation.unavailable ? 'no standard validation (unavailable)' : `${standard.length} standard validation cases`;
     await this.event('dataset_loaded', `${train.length} cases to train on, ${heldOut.length} held out, ${standardText}`, {
-      train_cases: train.length, held_out_cases: heldOut.length, validation_cases: standard.length,
+      train_cases: train.length,
+      held_out_cases: heldOut.length,
+      validation_cases: standard.length,
     });
     this.checkStop();
 
@@ -129,7 +131,11 @@ class Worker {
     if (long !== undefined) await this.event('questions_truncated', long, { max_question_tokens: questionLimit }, 'warn');
     const threads = spec.worker_threads;
     const evalSets = { held_out: heldOut, validation: standard };
-    const patches = await buildPatchCache([...heldOut, ...standard].map((c) => c.imagePath), config, 1);
+    const patches = await buildPatchCache(
+      [...heldOut, ...standard].map((c) => c.imagePath),
+      config,
+      1,
+    );
 
     // 2. the base model, scored once per job
     const beforeFile = path.join(runDir, 'eval-before.json');
@@ -149,9 +155,16 @@ class Worker {
     // 3. GRPO (resumes from runDir/checkpoints automatically), then the trainer's own ending: the new
     // weights scored on the same sets and the package written with both scores
     const cfg: GrpoConfig = {
-      ...GRPO_DEFAULTS, ...hp,
-      preset: config.preset, tokenizer: tokenizerPath, init: spec.base_dir, train: [], validation: [],
-      out: runDir, package_dir: packageDir, threads,
+      ...GRPO_DEFAULTS,
+      ...hp,
+      preset: config.preset,
+      tokenizer: tokenizerPath,
+      init: spec.base_dir,
+      train: [],
+      validation: [],
+      out: runDir,
+      package_dir: packageDir,
+      threads,
     };
     await this.event('training', `GRPO for ${hp.max_steps} steps (checkpoint every ${hp.checkpoint_every})`);
     this.training = true;
@@ -174,7 +187,9 @@ class Worker {
           fine_tune_job: job.id,
           base_model: job.base_model,
           validation_fraction: spec.validation_fraction,
-          train_cases: train.length, held_out_cases: heldOut.length, validation_cases: standard.length,
+          train_cases: train.length,
+          held_out_cases: heldOut.length,
+          validation_cases: standard.length,
         },
         onPhase: async (phase) => {
           // No checkpoint is left to save: from here a stop ends the process at once.

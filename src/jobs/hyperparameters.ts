@@ -17,7 +17,20 @@ export type FineTuneHyperparameters = Omit<GrpoConfig, ServerOwned>;
  * enough to see a change but quick to score twice.
  */
 export const FINE_TUNE_DEFAULTS: FineTuneHyperparameters = (() => {
-  const { preset: _p, tokenizer: _t, init: _i, train: _tr, validation: _v, out: _o, package_dir: _pd, package_version: _pv, threads: _th, base: _b, method: _m, ...rest } = GRPO_DEFAULTS;
+  const {
+    preset: _p,
+    tokenizer: _t,
+    init: _i,
+    train: _tr,
+    validation: _v,
+    out: _o,
+    package_dir: _pd,
+    package_version: _pv,
+    threads: _th,
+    base: _b,
+    method: _m,
+    ...rest
+  } = GRPO_DEFAULTS;
   return {
     ...rest,
     max_steps: 60,

@@ -11,14 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from '../audit/logger.ts';
 import { sweepIncompletePackages } from '../registry/model-package.ts';
 import { findServedPackage, registeredModelsDir, type ModelSources } from '../registry/model-sources.ts';
-import {
-  listStagedUploads,
-  readStagedUpload,
-  removeStagedUpload,
-  stageUpload,
-  storeDataset,
-  sweepDatasetTemps,
-} from './dataset-store.ts';
+import { listStagedUploads, readStagedUpload, removeStagedUpload, stageUpload, storeDataset, sweepDatasetTemps } from './dataset-store.ts';
 import { type JobStore, TERMINAL_STATUSES, newJobId, type FineTuneJob, type JobEvent, type JobStatus } from './job-store.ts';
 import { validateUploadContent, type FineTuneRequest, type UploadLimits } from './upload-validation.ts';
 import { isWorkerMessage, type ServerMessage, type WorkerMessage } from './worker-protocol.ts';
@@ -108,7 +101,8 @@ export class JobQueue {
       if (!store.get(id)) await removeStagedUpload(dataDir, id);
     }
     for (const job of store.withStatus('validating_files')) {
-      if (!staged.has(job.id)) this.finish(job.id, ['validating_files'], 'failed', { code: 'interrupted', message: 'the upload was lost before it was validated; upload it again' });
+      if (!staged.has(job.id))
+        this.finish(job.id, ['validating_files'], 'failed', { code: 'interrupted', message: 'the upload was lost before it was validated; upload it again' });
     }
     for (const job of store.withStatus('running')) {
       await killStaleWorker(job.worker_pid, job.id);
@@ -116,7 +110,12 @@ export class JobQueue {
         this.finish(job.id, ['running'], 'cancelled', null);
         continue;
       }
-      this.record(job.id, { type: 'resumed', level: 'warn', message: `the server restarted during this job; resuming from the last checkpoint (step ${job.progress.step})`, data: { step: job.progress.step } });
+      this.record(job.id, {
+        type: 'resumed',
+        level: 'warn',
+        message: `the server restarted during this job; resuming from the last checkpoint (step ${job.progress.step})`,
+        data: { step: job.progress.step },
+      });
       logger.info('fine-tune job resumed after restart', { job_id: job.id, step: job.progress.step });
     }
     this.kickValidation();
@@ -203,7 +202,10 @@ export class JobQueue {
         if (!next || this.closing) break;
         await this.validate(next).catch((error: unknown) => {
           this.options.logger.error('fine-tune upload validation failed', { job_id: next.id, error: String(error) });
-          this.finish(next.id, ['validating_files'], 'failed', { code: 'internal_error', message: 'the upload could not be validated because of a server error' });
+          this.finish(next.id, ['validating_files'], 'failed', {
+            code: 'internal_error',
+            message: 'the upload could not be validated because of a server error',
+          });
         });
       }
     })().finally(() => {
@@ -216,7 +218,12 @@ export class JobQueue {
     const upload = await readStagedUpload(dataDir, job.id);
     const result = await validateUploadContent(upload, limits);
     if (result.warnings.length > 0) {
-      this.record(job.id, { type: 'validation_warnings', level: 'warn', message: `${result.warnings.length} warning(s) about the upload`, data: { warnings: result.warnings } });
+      this.record(job.id, {
+        type: 'validation_warnings',
+        level: 'warn',
+        message: `${result.warnings.length} warning(s) about the upload`,
+        data: { warnings: result.warnings },
+      });
     }
     if (!result.ok) {
       const first = result.errors[0]!;
@@ -234,7 +241,11 @@ export class JobQueue {
     const moved = this.store.transition(job.id, ['validating_files'], 'queued', { dataset_sha256: stored.sha256 });
     await removeStagedUpload(dataDir, job.id);
     if (!moved) return; // cancelled meanwhile; the stored dataset stays (it is content-addressed)
-    this.record(job.id, { type: 'validated', message: `upload valid: ${result.cases} cases, ${result.images.size} images; dataset ${stored.sha256.slice(0, 12)}…`, data: { cases: result.cases, images: result.images.size, dataset_sha256: stored.sha256 } });
+    this.record(job.id, {
+      type: 'validated',
+      message: `upload valid: ${result.cases} cases, ${result.images.size} images; dataset ${stored.sha256.slice(0, 12)}…`,
+      data: { cases: result.cases, images: result.images.size, dataset_sha256: stored.sha256 },
+    });
     this.emitJob(job.id);
     this.pump();
   }
@@ -266,7 +277,11 @@ export class JobQueue {
     this.active = active;
     this.store.recordAttempt(job.id, child.pid ?? 0);
     const attempt = job.attempts + 1;
-    this.record(job.id, { type: 'worker_started', message: `worker started (attempt ${attempt})${job.progress.step > 0 ? `, resuming after step ${job.progress.step}` : ''}`, data: { attempt, pid: child.pid ?? null } });
+    this.record(job.id, {
+      type: 'worker_started',
+      message: `worker started (attempt ${attempt})${job.progress.step > 0 ? `, resuming after step ${job.progress.step}` : ''}`,
+      data: { attempt, pid: child.pid ?? null },
+    });
 
     // The worker prints nothing but errors (never patient data); keep the tail for the server log.
     let stderrTail = '';
@@ -328,10 +343,18 @@ export class JobQueue {
     const limit = this.options.maxCrashes ?? 3;
     this.options.logger.warn('fine-tune worker crashed', { job_id: id, how, crashes, step: active.lastStep, stderr: stderrTail.slice(-500) });
     if (crashes >= limit) {
-      this.finish(id, ['running'], 'failed', { code: 'worker_crashed', message: `the training worker crashed ${crashes} times (last: ${how} after step ${active.lastStep}); giving up` });
+      this.finish(id, ['running'], 'failed', {
+        code: 'worker_crashed',
+        message: `the training worker crashed ${crashes} times (last: ${how} after step ${active.lastStep}); giving up`,
+      });
       return;
     }
-    this.record(id, { type: 'worker_crashed', level: 'warn', message: `the worker was ${how} after step ${active.lastStep}; restarting from the last checkpoint (crash ${crashes} of at most ${limit})`, data: { crashes, step: active.lastStep } });
+    this.record(id, {
+      type: 'worker_crashed',
+      level: 'warn',
+      message: `the worker was ${how} after step ${active.lastStep}; restarting from the last checkpoint (crash ${crashes} of at most ${limit})`,
+      data: { crashes, step: active.lastStep },
+    });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.pump();
@@ -343,14 +366,21 @@ export class JobQueue {
     try {
       await this.options.registerModel(resultModel, packageDir);
     } catch (error) {
-      this.finish(job.id, ['running'], 'failed', { code: 'registration_failed', message: `the model package was written but could not be loaded: ${(error as Error).message}` });
+      this.finish(job.id, ['running'], 'failed', {
+        code: 'registration_failed',
+        message: `the model package was written but could not be loaded: ${(error as Error).message}`,
+      });
       return;
     }
     this.record(job.id, { type: 'model_registered', message: `model ${resultModel} is loaded and can be requested by name` });
     if (job.spec.canary_weight !== null) {
       try {
         this.options.setCanary(resultModel, job.spec.canary_weight);
-        this.record(job.id, { type: 'canary', message: `model ${resultModel} receives ${(job.spec.canary_weight * 100).toFixed(1)}% of A/B traffic`, data: { share: job.spec.canary_weight } });
+        this.record(job.id, {
+          type: 'canary',
+          message: `model ${resultModel} receives ${(job.spec.canary_weight * 100).toFixed(1)}% of A/B traffic`,
+          data: { share: job.spec.canary_weight },
+        });
       } catch (error) {
         this.record(job.id, { type: 'canary_failed', level: 'warn', message: `the canary could not be added to the A/B table: ${(error as Error).message}` });
       }

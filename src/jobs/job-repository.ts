@@ -6,7 +6,10 @@ import type { CheckpointRecord, FineTuneJob, JobEvent, JobProgress, JobSpec, Job
 
 export type MaybePromise<T> = T | Promise<T>;
 
-export type JobColumns = Partial<Pick<FineTuneJob, 'dataset_sha256' | 'metrics' | 'result_model' | 'error' | 'worker_pid' | 'progress'>> & { started?: boolean; finished?: boolean };
+export type JobColumns = Partial<Pick<FineTuneJob, 'dataset_sha256' | 'metrics' | 'result_model' | 'error' | 'worker_pid' | 'progress'>> & {
+  started?: boolean;
+  finished?: boolean;
+};
 
 export interface NewJobEvent {
   level?: JobEvent['level'];

@@ -70,7 +70,10 @@ export class PostgresJobStore implements JobRepository {
   async list(options: { limit: number; after?: string }): Promise<{ jobs: FineTuneJob[]; hasMore: boolean }> {
     const { rows } =
       options.after !== undefined
-        ? await query<JobRow>(this.pool, 'SELECT * FROM fine_tune_jobs WHERE seq < (SELECT seq FROM fine_tune_jobs WHERE id = $1) ORDER BY seq DESC LIMIT $2', [options.after, options.limit + 1])
+        ? await query<JobRow>(this.pool, 'SELECT * FROM fine_tune_jobs WHERE seq < (SELECT seq FROM fine_tune_jobs WHERE id = $1) ORDER BY seq DESC LIMIT $2', [
+            options.after,
+            options.limit + 1,
+          ])
         : await query<JobRow>(this.pool, 'SELECT * FROM fine_tune_jobs ORDER BY seq DESC LIMIT $1', [options.limit + 1]);
     // An unknown `after` id starts from the newest, as the SQLite store does.
     if (options.after !== undefined && rows.length === 0 && !(await this.get(options.after))) return this.list({ limit: options.limit });
@@ -103,7 +106,11 @@ export class PostgresJobStore implements JobRepository {
     // A finished job holds no lease any more.
     if (to === 'succeeded' || to === 'failed' || to === 'cancelled') columns.push('lease_owner = NULL', 'lease_expires_at = NULL');
     values.push(id, [...from]);
-    const result = await query(this.pool, `UPDATE fine_tune_jobs SET ${columns.join(', ')} WHERE id = $${values.length - 1} AND status = ANY($${values.length})`, values);
+    const result = await query(
+      this.pool,
+      `UPDATE fine_tune_jobs SET ${columns.join(', ')} WHERE id = $${values.length - 1} AND status = ANY($${values.length})`,
+      values,
+    );
     return result.rowCount === 1;
   }
 
@@ -116,7 +123,11 @@ export class PostgresJobStore implements JobRepository {
   }
 
   async recordCrash(id: string): Promise<number> {
-    const { rows } = await query<{ crashes: number }>(this.pool, 'UPDATE fine_tune_jobs SET crashes = crashes + 1, worker_pid = NULL WHERE id = $1 RETURNING crashes', [id]);
+    const { rows } = await query<{ crashes: number }>(
+      this.pool,
+      'UPDATE fine_tune_jobs SET crashes = crashes + 1, worker_pid = NULL WHERE id = $1 RETURNING crashes',
+      [id],
+    );
     return rows[0]?.crashes ?? 0;
   }
 
@@ -136,7 +147,11 @@ export class PostgresJobStore implements JobRepository {
   }
 
   async events(jobId: string, options: { afterId?: number; limit?: number } = {}): Promise<JobEvent[]> {
-    const { rows } = await query<EventRow>(this.pool, 'SELECT * FROM fine_tune_events WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3', [jobId, options.afterId ?? 0, options.limit ?? 10_000]);
+    const { rows } = await query<EventRow>(this.pool, 'SELECT * FROM fine_tune_events WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3', [
+      jobId,
+      options.afterId ?? 0,
+      options.limit ?? 10_000,
+    ]);
     return rows.map(eventFromRow);
   }
 
@@ -155,7 +170,11 @@ export class PostgresJobStore implements JobRepository {
   }
 
   async checkpoints(jobId: string): Promise<CheckpointRecord[]> {
-    const { rows } = await query<{ step: number; worker: string; created_at: Date }>(this.pool, 'SELECT step, worker, created_at FROM fine_tune_checkpoints WHERE job_id = $1 ORDER BY step', [jobId]);
+    const { rows } = await query<{ step: number; worker: string; created_at: Date }>(
+      this.pool,
+      'SELECT step, worker, created_at FROM fine_tune_checkpoints WHERE job_id = $1 ORDER BY step',
+      [jobId],
+    );
     return rows.map((r) => ({ step: r.step, worker: r.worker, created_at: r.created_at.toISOString() }));
   }
 
@@ -193,7 +212,10 @@ export class PostgresJobStore implements JobRepository {
   }
 
   async releaseLease(id: string, owner: string): Promise<void> {
-    await query(this.pool, 'UPDATE fine_tune_jobs SET lease_owner = NULL, lease_expires_at = NULL, worker_pid = NULL WHERE id = $1 AND lease_owner = $2', [id, owner]);
+    await query(this.pool, 'UPDATE fine_tune_jobs SET lease_owner = NULL, lease_expires_at = NULL, worker_pid = NULL WHERE id = $1 AND lease_owner = $2', [
+      id,
+      owner,
+    ]);
   }
 
   /** Cancels a job that no worker holds a live lease on; false when one does (or it has finished). */
@@ -265,5 +287,13 @@ function fromRow(row: JobRow): FineTuneJob {
 }
 
 function eventFromRow(row: EventRow): JobEvent {
-  return { id: Number(row.id), job_id: row.job_id, created_at: row.created_at.toISOString(), level: row.level, type: row.type, message: row.message, data: row.data };
+  return {
+    id: Number(row.id),
+    job_id: row.job_id,
+    created_at: row.created_at.toISOString(),
+    level: row.level,
+    type: row.type,
+    message: row.message,
+    data: row.data,
+  };
 }

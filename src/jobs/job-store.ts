@@ -198,7 +198,8 @@ export class JobStore {
 
   /** Newest first, OpenAI-style pagination: `after` is the id of the last job of the previous page. */
   list(options: { limit: number; after?: string }): { jobs: FineTuneJob[]; hasMore: boolean } {
-    const afterSeq = options.after !== undefined ? this.db.prepare<{ seq: number }>('SELECT seq FROM fine_tune_jobs WHERE id = ?').get(options.after)?.seq : undefined;
+    const afterSeq =
+      options.after !== undefined ? this.db.prepare<{ seq: number }>('SELECT seq FROM fine_tune_jobs WHERE id = ?').get(options.after)?.seq : undefined;
     const rows =
       afterSeq !== undefined
         ? this.db.prepare<JobRow>('SELECT * FROM fine_tune_jobs WHERE seq < ? ORDER BY seq DESC LIMIT ?').all(afterSeq, options.limit + 1)
@@ -219,7 +220,10 @@ export class JobStore {
     id: string,
     from: readonly JobStatus[],
     to: JobStatus,
-    set: Partial<Pick<FineTuneJob, 'dataset_sha256' | 'metrics' | 'result_model' | 'error' | 'worker_pid' | 'progress'>> & { started?: boolean; finished?: boolean } = {},
+    set: Partial<Pick<FineTuneJob, 'dataset_sha256' | 'metrics' | 'result_model' | 'error' | 'worker_pid' | 'progress'>> & {
+      started?: boolean;
+      finished?: boolean;
+    } = {},
     now = new Date(),
   ): boolean {
     const columns: string[] = ['status = ?'];
@@ -257,9 +261,7 @@ export class JobStore {
       values.push(now.toISOString());
     }
     const placeholders = from.map(() => '?').join(', ');
-    const result = this.db
-      .prepare(`UPDATE fine_tune_jobs SET ${columns.join(', ')} WHERE id = ? AND status IN (${placeholders})`)
-      .run(...values, id, ...from);
+    const result = this.db.prepare(`UPDATE fine_tune_jobs SET ${columns.join(', ')} WHERE id = ? AND status IN (${placeholders})`).run(...values, id, ...from);
     return result.changes === 1;
   }
 
@@ -282,7 +284,11 @@ export class JobStore {
     this.db.prepare('UPDATE fine_tune_jobs SET cancel_requested = 1 WHERE id = ?').run(id);
   }
 
-  addEvent(jobId: string, event: { level?: JobEvent['level']; type: string; message: string; data?: Record<string, unknown> | null }, now = new Date()): JobEvent {
+  addEvent(
+    jobId: string,
+    event: { level?: JobEvent['level']; type: string; message: string; data?: Record<string, unknown> | null },
+    now = new Date(),
+  ): JobEvent {
     const result = this.db
       .prepare('INSERT INTO fine_tune_events (job_id, created_at, level, type, message, data) VALUES (?, ?, ?, ?, ?, ?)')
       .run(jobId, now.toISOString(), event.level ?? 'info', event.type, event.message, event.data ? JSON.stringify(event.data) : null);
@@ -299,7 +305,9 @@ export class JobStore {
 
   recordCheckpoint(jobId: string, step: number, worker: string, now = new Date()): void {
     this.db
-      .prepare('INSERT INTO fine_tune_checkpoints (job_id, step, worker, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (job_id, step) DO UPDATE SET worker = excluded.worker, created_at = excluded.created_at')
+      .prepare(
+        'INSERT INTO fine_tune_checkpoints (job_id, step, worker, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (job_id, step) DO UPDATE SET worker = excluded.worker, created_at = excluded.created_at',
+      )
       .run(jobId, step, worker, now.toISOString());
   }
 

@@ -35,7 +35,7 @@ export async function loadStandardValidation(files: readonly string[], evalSampl
   }
   const found: string[] = [];
   const missing: string[] = [];
-  for (const file of files) (await isFile(file) ? found : missing).push(file);
+  for (const file of files) ((await isFile(file)) ? found : missing).push(file);
   const union = found.length > 0 ? await loadVqaUnion(found) : undefined;
   const cases = spreadSample(union?.cases ?? [], evalSamples);
   if (cases.length === 0) {
@@ -43,7 +43,11 @@ export async function loadStandardValidation(files: readonly string[], evalSampl
     return { cases, unavailable: true, warning: `the standard validation set is unavailable (${why}); only the held-out part of the upload is scored` };
   }
   if (missing.length > 0) {
-    return { cases, unavailable: false, warning: `part of the standard validation set was not found (${missing.map(shortName).join(', ')}); scoring ${cases.length} cases from ${found.map(shortName).join(', ')}` };
+    return {
+      cases,
+      unavailable: false,
+      warning: `part of the standard validation set was not found (${missing.map(shortName).join(', ')}); scoring ${cases.length} cases from ${found.map(shortName).join(', ')}`,
+    };
   }
   return { cases, unavailable: false };
 }

@@ -119,7 +119,8 @@ export function parseFineTuneRequest(fields: Record<string, unknown>, parts: rea
 
   const byField = (name: string) => parts.filter((p) => p.field === name);
   for (const p of parts) {
-    if (!['training_file', 'images', 'archive'].includes(p.field)) problems.push({ path: `/${p.field}`, message: 'unexpected file part (send training_file, images or archive)' });
+    if (!['training_file', 'images', 'archive'].includes(p.field))
+      problems.push({ path: `/${p.field}`, message: 'unexpected file part (send training_file, images or archive)' });
   }
   const training = byField('training_file');
   const images = byField('images');
@@ -128,19 +129,31 @@ export function parseFineTuneRequest(fields: Record<string, unknown>, parts: rea
   if (archives.length > 1) problems.push({ path: '/archive', message: 'send one archive' });
   if (archives.length > 0 && images.length > 0) problems.push({ path: '/archive', message: 'send either image parts or an archive, not both' });
   if (archives.length === 0 && training.length === 0) problems.push({ path: '/training_file', message: 'is required (JSONL), unless an archive holds it' });
-  if (archives.length === 0 && images.length === 0 && training.length > 0) problems.push({ path: '/images', message: 'send the images the JSONL names (one part each) or an archive' });
+  if (archives.length === 0 && images.length === 0 && training.length > 0)
+    problems.push({ path: '/images', message: 'send the images the JSONL names (one part each) or an archive' });
 
   let upload: StagedUpload | undefined;
   if (problems.length === 0) {
     upload = archives.length > 0 ? fromArchive(archives[0]!, training[0], limits, problems) : fromParts(training[0]!, images, limits, problems);
   }
   if (problems.length > 0 || upload === undefined) {
-    throw new RequestProblem(`The fine-tune request is malformed: ${problems.slice(0, 5).map((p) => `${p.path} ${p.message}`).join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}.`, problems);
+    throw new RequestProblem(
+      `The fine-tune request is malformed: ${problems
+        .slice(0, 5)
+        .map((p) => `${p.path} ${p.message}`)
+        .join('; ')}${problems.length > 5 ? `; and ${problems.length - 5} more` : ''}.`,
+      problems,
+    );
   }
   return { baseModel: baseModel!, hyperparameters: hyperparameters!, validationFraction, canaryWeight, upload };
 }
 
-function fromParts(training: ReceivedPart, images: readonly ReceivedPart[], limits: UploadLimits, problems: { path: string; message: string }[]): StagedUpload | undefined {
+function fromParts(
+  training: ReceivedPart,
+  images: readonly ReceivedPart[],
+  limits: UploadLimits,
+  problems: { path: string; message: string }[],
+): StagedUpload | undefined {
   if (images.length > limits.maxFiles) throw new RequestProblem(`At most ${limits.maxFiles} images may be uploaded at once.`, [], 413);
   const files = new Map<string, Buffer>();
   images.forEach((part, i) => {
@@ -152,7 +165,12 @@ function fromParts(training: ReceivedPart, images: readonly ReceivedPart[], limi
   return problems.length ? undefined : { jsonl: training.data, files };
 }
 
-function fromArchive(archive: ReceivedPart, training: ReceivedPart | undefined, limits: UploadLimits, problems: { path: string; message: string }[]): StagedUpload | undefined {
+function fromArchive(
+  archive: ReceivedPart,
+  training: ReceivedPart | undefined,
+  limits: UploadLimits,
+  problems: { path: string; message: string }[],
+): StagedUpload | undefined {
   let entries: ArchiveEntry[];
   try {
     entries = readTarArchive(archive.data, { maxBytes: limits.maxArchiveBytes, maxEntries: limits.maxFiles + 1 });
@@ -167,7 +185,16 @@ function fromArchive(archive: ReceivedPart, training: ReceivedPart | undefined, 
   if (jsonl === undefined) {
     const found = entries.filter((e) => e.path.toLowerCase().endsWith('.jsonl'));
     if (found.length !== 1) {
-      problems.push({ path: '/archive', message: found.length === 0 ? 'holds no .jsonl file' : `holds ${found.length} .jsonl files (${found.slice(0, 3).map((e) => e.path).join(', ')}); put one in it, or send training_file` });
+      problems.push({
+        path: '/archive',
+        message:
+          found.length === 0
+            ? 'holds no .jsonl file'
+            : `holds ${found.length} .jsonl files (${found
+                .slice(0, 3)
+                .map((e) => e.path)
+                .join(', ')}); put one in it, or send training_file`,
+      });
       return undefined;
     }
     jsonl = found[0]!.data;
@@ -208,7 +235,8 @@ const MAX_REPORTED = 200;
 export async function validateUploadContent(upload: StagedUpload, limits: UploadLimits): Promise<ContentResult> {
   const errors: ContentProblem[] = [];
   const warnings: ContentProblem[] = [];
-  if (upload.jsonl.length > limits.maxJsonlBytes) return { ok: false, errors: [{ message: `the JSONL is larger than ${limits.maxJsonlBytes} bytes` }], warnings };
+  if (upload.jsonl.length > limits.maxJsonlBytes)
+    return { ok: false, errors: [{ message: `the JSONL is larger than ${limits.maxJsonlBytes} bytes` }], warnings };
 
   const byBase = new Map<string, string[]>();
   for (const rel of upload.files.keys()) {
@@ -253,10 +281,13 @@ export async function validateUploadContent(upload: StagedUpload, limits: Upload
   }
   const used = new Set([...firstLine.keys()].map(resolveFile));
   const unused = [...upload.files.keys()].filter((rel) => !used.has(rel));
-  if (unused.length > 0) warnings.push({ message: `${unused.length} uploaded file(s) are not named by any line and are ignored (e.g. "${printable(unused[0]!)}")` });
+  if (unused.length > 0)
+    warnings.push({ message: `${unused.length} uploaded file(s) are not named by any line and are ignored (e.g. "${printable(unused[0]!)}")` });
 
   if (errors.length === 0 && parsed.cases.length < limits.minCases) {
-    errors.push({ message: `the upload holds ${parsed.cases.length} usable case(s); at least ${limits.minCases} are needed (some to train on, some to hold out)` });
+    errors.push({
+      message: `the upload holds ${parsed.cases.length} usable case(s); at least ${limits.minCases} are needed (some to train on, some to hold out)`,
+    });
   }
   if (errors.length > 0) return { ok: false, errors: errors.slice(0, MAX_REPORTED), warnings: warnings.slice(0, MAX_REPORTED) };
   return { ok: true, jsonl: upload.jsonl, images, cases: parsed.cases.length, warnings: warnings.slice(0, MAX_REPORTED) };

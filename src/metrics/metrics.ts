@@ -35,18 +35,84 @@ export class Metrics {
   constructor(options: { collectProcessMetrics?: boolean; queueDepth?: () => Array<{ model: string; depth: number }> } = {}) {
     const registers = [this.registry];
     if (options.collectProcessMetrics !== false) client.collectDefaultMetrics({ register: this.registry, prefix: 'clinvqa_' });
-    this.httpRequests = new client.Counter({ name: 'clinvqa_http_requests_total', help: 'HTTP requests by route template, method and status.', labelNames: ['route', 'method', 'status'], registers });
-    this.httpDuration = new client.Histogram({ name: 'clinvqa_http_request_duration_seconds', help: 'HTTP request latency.', labelNames: ['route', 'method', 'status'], buckets: LATENCY_BUCKETS, registers });
-    this.inferenceDuration = new client.Histogram({ name: 'clinvqa_inference_duration_seconds', help: 'Time in the model (vision + decode) of the batch a request ran in.', labelNames: ['model', 'variant'], buckets: LATENCY_BUCKETS, registers });
-    this.queueDuration = new client.Histogram({ name: 'clinvqa_queue_wait_seconds', help: 'Time a request waited for its batch to start.', labelNames: ['model', 'variant'], buckets: LATENCY_BUCKETS, registers });
-    this.batchSize = new client.Histogram({ name: 'clinvqa_batch_size', help: 'Size of the batch each request ran in.', labelNames: ['model', 'variant'], buckets: BATCH_BUCKETS, registers });
-    this.promptTokens = new client.Counter({ name: 'clinvqa_prompt_tokens_total', help: 'Prompt tokens (image + question) processed.', labelNames: ['model', 'variant'], registers });
-    this.completionTokens = new client.Counter({ name: 'clinvqa_completion_tokens_total', help: 'Tokens generated.', labelNames: ['model', 'variant'], registers });
-    this.promptTokensPerRequest = new client.Histogram({ name: 'clinvqa_prompt_tokens', help: 'Prompt tokens per request.', labelNames: ['model', 'variant'], buckets: TOKEN_BUCKETS, registers });
-    this.completionTokensPerRequest = new client.Histogram({ name: 'clinvqa_completion_tokens', help: 'Generated tokens per request.', labelNames: ['model', 'variant'], buckets: TOKEN_BUCKETS, registers });
-    this.rejected = new client.Counter({ name: 'clinvqa_inference_rejected_total', help: 'Inference requests refused (queue_full) or abandoned (timeout, cancelled).', labelNames: ['model', 'reason'], registers });
-    this.decodeRejected = new client.Counter({ name: 'clinvqa_decode_rejected_total', help: 'Images refused because their decoding lane (standard or large) was full.', labelNames: ['lane'], registers });
-    this.feedback = new client.Counter({ name: 'clinvqa_feedback_total', help: 'Feedback on answers by variant and verdict (correct, incorrect, unrated).', labelNames: ['variant', 'verdict'], registers });
+    this.httpRequests = new client.Counter({
+      name: 'clinvqa_http_requests_total',
+      help: 'HTTP requests by route template, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    });
+    this.httpDuration = new client.Histogram({
+      name: 'clinvqa_http_request_duration_seconds',
+      help: 'HTTP request latency.',
+      labelNames: ['route', 'method', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.inferenceDuration = new client.Histogram({
+      name: 'clinvqa_inference_duration_seconds',
+      help: 'Time in the model (vision + decode) of the batch a request ran in.',
+      labelNames: ['model', 'variant'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.queueDuration = new client.Histogram({
+      name: 'clinvqa_queue_wait_seconds',
+      help: 'Time a request waited for its batch to start.',
+      labelNames: ['model', 'variant'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.batchSize = new client.Histogram({
+      name: 'clinvqa_batch_size',
+      help: 'Size of the batch each request ran in.',
+      labelNames: ['model', 'variant'],
+      buckets: BATCH_BUCKETS,
+      registers,
+    });
+    this.promptTokens = new client.Counter({
+      name: 'clinvqa_prompt_tokens_total',
+      help: 'Prompt tokens (image + question) processed.',
+      labelNames: ['model', 'variant'],
+      registers,
+    });
+    this.completionTokens = new client.Counter({
+      name: 'clinvqa_completion_tokens_total',
+      help: 'Tokens generated.',
+      labelNames: ['model', 'variant'],
+      registers,
+    });
+    this.promptTokensPerRequest = new client.Histogram({
+      name: 'clinvqa_prompt_tokens',
+      help: 'Prompt tokens per request.',
+      labelNames: ['model', 'variant'],
+      buckets: TOKEN_BUCKETS,
+      registers,
+    });
+    this.completionTokensPerRequest = new client.Histogram({
+      name: 'clinvqa_completion_tokens',
+      help: 'Generated tokens per request.',
+      labelNames: ['model', 'variant'],
+      buckets: TOKEN_BUCKETS,
+      registers,
+    });
+    this.rejected = new client.Counter({
+      name: 'clinvqa_inference_rejected_total',
+      help: 'Inference requests refused (queue_full) or abandoned (timeout, cancelled).',
+      labelNames: ['model', 'reason'],
+      registers,
+    });
+    this.decodeRejected = new client.Counter({
+      name: 'clinvqa_decode_rejected_total',
+      help: 'Images refused because their decoding lane (standard or large) was full.',
+      labelNames: ['lane'],
+      registers,
+    });
+    this.feedback = new client.Counter({
+      name: 'clinvqa_feedback_total',
+      help: 'Feedback on answers by variant and verdict (correct, incorrect, unrated).',
+      labelNames: ['variant', 'verdict'],
+      registers,
+    });
     if (options.queueDepth) {
       const depth = options.queueDepth;
       new client.Gauge({

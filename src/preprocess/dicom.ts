@@ -60,8 +60,7 @@ function unreadable(message: string, cause?: unknown): ImageInputError {
 function unsupportedPixelFormat(detail: string): ImageInputError {
   return new ImageInputError(
     'dicom_unsupported_pixel_format',
-    `Unsupported DICOM pixel format (${detail}). Supported: PhotometricInterpretation ` +
-      `${SUPPORTED_PHOTOMETRIC.join(', ')} with BitsAllocated 8 or 16.`,
+    `Unsupported DICOM pixel format (${detail}). Supported: PhotometricInterpretation ` + `${SUPPORTED_PHOTOMETRIC.join(', ')} with BitsAllocated 8 or 16.`,
   );
 }
 
@@ -110,10 +109,7 @@ function parseDataset(part10: Buffer, maxInflatedBytes: number): DataSet {
           inflated = inflateRawSync(whole.subarray(datasetStart), { maxOutputLength: maxInflatedBytes });
         } catch (thrown) {
           if ((thrown as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
-            throw new ImageInputError(
-              'image_too_large_bytes',
-              `The deflated DICOM dataset inflates to more than ${maxInflatedBytes} bytes.`,
-            );
+            throw new ImageInputError('image_too_large_bytes', `The deflated DICOM dataset inflates to more than ${maxInflatedBytes} bytes.`);
           }
           throw unreadable(`the deflated dataset cannot be inflated (${describeThrown(thrown)}).`, thrown);
         }
@@ -193,10 +189,7 @@ export function decodeDicom(bytes: Uint8Array, limits: DicomLimits): DicomRaster
   const frames = finiteOr(ds.intString('x00280008'), 1);
   if (frames < 1) throw unreadable(`NumberOfFrames is ${frames}.`);
   if (rows * columns > limits.maxPixels) {
-    throw new ImageInputError(
-      'image_too_large_pixels',
-      `DICOM image of ${columns}x${rows} pixels exceeds the limit of ${limits.maxPixels} pixels.`,
-    );
+    throw new ImageInputError('image_too_large_pixels', `DICOM image of ${columns}x${rows} pixels exceeds the limit of ${limits.maxPixels} pixels.`);
   }
 
   const samplesPerPixel = ds.uint16('x00280002') ?? 1;

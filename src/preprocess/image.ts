@@ -59,14 +59,14 @@ const FAIL_ON = 'error';
 const BLACK = { r: 0, g: 0, b: 0, alpha: 1 };
 
 function tooManyPixels(width: number, height: number, limit: number): ImageInputError {
-  return new ImageInputError(
-    'image_too_large_pixels',
-    `Image of ${width}x${height} pixels exceeds the limit of ${limit} pixels.`,
-  );
+  return new ImageInputError('image_too_large_pixels', `Image of ${width}x${height} pixels exceeds the limit of ${limit} pixels.`);
 }
 
 function checkLimits(limits: DecodeLimits): void {
-  for (const [name, value] of [['maxInputPixels', limits.maxInputPixels], ['maxBytes', limits.maxBytes]] as const) {
+  for (const [name, value] of [
+    ['maxInputPixels', limits.maxInputPixels],
+    ['maxBytes', limits.maxBytes],
+  ] as const) {
     if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}.`);
   }
 }
@@ -166,10 +166,7 @@ export async function decodeImage(upload: Uint8Array | null | undefined, size: n
   }
   const format = sniffImageFormat(bytes);
   if (format === undefined) {
-    throw new ImageInputError(
-      'unsupported_media_type',
-      'The upload is not a PNG, JPEG or DICOM (Part 10) image; only those formats are accepted.',
-    );
+    throw new ImageInputError('unsupported_media_type', 'The upload is not a PNG, JPEG or DICOM (Part 10) image; only those formats are accepted.');
   }
   // A zero-copy Buffer view: sharp treats typed arrays other than Buffer as raw pixels.
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -181,11 +178,7 @@ export async function decodeImage(upload: Uint8Array | null | undefined, size: n
  * `background`; a DICOM image after its VOI window, grey copied to the three channels. Same checks
  * and errors as decodeImage. For processors that choose their own size (Hugging Face's).
  */
-export async function decodeNativeRgb(
-  upload: Uint8Array | null | undefined,
-  limits: DecodeLimits,
-  background: 'white' | 'black',
-): Promise<DecodedImage> {
+export async function decodeNativeRgb(upload: Uint8Array | null | undefined, limits: DecodeLimits, background: 'white' | 'black'): Promise<DecodedImage> {
   checkLimits(limits);
   const bytes = requireBytes(upload);
   if (bytes.length > limits.maxBytes) {
@@ -193,10 +186,7 @@ export async function decodeNativeRgb(
   }
   const format = sniffImageFormat(bytes);
   if (format === undefined) {
-    throw new ImageInputError(
-      'unsupported_media_type',
-      'The upload is not a PNG, JPEG or DICOM (Part 10) image; only those formats are accepted.',
-    );
+    throw new ImageInputError('unsupported_media_type', 'The upload is not a PNG, JPEG or DICOM (Part 10) image; only those formats are accepted.');
   }
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let image: Sharp;

@@ -11,13 +11,7 @@ export const RGB_CHANNELS = 3;
  *
  * @param rgb size * size * 3 bytes, HWC.
  */
-export function patchify(
-  rgb: Uint8Array,
-  size: number,
-  patchSize: number,
-  mean: readonly number[],
-  std: readonly number[],
-): Float32Array {
+export function patchify(rgb: Uint8Array, size: number, patchSize: number, mean: readonly number[], std: readonly number[]): Float32Array {
   if (!Number.isInteger(size) || !Number.isInteger(patchSize) || patchSize < 1 || size < patchSize || size % patchSize !== 0) {
     throw new RangeError(`patchify: patchSize ${patchSize} must be a positive integer dividing size ${size}.`);
   }

@@ -12,13 +12,7 @@ export const MANIFEST_FILE = 'manifest.json';
 export const CONFIG_FILE = 'config.json';
 
 /** Files every package must contain (besides the manifest); servers load all of them. */
-export const REQUIRED_PACKAGE_FILES = [
-  CONFIG_FILE,
-  'tokenizer.json',
-  'model.safetensors',
-  'onnx/vision_encoder.onnx',
-  'onnx/decoder.onnx',
-] as const;
+export const REQUIRED_PACKAGE_FILES = [CONFIG_FILE, 'tokenizer.json', 'model.safetensors', 'onnx/vision_encoder.onnx', 'onnx/decoder.onnx'] as const;
 
 export const TRAINING_METHODS = ['base', 'sft', 'grpo'] as const;
 export type TrainingMethod = (typeof TRAINING_METHODS)[number];
@@ -103,9 +97,7 @@ function checkMetrics(value: unknown, where: string): void {
   }
 }
 
-const KNOWN_FIELDS = new Set([
-  'id', 'family', 'preset', 'version', 'parent', 'created_at', 'method', 'training', 'seed', 'dataset', 'eval', 'files',
-]);
+const KNOWN_FIELDS = new Set(['id', 'family', 'preset', 'version', 'parent', 'created_at', 'method', 'training', 'seed', 'dataset', 'eval', 'files']);
 
 /** Checks everything except `files`; shared by parseManifest and by the package writer before it writes. */
 export function validateManifestFields(m: Record<string, unknown>): void {
@@ -152,9 +144,7 @@ export function parseManifest(value: unknown): Manifest {
   if (!isPlainObject(files)) throw new ManifestError('files must be an object {relativePath: sha256}');
   for (const [path, hash] of Object.entries(files)) {
     if (!isSafeRelativePath(path)) {
-      throw new ManifestError(
-        `files: "${path}" is not a valid package file path (it must be relative, "/"-separated, with no empty, "." or ".." segments)`,
-      );
+      throw new ManifestError(`files: "${path}" is not a valid package file path (it must be relative, "/"-separated, with no empty, "." or ".." segments)`);
     }
     if (path === MANIFEST_FILE) throw new ManifestError(`files: the manifest cannot list "${MANIFEST_FILE}" itself`);
     if (typeof hash !== 'string' || !SHA256_PATTERN.test(hash)) {

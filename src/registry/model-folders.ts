@@ -17,7 +17,10 @@ export interface ModelFolderListing {
 }
 
 async function isFile(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isFile(), () => false);
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 /** Model directories directly under `modelsDir`, sorted by name; a missing directory has none. */
@@ -37,7 +40,9 @@ export async function listModelFolders(modelsDir: string): Promise<ModelFolderLi
     const kind = (await isFile(join(dir, MANIFEST_FILE))) ? 'package' : (await isFile(join(dir, 'config.json'))) ? 'huggingface' : undefined;
     if (kind === undefined) continue;
     if (!isValidPackageId(name)) {
-      const suggestion = String(name).toLowerCase().replace(/[^a-z0-9._-]/g, '-');
+      const suggestion = String(name)
+        .toLowerCase()
+        .replace(/[^a-z0-9._-]/g, '-');
       skipped.push({ name, reason: `the directory name is not a valid model id (${PACKAGE_ID_PATTERN}); rename it, e.g. to "${suggestion}"` });
       continue;
     }

@@ -125,16 +125,17 @@ export async function writeModelPackage(dir: string, input: ModelPackageInput, h
       throw new ModelPackageError(`package is missing required file "${required}"`, required);
     }
   }
-  const contents: [string, Uint8Array][] = [
-    [CONFIG_FILE, Buffer.from(`${JSON.stringify(config, null, 2)}\n`, 'utf8')],
-    ...Object.entries(files),
-  ];
+  const contents: [string, Uint8Array][] = [[CONFIG_FILE, Buffer.from(`${JSON.stringify(config, null, 2)}\n`, 'utf8')], ...Object.entries(files)];
 
   if (await isPathTaken(target)) throw new ModelPackageError(`package ${fields.id} already exists at ${target}; packages are immutable`);
 
   const hashes: Record<string, string> = {};
   for (const [path, bytes] of contents) hashes[path] = sha256Hex(bytes);
-  const sortedHashes = Object.fromEntries(Object.keys(hashes).sort().map((path) => [path, hashes[path]!]));
+  const sortedHashes = Object.fromEntries(
+    Object.keys(hashes)
+      .sort()
+      .map((path) => [path, hashes[path]!]),
+  );
   const manifest = parseManifest({ ...fields, files: sortedHashes });
   // The manifest goes last: a temporary directory with a manifest holds every file it lists.
   const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
@@ -180,8 +181,7 @@ export async function verifyModelPackage(dir: string): Promise<Manifest> {
     }
     if (actual !== expected) {
       throw new ModelPackageError(
-        `${target}: file "${path}" does not match the manifest: sha256 ${actual.slice(0, HASH_PREFIX)}…, ` +
-          `expected ${expected.slice(0, HASH_PREFIX)}…`,
+        `${target}: file "${path}" does not match the manifest: sha256 ${actual.slice(0, HASH_PREFIX)}…, ` + `expected ${expected.slice(0, HASH_PREFIX)}…`,
         path,
       );
     }

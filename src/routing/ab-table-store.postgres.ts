@@ -6,7 +6,19 @@
 // A change is computed from the newest stored version and inserted as version + 1; the primary key
 // makes two replicas changing the table at once collide instead of losing one change: the loser
 // re-reads and applies its change again on top of the winner's table.
-import { AbTableConflictError, DEFAULT_STICKY_HEADER, checkAbTableSpec, canarySpec, defaultSpec, nextTable, parseAbTableInput, promotedSpec, type AbTable, type AbTableOrigin, type AbTableSpec } from './ab-table.ts';
+import {
+  AbTableConflictError,
+  DEFAULT_STICKY_HEADER,
+  checkAbTableSpec,
+  canarySpec,
+  defaultSpec,
+  nextTable,
+  parseAbTableInput,
+  promotedSpec,
+  type AbTable,
+  type AbTableOrigin,
+  type AbTableSpec,
+} from './ab-table.ts';
 import { fromFileEntry, toFileEntry, type AbTableBackend, type AbTableStoreOptions } from './ab-table-store.ts';
 import { query, type Pool } from '../store/postgres.ts';
 
@@ -143,8 +155,11 @@ export async function abTableHistory(pool: Pool, limit = 100): Promise<AbTable[]
 }
 
 function sameVariants(spec: AbTableSpec, table: AbTable): boolean {
-  return spec.variants.length === table.variants.length && spec.variants.every((v, i) => {
-    const w = table.variants[i]!;
-    return v.name === w.name && v.model === w.model && v.weight === w.weight;
-  });
+  return (
+    spec.variants.length === table.variants.length &&
+    spec.variants.every((v, i) => {
+      const w = table.variants[i]!;
+      return v.name === w.name && v.model === w.model && v.weight === w.weight;
+    })
+  );
 }

@@ -152,10 +152,7 @@ export class AbTableStore implements AbTableBackend {
     return this.commit(spec, { origin: 'default' });
   }
 
-  private commit(
-    spec: AbTableSpec,
-    change: { origin: AbTableOrigin; promoted?: string | null; beforePromotion?: AbTable | null },
-  ): AbTable {
+  private commit(spec: AbTableSpec, change: { origin: AbTableOrigin; promoted?: string | null; beforePromotion?: AbTable | null }): AbTable {
     const next = nextTable(this.table, spec, { ...change, now: this.options.now?.() ?? new Date() });
     writeTableFile(this.file, next);
     this.table = next;

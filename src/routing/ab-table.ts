@@ -209,9 +209,7 @@ export function canarySpec(current: AbTableSpec, model: string, share: number): 
   const weight = Math.min(MAX_WEIGHT, (share * rest) / (1 - share));
   const existing = current.variants.find((v) => v.model === model);
   const canary = Object.freeze({ name: existing?.name ?? uniqueName(current, model), model, weight });
-  const variants = existing
-    ? current.variants.map((v) => (v.model === model ? canary : v))
-    : [...current.variants, canary];
+  const variants = existing ? current.variants.map((v) => (v.model === model ? canary : v)) : [...current.variants, canary];
   return Object.freeze({ variants: Object.freeze(variants), stickyHeader: current.stickyHeader });
 }
 

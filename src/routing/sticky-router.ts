@@ -40,7 +40,10 @@ export function pickVariant(
   const first = atPoint(weighted, point);
   if (first === undefined) return null;
   if (isAvailable(first.model)) return { variant: first, tableVersion: table.version, sticky };
-  const fallback = atPoint(weighted.filter((v) => isAvailable(v.model)), point);
+  const fallback = atPoint(
+    weighted.filter((v) => isAvailable(v.model)),
+    point,
+  );
   return fallback === undefined ? null : { variant: fallback, tableVersion: table.version, sticky };
 }
 

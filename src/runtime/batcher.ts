@@ -171,10 +171,13 @@ export class Batcher implements LaneUser {
       if (this.options.lane && !this.options.lane.tryAcquire(this)) return;
       void this.dispatch(this.queue.splice(0, maxBatch));
     } else if (!this.waitTimer) {
-      this.waitTimer = setTimeout(() => {
-        this.waitTimer = undefined;
-        this.schedule();
-      }, Math.max(0, this.options.maxWaitMs - waited));
+      this.waitTimer = setTimeout(
+        () => {
+          this.waitTimer = undefined;
+          this.schedule();
+        },
+        Math.max(0, this.options.maxWaitMs - waited),
+      );
     }
   }
 

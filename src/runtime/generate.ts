@@ -90,7 +90,10 @@ export async function generate(s: ServingSessions, rows: GenerateRow[], opts: Ge
 
   // 1. encode the images, all rows at once
   const t0 = performance.now();
-  const imageEmbeds = await encodeImages(s, rows.map((r) => r.patches));
+  const imageEmbeds = await encodeImages(
+    s,
+    rows.map((r) => r.patches),
+  );
   const t1 = performance.now();
 
   // 2. prefill [image | left-padded prompt]
@@ -142,11 +145,19 @@ export async function generate(s: ServingSessions, rows: GenerateRow[], opts: Ge
 
   // The cache: the last token generated is never fed, so at most Np + L + maxNew − 1 positions.
   const cache = new KvSlots({
-    batch: B, heads, headDim, buffers: kvOutputs.length, maxSlots: np + L + Math.max(0, maxNew - 1), chunk: CACHE_CHUNK,
+    batch: B,
+    heads,
+    headDim,
+    buffers: kvOutputs.length,
+    maxSlots: np + L + Math.max(0, maxNew - 1),
+    chunk: CACHE_CHUNK,
   });
   if (useCache) {
     for (let b = 0; b < B; b++) for (let k = np; k < np + padCount[b]; k++) cache.maskForever(b, k);
-    cache.append(kvOutputs.map((name) => result[name].data as Float32Array), total);
+    cache.append(
+      kvOutputs.map((name) => result[name].data as Float32Array),
+      total,
+    );
   }
   // One step's token inputs, reused every step: the tensors wrap these arrays, changed in place.
   const stepIds = new BigInt64Array(B);
@@ -189,7 +200,10 @@ export async function generate(s: ServingSessions, rows: GenerateRow[], opts: Ge
         stepFeed[n.value] = cache.past(2 * l + 1);
       }
       result = await s.decoder.run(stepFeed);
-      cache.append(kvOutputs.map((name) => result[name].data as Float32Array), 1);
+      cache.append(
+        kvOutputs.map((name) => result[name].data as Float32Array),
+        1,
+      );
     } else {
       result = await s.decoder.run(fullFeed(total));
     }

@@ -110,9 +110,13 @@ export async function loadRuntime(packageDir: string, opts: RuntimeOptions): Pro
   const vision = await openSession(join(packageDir, 'onnx/vision_encoder.onnx'), sessionOpts);
   const decoder = await openSession(join(packageDir, 'onnx/decoder.onnx'), sessionOpts);
   return new OnnxModelRuntime(
-    basename(packageDir), manifest as unknown as Record<string, unknown>, config, tokenizer,
+    basename(packageDir),
+    manifest as unknown as Record<string, unknown>,
+    config,
+    tokenizer,
     { config, vision: vision.session, decoder: decoder.session },
-    decoder.provider, opts.maxBatch ?? DEFAULT_MAX_BATCH,
+    decoder.provider,
+    opts.maxBatch ?? DEFAULT_MAX_BATCH,
   );
 }
 
@@ -120,14 +124,27 @@ export async function loadRuntime(packageDir: string, opts: RuntimeOptions): Pro
  * A runtime over weights still in memory (training-time evaluation): the same serving graphs a
  * package would hold, built and opened without touching the disk.
  */
-export async function runtimeFromWeights(id: string, config: ModelConfig, weights: Weights, tokenizer: VqaTokenizer, opts: RuntimeOptions): Promise<OnnxModelRuntime> {
+export async function runtimeFromWeights(
+  id: string,
+  config: ModelConfig,
+  weights: Weights,
+  tokenizer: VqaTokenizer,
+  opts: RuntimeOptions,
+): Promise<OnnxModelRuntime> {
   const onnx = exportServingOnnx(config, weights);
   const sessionOpts = { executionProviders: opts.executionProviders, intraOpThreads: opts.intraOpThreads };
   const vision = await openSession(onnx['onnx/vision_encoder.onnx'], sessionOpts);
   const decoder = await openSession(onnx['onnx/decoder.onnx'], sessionOpts);
-  return new OnnxModelRuntime(id, {}, config, tokenizer, { config, vision: vision.session, decoder: decoder.session }, decoder.provider, opts.maxBatch ?? DEFAULT_MAX_BATCH);
+  return new OnnxModelRuntime(
+    id,
+    {},
+    config,
+    tokenizer,
+    { config, vision: vision.session, decoder: decoder.session },
+    decoder.provider,
+    opts.maxBatch ?? DEFAULT_MAX_BATCH,
+  );
 }
 
 /** The loader the server uses: one runtime per package directory. */
-export const loadModelRuntime: RuntimeLoader = (packageDir, opts) =>
-  loadRuntime(packageDir, opts);
+export const loadModelRuntime: RuntimeLoader = (packageDir, opts) => loadRuntime(packageDir, opts);

@@ -10,8 +10,14 @@ import { ApiError } from '../errors.ts';
 import { decodeDataUrl } from './image-payload.ts';
 import type { VqaContext, VqaInput, VqaOutcome, VqaService } from './vqa.service.ts';
 
-interface TextPart { type: 'text'; text: string }
-interface ImagePart { type: 'image_url'; image_url: { url: string } }
+interface TextPart {
+  type: 'text';
+  text: string;
+}
+interface ImagePart {
+  type: 'image_url';
+  image_url: { url: string };
+}
 type Part = TextPart | ImagePart;
 
 export interface ChatMessage {
@@ -71,13 +77,19 @@ export function extractQuestionAndImage(messages: ChatMessage[]): { question: st
   if (users.length === 0) throw ApiError.of('invalid_request', 'The messages contain no user message.');
   messages.forEach((m, i) => {
     if (m.role === 'user' || isEmpty(m.content)) return;
-    throw unsupported(`/messages/${i}`, m.role === 'assistant'
-      ? `messages[${i}]: earlier turns are not supported; the model answers one question about one image and would not see them. Send one user message.`
-      : `messages[${i}]: ${m.role} messages are not supported; the model answers the question about the image and would not follow instructions. Put what matters into the question.`);
+    throw unsupported(
+      `/messages/${i}`,
+      m.role === 'assistant'
+        ? `messages[${i}]: earlier turns are not supported; the model answers one question about one image and would not see them. Send one user message.`
+        : `messages[${i}]: ${m.role} messages are not supported; the model answers the question about the image and would not follow instructions. Put what matters into the question.`,
+    );
   });
   if (users.length > 1) {
     const earlier = users[0]!.i;
-    throw unsupported(`/messages/${earlier}`, `messages[${earlier}]: only one user message is answered; the model would not see earlier turns. Send the question and its image in one user message.`);
+    throw unsupported(
+      `/messages/${earlier}`,
+      `messages[${earlier}]: only one user message is answered; the model would not see earlier turns. Send the question and its image in one user message.`,
+    );
   }
   const { m: user, i: index } = users[0]!;
   const parts = Array.isArray(user.content) ? user.content : [];
@@ -99,13 +111,19 @@ export function extractQuestionAndImage(messages: ChatMessage[]): { question: st
 function textOf(content: ChatMessage['content']): string {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return '';
-  return content.filter((p): p is TextPart => p.type === 'text').map((p) => p.text).join('\n');
+  return content
+    .filter((p): p is TextPart => p.type === 'text')
+    .map((p) => p.text)
+    .join('\n');
 }
 
 export function toVqaInput(request: ChatRequest, clientId: string | undefined): VqaInput {
   const { question, image } = extractQuestionAndImage(request.messages);
   if (request.max_tokens !== undefined && request.max_completion_tokens !== undefined && request.max_tokens !== request.max_completion_tokens) {
-    throw unsupported('/max_tokens', 'max_tokens and max_completion_tokens disagree; send one of them (max_tokens is the older name of max_completion_tokens).');
+    throw unsupported(
+      '/max_tokens',
+      'max_tokens and max_completion_tokens disagree; send one of them (max_tokens is the older name of max_completion_tokens).',
+    );
   }
   const maxTokens = request.max_completion_tokens ?? request.max_tokens;
   return {
@@ -132,11 +150,13 @@ export function toCompletion(outcome: VqaOutcome): ChatCompletion {
     created: Math.floor(outcome.createdAt.getTime() / 1000),
     model: outcome.model,
     variant: outcome.variant,
-    choices: [{
-      index: 0,
-      message: { role: 'assistant', content: outcome.result.answer, reasoning_content: outcome.result.reasoning },
-      finish_reason: outcome.result.finishReason,
-    }],
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: outcome.result.answer, reasoning_content: outcome.result.reasoning },
+        finish_reason: outcome.result.finishReason,
+      },
+    ],
     usage: usageOf(outcome),
   };
 }
@@ -150,7 +170,8 @@ export function toChunks(outcome: VqaOutcome, includeUsage: boolean): ChatComple
   const base = { id: outcome.id, object: 'chat.completion.chunk' as const, created: Math.floor(outcome.createdAt.getTime() / 1000), model: outcome.model };
   // OpenAI streams open with the role and an empty content delta.
   const chunks: ChatCompletionChunk[] = [{ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] }];
-  if (outcome.result.reasoning !== '') chunks.push({ ...base, choices: [{ index: 0, delta: { reasoning_content: outcome.result.reasoning }, finish_reason: null }] });
+  if (outcome.result.reasoning !== '')
+    chunks.push({ ...base, choices: [{ index: 0, delta: { reasoning_content: outcome.result.reasoning }, finish_reason: null }] });
   chunks.push({ ...base, choices: [{ index: 0, delta: { content: outcome.result.answer }, finish_reason: null }] });
   chunks.push({ ...base, choices: [{ index: 0, delta: {}, finish_reason: outcome.result.finishReason }] });
   if (includeUsage) chunks.push({ ...base, choices: [], usage: usageOf(outcome) });

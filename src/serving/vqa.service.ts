@@ -94,18 +94,23 @@ export class VqaService {
       if (ctx.signal?.aborted) throw new RequestCancelledError('client went away');
 
       // 2. queue on the model's batcher (vision + decode run batched with other requests)
-      const completed = await this.runQueued(model.id, model.batcher, {
-        patches: image.patches,
-        ...(image.gridThw !== undefined ? { gridThw: image.gridThw } : {}),
-        question: input.question,
-        ...(input.systemPrompt !== undefined ? { systemPrompt: input.systemPrompt } : {}),
-        params: {
-          temperature: input.temperature ?? DEFAULT_PARAMS.temperature,
-          topP: input.topP ?? DEFAULT_PARAMS.topP,
-          maxTokens: input.maxTokens ?? DEFAULT_PARAMS.maxTokens,
-          ...(input.seed !== undefined ? { seed: input.seed } : {}),
+      const completed = await this.runQueued(
+        model.id,
+        model.batcher,
+        {
+          patches: image.patches,
+          ...(image.gridThw !== undefined ? { gridThw: image.gridThw } : {}),
+          question: input.question,
+          ...(input.systemPrompt !== undefined ? { systemPrompt: input.systemPrompt } : {}),
+          params: {
+            temperature: input.temperature ?? DEFAULT_PARAMS.temperature,
+            topP: input.topP ?? DEFAULT_PARAMS.topP,
+            maxTokens: input.maxTokens ?? DEFAULT_PARAMS.maxTokens,
+            ...(input.seed !== undefined ? { seed: input.seed } : {}),
+          },
         },
-      }, ctx.signal);
+        ctx.signal,
+      );
 
       // 3. account for it
       const { result } = completed;

@@ -2,6 +2,7 @@
 // under a session-level advisory lock: replicas and workers starting together queue on the lock, and
 // the one that applies a version records it in the same transaction, so each runs exactly once.
 // Append new migrations; never edit one that has shipped.
+import type { PoolClient } from 'pg';
 import { translateDbError, type Pool } from './postgres.ts';
 
 export interface Migration {
@@ -104,7 +105,7 @@ export const MIGRATIONS: readonly Migration[] = [
 
 /** Applies the missing migrations; returns the versions applied by this call. */
 export async function migrate(pool: Pool, migrations: readonly Migration[] = MIGRATIONS): Promise<number[]> {
-  let client;
+  let client: PoolClient;
   try {
     client = await pool.connect();
   } catch (error) {

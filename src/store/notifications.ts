@@ -48,7 +48,7 @@ export class DatabaseListener {
     try {
       await client.connect();
       for (const channel of this.options.channels) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-    } catch (error) {
+    } catch {
       client.removeAllListeners();
       client.on('error', () => undefined);
       void client.end().catch(() => undefined);

@@ -21,13 +21,16 @@ export function isUnavailable(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string' && (UNAVAILABLE_SQLSTATE.test(code) || UNAVAILABLE_ERRNO.has(code))) return true;
   const message = error instanceof Error ? error.message : '';
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is not open|Cannot use a pool after calling end/i.test(message);
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|connection is not open|Cannot use a pool after calling end/i.test(
+    message,
+  );
 }
 
 /** Rethrows connection failures as DatabaseUnavailableError, anything else unchanged. */
 export function translateDbError(error: unknown): never {
   if (error instanceof DatabaseUnavailableError) throw error;
-  if (isUnavailable(error)) throw new DatabaseUnavailableError(`the database is unavailable: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  if (isUnavailable(error))
+    throw new DatabaseUnavailableError(`the database is unavailable: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   throw error;
 }
 
@@ -54,7 +57,11 @@ export function createPool(url: string, options: PoolOptions = {}): Pool {
 }
 
 /** Runs one query, mapping connection failures to DatabaseUnavailableError. */
-export async function query<Row extends pg.QueryResultRow = pg.QueryResultRow>(pool: Pool | PoolClient, text: string, values: unknown[] = []): Promise<pg.QueryResult<Row>> {
+export async function query<Row extends pg.QueryResultRow = pg.QueryResultRow>(
+  pool: Pool | PoolClient,
+  text: string,
+  values: unknown[] = [],
+): Promise<pg.QueryResult<Row>> {
   try {
     return await pool.query<Row>(text, values);
   } catch (error) {

@@ -31,7 +31,7 @@ export class Spool<T> {
 
   /** Appends synchronously: once this returns, a kill -9 of this process cannot lose the record. */
   append(record: T): void {
-    appendFileSync(path.join(this.dir, PENDING), JSON.stringify(record) + '\n', { mode: 0o600 });
+    appendFileSync(path.join(this.dir, PENDING), `${JSON.stringify(record)}\n`, { mode: 0o600 });
     this.appended++;
   }
 
@@ -45,7 +45,7 @@ export class Spool<T> {
     if (this.draining) return this.draining;
     const run = async () => {
       const before = this.appended;
-      await rotate(this.dir, () => `batch-${Date.now()}-${String(++this.counter).padStart(9, "0")}.jsonl`);
+      await rotate(this.dir, () => `batch-${Date.now()}-${String(++this.counter).padStart(9, '0')}.jsonl`);
       await writeBatches(this.dir, write);
       this.appended -= before;
     };
@@ -82,7 +82,9 @@ async function rotate(dir: string, name: () => string): Promise<void> {
 }
 
 async function writeBatches<T>(dir: string, write: (records: T[]) => Promise<void>): Promise<void> {
-  const batches = readdirSync(dir).filter((n) => n.startsWith('batch-')).sort();
+  const batches = readdirSync(dir)
+    .filter((n) => n.startsWith('batch-'))
+    .sort();
   for (const name of batches) {
     const file = path.join(dir, name);
     let text: string;

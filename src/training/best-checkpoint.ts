@@ -14,7 +14,10 @@ export interface BestSoFar {
 }
 
 export class BestCheckpoint {
-  private constructor(private readonly dir: string, private current: BestSoFar | null) {}
+  private constructor(
+    private readonly dir: string,
+    private current: BestSoFar | null,
+  ) {}
 
   static async open(runDir: string): Promise<BestCheckpoint> {
     const dir = join(runDir, 'best');

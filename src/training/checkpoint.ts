@@ -56,7 +56,11 @@ export async function saveCheckpoint(runDir: string, state: TrainerState, weight
   try {
     await writeSafetensors(join(tmp, 'model.safetensors'), toTensors(weights));
     if (optimizer) {
-      await writeSafetensors(join(tmp, 'optimizer.safetensors'), { ...toTensors(optimizer.m, 'm.'), ...toTensors(optimizer.v, 'v.') }, { step: String(optimizer.step) });
+      await writeSafetensors(
+        join(tmp, 'optimizer.safetensors'),
+        { ...toTensors(optimizer.m, 'm.'), ...toTensors(optimizer.v, 'v.') },
+        { step: String(optimizer.step) },
+      );
     }
     await writeFilesSynced(tmp, [['trainer-state.json', JSON.stringify(state, null, 1)]]);
     // A checkpoint of the same step left by an interrupted earlier attempt is replaced by this one.
@@ -76,7 +80,10 @@ export async function saveCheckpoint(runDir: string, state: TrainerState, weight
 export async function listCheckpointDirs(runDir: string): Promise<string[]> {
   const root = join(runDir, 'checkpoints');
   const names = await readdir(root).catch(() => [] as string[]);
-  return names.filter((n) => STEP_DIR.test(n)).sort().map((n) => join(root, n));
+  return names
+    .filter((n) => STEP_DIR.test(n))
+    .sort()
+    .map((n) => join(root, n));
 }
 
 export async function loadCheckpoint(dir: string, withOptimizer = true): Promise<Checkpoint> {

@@ -13,7 +13,12 @@ const LIMITS = { maxInputPixels: 64_000_000, maxBytes: 64 * 1024 * 1024 };
 
 export async function patchesForImage(bytes: Uint8Array, c: ModelConfig): Promise<Float32Array> {
   const p = await preprocessImage(bytes, {
-    imageSize: c.imageSize, patchSize: c.patchSize, channels: 3, mean: c.imageMean, std: c.imageStd, ...LIMITS,
+    imageSize: c.imageSize,
+    patchSize: c.patchSize,
+    channels: 3,
+    mean: c.imageMean,
+    std: c.imageStd,
+    ...LIMITS,
   });
   if (p.patches.length !== numPatches(c) * patchDim(c)) throw new Error('preprocessImage returned an unexpected patch count');
   return p.patches;

@@ -39,7 +39,8 @@ export async function initialModel(init: string, preset: string, vocabSize: numb
     parent = manifest.id;
   } else if (await isFile(join(init, 'trainer-state.json'))) {
     const ckpt = await loadCheckpoint(init, false);
-    if ('modelType' in ckpt.state.modelConfig) throw new Error(`${init} is a checkpoint of a ${ckpt.state.modelConfig.modelType} run; resume it with its own trainer`);
+    if ('modelType' in ckpt.state.modelConfig)
+      throw new Error(`${init} is a checkpoint of a ${ckpt.state.modelConfig.modelType} run; resume it with its own trainer`);
     config = ckpt.state.modelConfig;
     weights = ckpt.weights;
   } else {

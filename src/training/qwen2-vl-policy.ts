@@ -96,9 +96,26 @@ export class Qwen2VLPolicy implements TrainablePolicy<Qwen2VLTrainingBatch> {
     };
     const inputsOf = (g: Graph) => g.inputs.map((v) => v.name).filter((n) => shapes.has(n));
     const open = async (g: Graph) => (await openSession(serializeGraph(g), { intraOpThreads: threads })).session;
-    const serving: Qwen2VlServingSessions = { config: c, vision: await open(graphs.vision), embed: await open(graphs.embed), decoder: await open(graphs.decoder) };
-    return new Qwen2VLPolicy(c, base, trainable, method, o.stopIds, o.padId, o.seed, trainer, scorer, serving,
-      { vision: inputsOf(graphs.vision), embed: inputsOf(graphs.embed), decoder: inputsOf(graphs.decoder) }, shapes);
+    const serving: Qwen2VlServingSessions = {
+      config: c,
+      vision: await open(graphs.vision),
+      embed: await open(graphs.embed),
+      decoder: await open(graphs.decoder),
+    };
+    return new Qwen2VLPolicy(
+      c,
+      base,
+      trainable,
+      method,
+      o.stopIds,
+      o.padId,
+      o.seed,
+      trainer,
+      scorer,
+      serving,
+      { vision: inputsOf(graphs.vision), embed: inputsOf(graphs.embed), decoder: inputsOf(graphs.decoder) },
+      shapes,
+    );
   }
 
   decays(name: string): boolean {
@@ -127,17 +144,32 @@ export class Qwen2VLPolicy implements TrainablePolicy<Qwen2VLTrainingBatch> {
       embedFeed: this.weightFeed(this.servingInputs.embed),
       decoderFeed: this.weightFeed(this.servingInputs.decoder),
     };
-    const out = await generateQwen2Vl(s, rows.map((r) => ({
-      promptIds: r.promptIds, pixelValues: r.images.pixelValues, grids: r.images.grids.map((g) => [g[0], g[1], g[2]] as const),
-      sampling: { temperature: r.temperature, topP: r.topP }, maxTokens: r.maxTokens, seed: r.seed,
-    })), { stopIds: this.stopIds, padId: this.padId });
+    const out = await generateQwen2Vl(
+      s,
+      rows.map((r) => ({
+        promptIds: r.promptIds,
+        pixelValues: r.images.pixelValues,
+        grids: r.images.grids.map((g) => [g[0], g[1], g[2]] as const),
+        sampling: { temperature: r.temperature, topP: r.topP },
+        maxTokens: r.maxTokens,
+        seed: r.seed,
+      })),
+      { stopIds: this.stopIds, padId: this.padId },
+    );
     return out.rows;
   }
 
   batch(sequences: readonly PolicySequence[]): Qwen2VLTrainingBatch {
-    return qwen2VLTrainingBatch(this.config, sequences.map((s) => ({
-      ids: [...s.promptIds, ...s.completion], promptLength: s.promptIds.length, pixelValues: s.images.pixelValues, grids: s.images.grids,
-    })), this.padId);
+    return qwen2VLTrainingBatch(
+      this.config,
+      sequences.map((s) => ({
+        ids: [...s.promptIds, ...s.completion],
+        promptLength: s.promptIds.length,
+        pixelValues: s.images.pixelValues,
+        grids: s.images.grids,
+      })),
+      this.padId,
+    );
   }
 
   async score(batch: Qwen2VLTrainingBatch, policy: 'current' | 'reference'): Promise<PerToken> {
@@ -153,6 +185,12 @@ export class Qwen2VLPolicy implements TrainablePolicy<Qwen2VLTrainingBatch> {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.trainer.release(), this.scorer.release(), this.serving.vision.release(), this.serving.embed.release(), this.serving.decoder.release()]);
+    await Promise.all([
+      this.trainer.release(),
+      this.scorer.release(),
+      this.serving.vision.release(),
+      this.serving.embed.release(),
+      this.serving.decoder.release(),
+    ]);
   }
 }

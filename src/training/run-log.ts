@@ -9,7 +9,11 @@ export class RunLog {
   private readonly file: string | null;
   private lastPrint = 0;
 
-  constructor(outDir: string | null, private readonly quiet = false, private readonly onStep?: (r: StepRecord) => void) {
+  constructor(
+    outDir: string | null,
+    private readonly quiet = false,
+    private readonly onStep?: (r: StepRecord) => void,
+  ) {
     this.file = outDir ? join(outDir, 'log.jsonl') : null;
     if (outDir) mkdirSync(outDir, { recursive: true });
   }

@@ -83,7 +83,8 @@ export function datasetOf(trainPaths: readonly string[], sha256: string): { name
 export async function assertPackageDirFree(packageDir: string): Promise<void> {
   if (!packageDir) return;
   const target = resolve(packageDir);
-  if (await isPathTaken(target)) throw new Error(`package_dir ${target} already exists and packages are immutable: move it away or choose another package_dir, then train`);
+  if (await isPathTaken(target))
+    throw new Error(`package_dir ${target} already exists and packages are immutable: move it away or choose another package_dir, then train`);
 }
 
 /** Greedy metrics of a runtime on each non-empty case set. */
@@ -138,9 +139,16 @@ export async function evaluateAndPackage(r: FinishRunInput): Promise<{ scores: S
   const packageDir = resolve(r.packageDir);
   const after = manifestMetrics(scores);
   await exportModelPackage(packageDir, {
-    config: r.config, specs: r.specs, weights: r.weights, tokenizerJson: r.tokenizerBytes,
+    config: r.config,
+    specs: r.specs,
+    weights: r.weights,
+    tokenizerJson: r.tokenizerBytes,
     manifest: {
-      id: packageDir.split(/[\\/]/).pop()!, version: r.version, parent: r.parent, method: r.method, seed: r.seed,
+      id: packageDir.split(/[\\/]/).pop()!,
+      version: r.version,
+      parent: r.parent,
+      method: r.method,
+      seed: r.seed,
       training: { ...r.training, wall_seconds: Math.round(wallSeconds) },
       dataset: r.dataset,
       eval: (r.baseline ? { before: manifestMetrics(r.baseline), after } : after) as unknown as EvalMetrics,

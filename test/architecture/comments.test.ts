@@ -15,9 +15,11 @@ test('no source comment or test name cites a DESIGN section or an issue number',
       if (!file.endsWith('.ts')) continue;
       const relative = path.join(dir, file);
       if (relative === path.join('test', 'architecture', 'comments.test.ts')) continue;
-      readFileSync(path.join(root, relative), 'utf8').split('\n').forEach((line, i) => {
-        if (CITATION.test(line)) offenders.push(`${relative}:${i + 1}: ${line.trim()}`);
-      });
+      readFileSync(path.join(root, relative), 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (CITATION.test(line)) offenders.push(`${relative}:${i + 1}: ${line.trim()}`);
+        });
     }
   }
   assert.deepEqual(offenders, []);

@@ -28,7 +28,12 @@ function readImportGraph(root: string): ImportGraph {
     const targets = info.importedFiles
       .map((f) => f.fileName)
       .filter((spec) => spec.startsWith('.'))
-      .map((spec) => path.relative(root, path.resolve(path.dirname(file), spec)).split(path.sep).join('/'));
+      .map((spec) =>
+        path
+          .relative(root, path.resolve(path.dirname(file), spec))
+          .split(path.sep)
+          .join('/'),
+      );
     graph.set(path.relative(root, file).split(path.sep).join('/'), [...new Set(targets)]);
   }
   return graph;
@@ -152,7 +157,7 @@ test('the checks catch an upward import, a same-layer import, an unplaced folder
 // A trained model becomes a package in one place, the trainers' shared ending (score, then write),
 // so a caller with other needs (the fine-tune worker's held-out set and before/after scores) passes
 // them in rather than switching the ending off and writing its own.
-test('only the trainers\' shared ending exports model packages', () => {
+test("only the trainers' shared ending exports model packages", () => {
   const importers = [...graph].filter(([, targets]) => targets.includes('registry/package-export.ts')).map(([file]) => file);
   assert.deepEqual(importers, ['training/run-output.ts']);
 });

@@ -9,8 +9,20 @@ import { createPool } from '../../src/store/postgres.ts';
 import { storeBackends } from '../helpers/store-backends.ts';
 
 const entry = (i: number): AuditEntry => ({
-  time: new Date(i * 1000).toISOString(), request_id: `req-${i}`, key_id: 'key_0123456789ab', role: 'admin', method: 'PUT', route: '/admin/ab',
-  target: null, action: 'ab_table.replace', details: { version: i }, model: null, variant: null, image_sha256: null, status: 200, duration_ms: 5,
+  time: new Date(i * 1000).toISOString(),
+  request_id: `req-${i}`,
+  key_id: 'key_0123456789ab',
+  role: 'admin',
+  method: 'PUT',
+  route: '/admin/ab',
+  target: null,
+  action: 'ab_table.replace',
+  details: { version: i },
+  model: null,
+  variant: null,
+  image_sha256: null,
+  status: 200,
+  duration_ms: 5,
 });
 
 const { backends, postgres } = storeBackends();
@@ -23,10 +35,18 @@ for (const backend of backends) {
       const sink: AuditSink = place.pool ? new PostgresAuditSink(place.pool, { replica: 'r1', dataDir: place.dataDir }) : new AuditLog(place.dataDir);
       for (let i = 1; i <= 120; i++) sink.write(entry(i));
       await sink.close();
-      const read = place.pool ? await readAuditLog(place.pool) : readFileSync((sink as AuditLog).file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditEntry);
+      const read = place.pool
+        ? await readAuditLog(place.pool)
+        : readFileSync((sink as AuditLog).file, 'utf8')
+            .trim()
+            .split('\n')
+            .map((l) => JSON.parse(l) as AuditEntry);
       assert.equal(read.length, 120);
       assert.deepEqual(read[41], entry(42));
-      assert.deepEqual(read.map((e) => e.request_id), Array.from({ length: 120 }, (_, i) => `req-${i + 1}`));
+      assert.deepEqual(
+        read.map((e) => e.request_id),
+        Array.from({ length: 120 }, (_, i) => `req-${i + 1}`),
+      );
     });
   });
 }
@@ -50,14 +70,21 @@ describe('audit sink faults (postgres)', () => {
     }
     // The first query after the restart may meet a connection the restart cut; the next drain retries.
     for (let i = 0; ; i++) {
-      const ok = await sink.flush().then(() => true, () => false);
+      const ok = await sink.flush().then(
+        () => true,
+        () => false,
+      );
       if (ok) break;
       assert.ok(i < 50, 'the spool drains once the database is back');
       await new Promise((r) => setTimeout(r, 100));
     }
     await sink.close();
     const inDb = (await readAuditLog(pool)).map((e) => e.request_id);
-    assert.deepEqual(inDb, Array.from({ length: 40 }, (_, i) => `req-${i + 1}`), 'all 40, once each, in order');
+    assert.deepEqual(
+      inDb,
+      Array.from({ length: 40 }, (_, i) => `req-${i + 1}`),
+      'all 40, once each, in order',
+    );
   });
 
   test('a replica killed before sending its entries: the next start of that replica sends them', async (t) => {
@@ -69,7 +96,10 @@ describe('audit sink faults (postgres)', () => {
     assert.deepEqual(await readAuditLog(place.pool!), []);
     const restarted = new PostgresAuditSink(place.pool!, { replica: 'r1', dataDir: place.dataDir });
     await restarted.flush();
-    assert.deepEqual((await readAuditLog(place.pool!)).map((e) => e.request_id), ['req-1', 'req-2', 'req-3', 'req-4', 'req-5']);
+    assert.deepEqual(
+      (await readAuditLog(place.pool!)).map((e) => e.request_id),
+      ['req-1', 'req-2', 'req-3', 'req-4', 'req-5'],
+    );
     await restarted.close();
     await crashed.close();
     assert.equal((await readAuditLog(place.pool!)).length, 5, 'nothing twice');

@@ -13,8 +13,21 @@ import { ADMIN, CLINICIAN, fixtureUpload, getJson, waitFor } from '../jobs/suppo
 import { writeTinyBase } from '../jobs/support/tiny-base.ts';
 import { startReplica, startWorker, stopHard, type ClusterEnv, type Proc, type Replica } from './cluster-support.ts';
 
-interface Job { id: string; status: string; progress: { step: number; total: number }; result_model: string | null; error: unknown; attempts: number; crashes: number }
-interface Event { id: number; type: string; message: string; data: Record<string, unknown> | null }
+interface Job {
+  id: string;
+  status: string;
+  progress: { step: number; total: number };
+  result_model: string | null;
+  error: unknown;
+  attempts: number;
+  crashes: number;
+}
+interface Event {
+  id: number;
+  type: string;
+  message: string;
+  data: Record<string, unknown> | null;
+}
 
 const FIX = 'test/fixtures/vqa';
 const LEASE_S = 10;
@@ -65,7 +78,17 @@ test('two replicas, two workers, one Postgres: takeover from a checkpoint, agree
   const res = await fetch(`${a.url}/admin/fine-tunes`, {
     method: 'POST',
     headers: ADMIN,
-    body: fixtureUpload({ base_model: 'tiny-base', hyperparameters: JSON.stringify({ max_steps: 40, checkpoint_every: 2, prompts_per_step: 2, num_generations: 2, max_completion_length: 8, eval_samples: 4 }) }),
+    body: fixtureUpload({
+      base_model: 'tiny-base',
+      hyperparameters: JSON.stringify({
+        max_steps: 40,
+        checkpoint_every: 2,
+        prompts_per_step: 2,
+        num_generations: 2,
+        max_completion_length: 8,
+        eval_samples: 4,
+      }),
+    }),
   });
   assert.equal(res.status, 201, await res.clone().text());
   const id = ((await res.json()) as Job).id;
@@ -80,9 +103,11 @@ test('two replicas, two workers, one Postgres: takeover from a checkpoint, agree
   const other = [...workers.keys()].find((n) => n !== holder)!;
 
   // 3. the other worker takes it over from the last checkpoint and finishes it
-  const done = await waitFor('the job to finish on the other worker', job(b), (j) => ['succeeded', 'failed', 'cancelled'].includes(j.status), 180_000).catch((e: Error) => {
-    throw new Error(`${e.message}\n${dump()}`);
-  });
+  const done = await waitFor('the job to finish on the other worker', job(b), (j) => ['succeeded', 'failed', 'cancelled'].includes(j.status), 180_000).catch(
+    (e: Error) => {
+      throw new Error(`${e.message}\n${dump()}`);
+    },
+  );
   assert.equal(done.status, 'succeeded', `${JSON.stringify(done.error)}\n${dump()}`);
   const all = await events(a);
   const lost = all.findIndex((e) => e.type === 'worker_lost');
@@ -96,7 +121,12 @@ test('two replicas, two workers, one Postgres: takeover from a checkpoint, agree
   const model = done.result_model!;
 
   // 4. the new model answers on B (loaded there without a restart)
-  await waitFor('the new model on B', () => getJson<{ data: { id: string }[] }>(`${b.url}/v1/models`, CLINICIAN), (m) => m.data.some((x) => x.id === model), 10_000);
+  await waitFor(
+    'the new model on B',
+    () => getJson<{ data: { id: string }[] }>(`${b.url}/v1/models`, CLINICIAN),
+    (m) => m.data.some((x) => x.id === model),
+    10_000,
+  );
   const named = await ask(b, { model });
   assert.equal(named.model, model);
 
@@ -104,12 +134,21 @@ test('two replicas, two workers, one Postgres: takeover from a checkpoint, agree
   const promoted = await fetch(`${b.url}/admin/models/${model}/promote`, { method: 'POST', headers: ADMIN });
   assert.equal(promoted.status, 200, await promoted.clone().text());
   const t0 = Date.now();
-  await waitFor('A to route to the promoted model', () => getJson<{ promoted: string | null }>(`${a.url}/admin/ab`), (t) => t.promoted === model, 2000);
+  await waitFor(
+    'A to route to the promoted model',
+    () => getJson<{ promoted: string | null }>(`${a.url}/admin/ab`),
+    (t) => t.promoted === model,
+    2000,
+  );
   const answered = await ask(a, {}, 'client-7');
   assert.equal(answered.model, model, `A routes to the promoted model (${Date.now() - t0} ms after the promote)`);
 
   // 6. feedback acknowledged by A, then kill -9 A and restart it: nothing lost
-  const fb = await fetch(`${a.url}/v1/feedback`, { method: 'POST', headers: { ...CLINICIAN, 'Content-Type': 'application/json' }, body: JSON.stringify({ response_id: answered.id, correct: true }) });
+  const fb = await fetch(`${a.url}/v1/feedback`, {
+    method: 'POST',
+    headers: { ...CLINICIAN, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ response_id: answered.id, correct: true }),
+  });
   assert.equal(fb.status, 200, await fb.clone().text());
   const tableBefore = await getJson<{ version: number }>(`${a.url}/admin/ab`);
   await stopHard(a);
@@ -118,10 +157,15 @@ test('two replicas, two workers, one Postgres: takeover from a checkpoint, agree
   assert.equal((await job(a)()).status, 'succeeded');
   assert.deepEqual(await getJson(`${a.url}/admin/ab`), await getJson(`${b.url}/admin/ab`));
   assert.equal((await getJson<{ version: number; promoted: string }>(`${a.url}/admin/ab`)).version, tableBefore.version);
-  const report = await getJson<{ variants: { variant: string; models: string[]; requests: number; judged: number; correct: number }[] }>(`${b.url}/admin/ab/report`);
+  const report = await getJson<{ variants: { variant: string; models: string[]; requests: number; judged: number; correct: number }[] }>(
+    `${b.url}/admin/ab/report`,
+  );
   const arm = report.variants.find((v) => v.models.includes(model) && v.variant !== 'override')!;
   assert.ok(arm.judged >= 1 && arm.correct >= 1, `the feedback acknowledged by A counts on B: ${JSON.stringify(report.variants)}`);
   const models = await getJson<{ data: { id: string }[] }>(`${a.url}/v1/models`, CLINICIAN);
-  assert.ok(models.data.some((x) => x.id === model), 'the restarted A serves the fine-tuned model');
+  assert.ok(
+    models.data.some((x) => x.id === model),
+    'the restarted A serves the fine-tuned model',
+  );
   assert.equal((await ask(a, {}, 'client-7')).model, model);
 });

@@ -53,7 +53,10 @@ export async function startReplica(c: ClusterEnv, name: string, port?: number): 
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (proc.child.exitCode !== null) throw new Error(`replica ${name} exited:\n${proc.output()}`);
-    const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`replica ${name} did not become ready:\n${proc.output()}`);
     await new Promise((r) => setTimeout(r, 200));

@@ -43,7 +43,16 @@ async function replicas(t: { after(fn: () => Promise<void>): void }, models: str
       CLINVQA_INSTANCE_ID: name,
     });
     const cluster = await createClusterServer(config, silentLogger);
-    apps.push(await createApp({ config, loader: fakeLoader(), logger: silentLogger, stores: cluster.stores, audit: cluster.audit, extraRouters: (parts) => cluster.extraRouters(parts) }));
+    apps.push(
+      await createApp({
+        config,
+        loader: fakeLoader(),
+        logger: silentLogger,
+        stores: cluster.stores,
+        audit: cluster.audit,
+        extraRouters: (parts) => cluster.extraRouters(parts),
+      }),
+    );
   }
   t.after(async () => {
     for (const app of apps) await app.close();
@@ -67,7 +76,15 @@ describe('replicas on one database', () => {
     const { a, b, modelsDir } = await replicas(t, ['m1', 'm2']);
     assert.deepEqual(b.abTable.current, a.abTable.current, 'both start on the same stored table');
 
-    const put = await request(a.app).put('/admin/ab').set(ADMIN_AUTH).send({ variants: [{ model: 'm1', weight: 3 }, { model: 'm2', weight: 1 }] });
+    const put = await request(a.app)
+      .put('/admin/ab')
+      .set(ADMIN_AUTH)
+      .send({
+        variants: [
+          { model: 'm1', weight: 3 },
+          { model: 'm2', weight: 1 },
+        ],
+      });
     assert.equal(put.status, 200, put.text);
     await within(2000, 'PUT through A seen on B', () => b.abTable.current.version === put.body.version);
     assert.deepEqual(b.abTable.current, a.abTable.current);
@@ -78,8 +95,16 @@ describe('replicas on one database', () => {
     // Sticky clients land on the same variant on both replicas.
     const png = await smallPng();
     for (const client of ['c1', 'c2', 'c3']) {
-      const onA = await request(a.app).post('/v1/vqa').set(AUTH).set('X-Client-Id', client).send({ image: png.toString('base64'), question: 'Normal?' });
-      const onB = await request(b.app).post('/v1/vqa').set(AUTH).set('X-Client-Id', client).send({ image: png.toString('base64'), question: 'Normal?' });
+      const onA = await request(a.app)
+        .post('/v1/vqa')
+        .set(AUTH)
+        .set('X-Client-Id', client)
+        .send({ image: png.toString('base64'), question: 'Normal?' });
+      const onB = await request(b.app)
+        .post('/v1/vqa')
+        .set(AUTH)
+        .set('X-Client-Id', client)
+        .send({ image: png.toString('base64'), question: 'Normal?' });
       assert.equal(onA.status, 200, onA.text);
       assert.equal(onA.body.variant, onB.body.variant);
       assert.equal(onA.body.model, 'm2');
@@ -106,7 +131,11 @@ describe('replicas on one database', () => {
   test('Postgres restarts under the replicas: inference answers, admin writes 503 then succeed, no audit entry lost', async (t) => {
     const { a, b, url } = await replicas(t, ['m1', 'm2']);
     const png = await smallPng();
-    const ask = (app: ClinvqaApp) => request(app.app).post('/v1/vqa').set(AUTH).send({ image: png.toString('base64'), question: 'Normal?' });
+    const ask = (app: ClinvqaApp) =>
+      request(app.app)
+        .post('/v1/vqa')
+        .set(AUTH)
+        .send({ image: png.toString('base64'), question: 'Normal?' });
     await pg.pause();
     const during: string[] = [];
     try {
@@ -115,7 +144,10 @@ describe('replicas on one database', () => {
         assert.equal(answer.status, 200, `inference needs no database: ${answer.text}`);
         during.push(answer.headers['x-request-id'] as string);
       }
-      const write = await request(a.app).put('/admin/ab').set(ADMIN_AUTH).send({ variants: [{ model: 'm1', weight: 1 }] });
+      const write = await request(a.app)
+        .put('/admin/ab')
+        .set(ADMIN_AUTH)
+        .send({ variants: [{ model: 'm1', weight: 1 }] });
       assert.equal(write.status, 503, write.text);
       assert.match(write.headers['content-type']!, /application\/problem\+json/);
       assert.equal(write.body.code, 'database_unavailable');
@@ -129,7 +161,10 @@ describe('replicas on one database', () => {
     }
     let version = 0;
     await within(15_000, 'admin writes succeed again', async () => {
-      const write = await request(a.app).put('/admin/ab').set(ADMIN_AUTH).send({ variants: [{ model: 'm1', weight: 1 }] });
+      const write = await request(a.app)
+        .put('/admin/ab')
+        .set(ADMIN_AUTH)
+        .send({ variants: [{ model: 'm1', weight: 1 }] });
       version = write.body.version;
       return write.status === 200;
     });

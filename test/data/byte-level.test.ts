@@ -17,7 +17,20 @@ test('BYTE_TO_CHAR is GPT-2 byte-to-unicode: 256 distinct single characters', ()
 
 test('pieces: words keep one leading space, numbers and punctuation split off, bytes spelled', () => {
   assert.deepEqual(splitPieces("Is there a 5 mm lesion? It's T2-weighted."), [
-    'Is', ' there', ' a', ' 5', ' mm', ' lesion', '?', ' It', "'s", ' T', '2', '-', 'weighted', '.',
+    'Is',
+    ' there',
+    ' a',
+    ' 5',
+    ' mm',
+    ' lesion',
+    '?',
+    ' It',
+    "'s",
+    ' T',
+    '2',
+    '-',
+    'weighted',
+    '.',
   ]);
   assert.equal(toByteChars(' lung'), 'Ġlung');
   assert.equal(toByteChars('×'), 'ÃĹ');

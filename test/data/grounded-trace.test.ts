@@ -1,12 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  buildGroundedTrace,
-  formatCompletion,
-  groundingTerms,
-  isTraceGrounded,
-  parseCompletion,
-} from '../../src/data/grounded-trace.ts';
+import { buildGroundedTrace, formatCompletion, groundingTerms, isTraceGrounded, parseCompletion } from '../../src/data/grounded-trace.ts';
 import { loadVqaUnion } from '../../src/data/jsonl-loader.ts';
 import { MODALITY_FAMILIES, REGION_FAMILIES, mentions } from '../../src/data/imaging-vocabulary.ts';
 
@@ -88,7 +82,13 @@ test('isTraceGrounded: synonyms count, the wrong modality or an incompatible ext
 });
 
 test('groundingTerms: known families by canonical name, unfamiliar values by their own words', () => {
-  assert.deepEqual(groundingTerms({ modality: 'X-Ray', organ: 'Lung' }).map((t) => [t.kind, t.canonical]), [['modality', 'X-ray'], ['region', 'chest']]);
+  assert.deepEqual(
+    groundingTerms({ modality: 'X-Ray', organ: 'Lung' }).map((t) => [t.kind, t.canonical]),
+    [
+      ['modality', 'X-ray'],
+      ['region', 'chest'],
+    ],
+  );
   assert.deepEqual(groundingTerms({ modality: 'PET', organ: 'Left_Knee' }), [
     { kind: 'modality', canonical: 'PET', synonyms: ['pet'] },
     { kind: 'region', canonical: 'left knee', synonyms: ['left knee'] },

@@ -29,7 +29,10 @@ test('loads the VQA-RAD fixture: 24 cases, closed and open, metadata kept, image
   assert.deepEqual(first.extra, { phrasing: 'freeform' });
   assert.equal(first.imagePath, path.resolve('test/fixtures/vqa/images/synpic29265.jpg'));
   assert.ok(r.cases.every((c) => path.isAbsolute(c.imagePath) && existsSync(c.imagePath)));
-  assert.deepEqual(r.caseLines, Array.from({ length: 24 }, (_, i) => i + 1));
+  assert.deepEqual(
+    r.caseLines,
+    Array.from({ length: 24 }, (_, i) => i + 1),
+  );
   // Two question types on one row stay as written.
   assert.ok(r.cases.every((c) => typeof c.questionType === 'string' && c.questionType.length > 0));
 });
@@ -42,10 +45,7 @@ test('loads the SLAKE fixture with modality, organ, content type and knowledge',
   assert.equal(r.cases.filter((c) => c.answerType === 'open').length, 12);
   assert.deepEqual(new Set(r.cases.map((c) => c.modality)), new Set(['CT', 'MRI', 'X-Ray']));
   const c = r.cases.find((x) => x.id === 'slake-10738')!;
-  assert.deepEqual(
-    [c.modality, c.organ, c.contentType, c.knowledge, c.answerType],
-    ['CT', 'Abdomen', 'KG', true, 'closed'],
-  );
+  assert.deepEqual([c.modality, c.organ, c.contentType, c.knowledge, c.answerType], ['CT', 'Abdomen', 'KG', true, 'closed']);
   assert.equal(r.cases.find((x) => x.id === 'slake-9873')!.knowledge, false);
   assert.deepEqual(c.extra, {});
 });
@@ -80,7 +80,10 @@ test('bad lines are reported with their line numbers, good lines still load', ()
     rec({ id: 'ok2', question: 'Second?' }),
   ];
   const r = parseVqaJsonl(`${lines.join('\n')}\n`, { jsonlPath: FAKE });
-  assert.deepEqual(r.cases.map((c) => c.id), ['ok1', 'ok2']);
+  assert.deepEqual(
+    r.cases.map((c) => c.id),
+    ['ok1', 'ok2'],
+  );
   assert.deepEqual(r.caseLines, [1, 10]);
   const byLine = new Map(r.errors.map((e) => [e.line, e.message]));
   assert.deepEqual([...byLine.keys()], [2, 3, 5, 6, 7, 8, 9]);
@@ -96,7 +99,10 @@ test('bad lines are reported with their line numbers, good lines still load', ()
 test('a blank answer is skipped with its line, not a failure (the official SLAKE train split has one)', () => {
   const text = [rec({ id: 'a' }), rec({ id: 'b', answer: '' }), rec({ id: 'c', answer: '  ', question: 7 })].join('\n');
   const r = parseVqaJsonl(text, { jsonlPath: FAKE });
-  assert.deepEqual(r.cases.map((c) => c.id), ['a']);
+  assert.deepEqual(
+    r.cases.map((c) => c.id),
+    ['a'],
+  );
   assert.deepEqual(r.skipped, [{ line: 2, message: '"answer" must not be empty' }]);
   // With another problem on the line it is an ordinary error.
   assert.equal(r.errors.length, 1);
@@ -104,13 +110,12 @@ test('a blank answer is skipped with its line, not a failure (the official SLAKE
 });
 
 test('repeated image+question: same answer is a warning, a different answer an error', () => {
-  const text = [
-    rec({ id: 'a' }),
-    rec({ id: 'b', question: '  is there a MASS? ', answer: 'yes' }),
-    rec({ id: 'c', answer: 'No' }),
-  ].join('\n');
+  const text = [rec({ id: 'a' }), rec({ id: 'b', question: '  is there a MASS? ', answer: 'yes' }), rec({ id: 'c', answer: 'No' })].join('\n');
   const r = parseVqaJsonl(text, { jsonlPath: FAKE });
-  assert.deepEqual(r.cases.map((c) => c.id), ['a', 'b']);
+  assert.deepEqual(
+    r.cases.map((c) => c.id),
+    ['a', 'b'],
+  );
   assert.deepEqual(r.warnings, [{ line: 2, message: 'repeats the image, question and answer of line 1' }]);
   assert.equal(r.errors[0]!.line, 3);
   assert.match(r.errors[0]!.message, /different answer/);
@@ -142,7 +147,10 @@ test('loadVqaJsonl reports a missing image on its line; checkImages:false skips 
     const file = path.join(dir, 'train.jsonl');
     await writeFile(file, [rec({ id: 'a' }), rec({ id: 'b', image: 'images/missing.jpg', question: 'Q?' })].join('\n'));
     const checked = await loadVqaJsonl(file);
-    assert.deepEqual(checked.cases.map((c) => c.id), ['a']);
+    assert.deepEqual(
+      checked.cases.map((c) => c.id),
+      ['a'],
+    );
     assert.deepEqual(checked.errors, [{ line: 2, message: 'image not found: images/missing.jpg' }]);
     const unchecked = await loadVqaJsonl(file, { checkImages: false });
     assert.equal(unchecked.cases.length, 2);
@@ -155,8 +163,14 @@ test('union of several files keeps their order and datasets, and refuses an id u
   const u = await loadVqaUnion([RAD, SLAKE]);
   assert.equal(u.errors.length, 0);
   assert.equal(u.cases.length, 48);
-  assert.deepEqual(u.cases.slice(0, 24).map((c) => c.dataset), Array(24).fill('vqa-rad'));
-  assert.deepEqual(u.cases.slice(24).map((c) => c.dataset), Array(24).fill('slake'));
+  assert.deepEqual(
+    u.cases.slice(0, 24).map((c) => c.dataset),
+    Array(24).fill('vqa-rad'),
+  );
+  assert.deepEqual(
+    u.cases.slice(24).map((c) => c.dataset),
+    Array(24).fill('slake'),
+  );
   assert.match(u.sha256, /^[0-9a-f]{64}$/);
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'clinvqa-union-'));

@@ -4,8 +4,16 @@ import { caseCorpus, tokenizerCorpus } from '../../src/data/tokenizer-corpus.ts'
 import type { VqaCase } from '../../src/data/vqa-case.ts';
 
 const base: VqaCase = {
-  id: 'x', imagePath: '/d/a.jpg', question: 'Is the liver enlarged?', answer: 'yes', answerType: 'closed',
-  dataset: 'slake', modality: 'CT', organ: 'Abdomen', contentType: 'Size', extra: {},
+  id: 'x',
+  imagePath: '/d/a.jpg',
+  question: 'Is the liver enlarged?',
+  answer: 'yes',
+  answerType: 'closed',
+  dataset: 'slake',
+  modality: 'CT',
+  organ: 'Abdomen',
+  contentType: 'Size',
+  extra: {},
 };
 
 test('a case contributes its question, its options and its grounded completion', () => {

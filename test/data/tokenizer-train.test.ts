@@ -64,7 +64,10 @@ test('tokenizer.json layout: BPE model, ByteLevel pre-tokenizer and decoder, spe
   assert.equal(json.model.type, 'BPE');
   assert.equal(json.pre_tokenizer.type, 'ByteLevel');
   assert.equal(json.decoder.type, 'ByteLevel');
-  assert.deepEqual(json.added_tokens.map((t) => [t.id, t.content, t.special]), SPECIAL_TOKENS.map((t, i) => [i, t, true]));
+  assert.deepEqual(
+    json.added_tokens.map((t) => [t.id, t.content, t.special]),
+    SPECIAL_TOKENS.map((t, i) => [i, t, true]),
+  );
   assert.deepEqual(SPECIAL_TOKENS, ['<image>', '<think>', '</think>', '<answer>', '</answer>', '<eos>', '<pad>']);
   for (const [i, t] of SPECIAL_TOKENS.entries()) assert.equal(json.model.vocab[t], i);
   // Every byte has its own symbol right after the specials, so no text is ever unencodable.
@@ -74,7 +77,10 @@ test('tokenizer.json layout: BPE model, ByteLevel pre-tokenizer and decoder, spe
 test('vocabulary is filled to exactly vocabSize, ids are dense, and every merge builds a vocabulary entry', async () => {
   const json = trainByteLevelBpe(await fixtureCorpus(), { vocabSize: 500 });
   const ids = Object.values(json.model.vocab).sort((a, b) => a - b);
-  assert.deepEqual(ids, Array.from({ length: 500 }, (_, i) => i));
+  assert.deepEqual(
+    ids,
+    Array.from({ length: 500 }, (_, i) => i),
+  );
   assert.ok(json.model.merges.length >= 500 - 263);
   for (const [a, b] of json.model.merges) {
     assert.ok(a in json.model.vocab && b in json.model.vocab && a + b in json.model.vocab, `${a} + ${b}`);

@@ -14,7 +14,7 @@ const MEDICAL_TEXT = [
   'T2-weighted MRI, axial plane; FLAIR hyperintensity (left > right).',
   'Élargissement du médiastin — café-au-lait spots, naïve, Ø 12,5 cm, 37.5 °C, ±2 SD, α/β ratio',
   'Line one\nLine two\r\n\ttabbed   three spaces  ',
-  'Dose: 0.5 mg/kg q8h; SpO2 92%; BP 120/80 mmHg; "quoted" and \'single\' — don\'t, it\'s fine',
+  "Dose: 0.5 mg/kg q8h; SpO2 92%; BP 120/80 mmHg; \"quoted\" and 'single' — don't, it's fine",
   '胸部X线 肺炎 🫁 emoji and CJK',
   '   leading and trailing spaces   ',
   '?!.,;:()[]{}<>',
@@ -24,10 +24,7 @@ const MEDICAL_TEXT = [
 test('the committed tokenizer loads with @huggingface/tokenizers, specials at ids 0..6', async () => {
   const tk = await VqaTokenizer.load(ASSET);
   assert.equal(tk.vocabSize, 2048);
-  assert.deepEqual(
-    [tk.imageId, tk.thinkId, tk.thinkEndId, tk.answerId, tk.answerEndId, tk.eosId, tk.padId],
-    [0, 1, 2, 3, 4, 5, 6],
-  );
+  assert.deepEqual([tk.imageId, tk.thinkId, tk.thinkEndId, tk.answerId, tk.answerEndId, tk.eosId, tk.padId], [0, 1, 2, 3, 4, 5, 6]);
   for (const [i, token] of SPECIAL_TOKENS.entries()) {
     assert.deepEqual(tk.encode(token), [i], token);
     assert.equal(tk.decode([i]), token);
@@ -38,7 +35,10 @@ test('encode/decode round-trips medical text exactly, unicode, whitespace and pu
   const tk = await VqaTokenizer.load(ASSET);
   for (const text of MEDICAL_TEXT) {
     const ids = tk.encode(text);
-    assert.ok(ids.every((id) => Number.isInteger(id) && id >= SPECIAL_TOKENS.length && id < tk.vocabSize), text);
+    assert.ok(
+      ids.every((id) => Number.isInteger(id) && id >= SPECIAL_TOKENS.length && id < tk.vocabSize),
+      text,
+    );
     assert.equal(tk.decode(ids), text);
   }
   assert.deepEqual(tk.encode(''), []);
@@ -51,7 +51,10 @@ test('a completion with special tokens encodes them as single ids and decodes ba
   const ids = tk.encode(completion);
   assert.equal(ids[0], tk.thinkId);
   assert.equal(ids.at(-1), tk.eosId);
-  assert.deepEqual(ids.filter((id) => id < SPECIAL_TOKENS.length), [tk.thinkId, tk.thinkEndId, tk.answerId, tk.answerEndId, tk.eosId]);
+  assert.deepEqual(
+    ids.filter((id) => id < SPECIAL_TOKENS.length),
+    [tk.thinkId, tk.thinkEndId, tk.answerId, tk.answerEndId, tk.eosId],
+  );
   assert.equal(tk.decode(ids), completion);
   assert.equal(tk.decode(ids, { skipSpecial: true }), 'CT of the abdomen; the question asks about an abnormality.yes');
   // Padding and the image placeholder are ordinary ids too.

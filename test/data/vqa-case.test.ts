@@ -47,8 +47,15 @@ test('imageRefProblem accepts plain relative paths and rejects escapes', () => {
 test('caseFromRecord maps SLAKE fields and resolves the image against the JSONL folder', () => {
   const r = caseFromRecord(
     {
-      id: 'slake-0', image: 'images/xmlab1.jpg', question: 'What modality is used to take this image?', answer: 'MRI',
-      answer_type: 'open', modality: 'MRI', organ: 'Abdomen', content_type: 'Modality', knowledge: false,
+      id: 'slake-0',
+      image: 'images/xmlab1.jpg',
+      question: 'What modality is used to take this image?',
+      answer: 'MRI',
+      answer_type: 'open',
+      modality: 'MRI',
+      organ: 'Abdomen',
+      content_type: 'Modality',
+      knowledge: false,
     },
     ctx,
   );
@@ -70,8 +77,17 @@ test('caseFromRecord maps SLAKE fields and resolves the image against the JSONL 
 
 test('caseFromRecord keeps unknown fields in extra and invents no modality for VQA-RAD', () => {
   const r = caseFromRecord(
-    { id: 'vqarad-0', image: 'images/a.jpg', question: 'Are regions of the brain infarcted?', answer: 'Yes',
-      answer_type: 'closed', question_type: 'PRES', organ: 'head', phrasing: 'freeform', source: { qid: 0 } },
+    {
+      id: 'vqarad-0',
+      image: 'images/a.jpg',
+      question: 'Are regions of the brain infarcted?',
+      answer: 'Yes',
+      answer_type: 'closed',
+      question_type: 'PRES',
+      organ: 'head',
+      phrasing: 'freeform',
+      source: { qid: 0 },
+    },
     { baseDir: '/d/vqa-rad', dataset: 'vqa-rad' },
   );
   assert.ok(r.ok);
@@ -93,10 +109,7 @@ test('caseFromRecord infers answerType when it is missing', () => {
 });
 
 test('caseFromRecord reports every problem of a record at once', () => {
-  const r = caseFromRecord(
-    { id: 7, image: '../x.jpg', answer: '', answer_type: 'yes', knowledge: 'false', modality: 3, options: ['a'] },
-    ctx,
-  );
+  const r = caseFromRecord({ id: 7, image: '../x.jpg', answer: '', answer_type: 'yes', knowledge: 'false', modality: 3, options: ['a'] }, ctx);
   assert.ok(!r.ok);
   const all = r.problems.join('\n');
   for (const expected of [
@@ -132,7 +145,10 @@ test('caseFromRecord flags a blank answer on an otherwise valid record as unlabe
 });
 
 test('caseFromRecord refuses text that spells a special token, which would be read as a control token', () => {
-  for (const [field, value] of [['question', 'What is <image>?'], ['answer', 'yes<eos>']] as const) {
+  for (const [field, value] of [
+    ['question', 'What is <image>?'],
+    ['answer', 'yes<eos>'],
+  ] as const) {
     const r = caseFromRecord({ id: 'a', image: 'i.jpg', question: 'Q?', answer: 'A', [field]: value }, ctx);
     assert.ok(!r.ok);
     assert.match(r.problems.join(), new RegExp(`"${field}" must not contain the reserved token`));

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parse, parseAllDocuments } from 'yaml';
 
+// biome-ignore lint/suspicious/noExplicitAny: parsed YAML of unknown shape, walked by key in assertions
 type Obj = Record<string, any>;
 
 test('compose.yaml: postgres, two server replicas behind nginx, a worker, one shared volume, the same env everywhere', () => {
@@ -56,7 +57,10 @@ test('kubernetes: server Deployment with /readyz and /healthz probes, worker Dep
   assert.deepEqual(workerC!.command, ['npm', 'run', 'worker']);
   assert.equal(serverC!.readinessProbe.httpGet.path, '/readyz');
   assert.equal(serverC!.livenessProbe.httpGet.path, '/healthz');
-  for (const [deployment, container] of [[server, serverC], [worker, workerC]] as [Obj, Obj][]) {
+  for (const [deployment, container] of [
+    [server, serverC],
+    [worker, workerC],
+  ] as [Obj, Obj][]) {
     const env = new Map((container.env as Obj[]).map((e) => [e.name, e]));
     assert.equal(env.get('CLINVQA_DATABASE_URL')!.valueFrom.secretKeyRef.key, 'database-url');
     assert.equal(env.get('CLINVQA_DATA_DIR')!.value, '/var/lib/clinvqa');

@@ -1,12 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  modalitiesMentioned,
-  modalityOfLabel,
-  regionOfLabel,
-  regionsMentioned,
-  traceMetadataGrounding,
-} from '../../src/eval/clinical-vocabulary.ts';
+import { modalitiesMentioned, modalityOfLabel, regionOfLabel, regionsMentioned, traceMetadataGrounding } from '../../src/eval/clinical-vocabulary.ts';
 import { buildGroundedTrace } from '../../src/data/grounded-trace.ts';
 
 test('dataset labels map to modalities and body regions', () => {
@@ -71,12 +65,23 @@ test('trace grounding: VQA-RAD has an organ but no modality; cases without label
 
 test('every SFT grounded trace (data layer) is grounded here, for each label combination in the datasets', () => {
   const combos: { modality?: string; organ: string }[] = [
-    { modality: 'MRI', organ: 'Abdomen' }, { modality: 'CT', organ: 'Lung' }, { modality: 'CT', organ: 'Abdomen' },
-    { modality: 'X-Ray', organ: 'Lung' }, { modality: 'CT', organ: 'Chest_heart' }, { modality: 'CT', organ: 'Chest_lung' },
-    { modality: 'MRI', organ: 'Lung' }, { modality: 'CT', organ: 'Brain_Tissue' }, { modality: 'CT', organ: 'Brain_Face' },
-    { modality: 'MRI', organ: 'Brain' }, { modality: 'CT', organ: 'Neck' }, { modality: 'MRI', organ: 'Brain_Tissue' },
-    { modality: 'CT', organ: 'Chest_mediastinal' }, { modality: 'CT', organ: 'Pelvic Cavity' },
-    { organ: 'head' }, { organ: 'chest' }, { organ: 'abd' },
+    { modality: 'MRI', organ: 'Abdomen' },
+    { modality: 'CT', organ: 'Lung' },
+    { modality: 'CT', organ: 'Abdomen' },
+    { modality: 'X-Ray', organ: 'Lung' },
+    { modality: 'CT', organ: 'Chest_heart' },
+    { modality: 'CT', organ: 'Chest_lung' },
+    { modality: 'MRI', organ: 'Lung' },
+    { modality: 'CT', organ: 'Brain_Tissue' },
+    { modality: 'CT', organ: 'Brain_Face' },
+    { modality: 'MRI', organ: 'Brain' },
+    { modality: 'CT', organ: 'Neck' },
+    { modality: 'MRI', organ: 'Brain_Tissue' },
+    { modality: 'CT', organ: 'Chest_mediastinal' },
+    { modality: 'CT', organ: 'Pelvic Cavity' },
+    { organ: 'head' },
+    { organ: 'chest' },
+    { organ: 'abd' },
   ];
   for (const meta of combos) {
     for (const contentType of ['Organ', 'Modality', 'Abnormality', 'KG', 'Position']) {

@@ -7,29 +7,61 @@ const close = (a: number | null, b: number, msg?: string) => assert.ok(a !== nul
 // Eight hand-made predictions; the comment on each says how it must count.
 const predictions: EvalPrediction[] = [
   // 1 correct, formatted, grounded; yes/no: predicted yes, gold yes
-  { case: { question: 'Is there a nodule?', answer: 'Yes', answerType: 'closed', modality: 'CT', organ: 'Lung', dataset: 'slake' },
-    completion: '<think>CT of the lungs.</think><answer>yes</answer>', completionTokens: 10, latencyMs: 10 },
+  {
+    case: { question: 'Is there a nodule?', answer: 'Yes', answerType: 'closed', modality: 'CT', organ: 'Lung', dataset: 'slake' },
+    completion: '<think>CT of the lungs.</think><answer>yes</answer>',
+    completionTokens: 10,
+    latencyMs: 10,
+  },
   // 2 wrong, formatted, grounded; predicted yes, gold no
-  { case: { question: 'Is the brain healthy?', answer: 'No', answerType: 'closed', modality: 'MRI', organ: 'Brain', dataset: 'slake' },
-    completion: '<think>MRI of the brain.</think><answer>yes</answer>', completionTokens: 12, latencyMs: 20 },
+  {
+    case: { question: 'Is the brain healthy?', answer: 'No', answerType: 'closed', modality: 'MRI', organ: 'Brain', dataset: 'slake' },
+    completion: '<think>MRI of the brain.</think><answer>yes</answer>',
+    completionTokens: 12,
+    latencyMs: 20,
+  },
   // 3 correct by synonym, formatted, NOT grounded (brain is incompatible with an abdominal image)
-  { case: { question: 'Which organ is abnormal?', answer: 'Kidney', answerType: 'open', modality: 'CT', organ: 'Abdomen', dataset: 'slake' },
-    completion: '<think>CT of the chest and brain.</think><answer>renal</answer>', completionTokens: 14, latencyMs: 30 },
+  {
+    case: { question: 'Which organ is abnormal?', answer: 'Kidney', answerType: 'open', modality: 'CT', organ: 'Abdomen', dataset: 'slake' },
+    completion: '<think>CT of the chest and brain.</think><answer>renal</answer>',
+    completionTokens: 14,
+    latencyMs: 30,
+  },
   // 4 wrong (credit 2/3), untagged so not formatted, no think block so not grounded
-  { case: { question: 'Where is the lesion?', answer: 'right lower lobe', answerType: 'open', modality: 'X-Ray', organ: 'Lung', dataset: 'slake' },
-    completion: 'right upper lobe', completionTokens: 3, latencyMs: 40 },
+  {
+    case: { question: 'Where is the lesion?', answer: 'right lower lobe', answerType: 'open', modality: 'X-Ray', organ: 'Lung', dataset: 'slake' },
+    completion: 'right upper lobe',
+    completionTokens: 3,
+    latencyMs: 40,
+  },
   // 5 correct, formatted, grounded (VQA-RAD: organ only); predicted no, gold no
-  { case: { question: 'Is there a bleed?', answer: 'No', answerType: 'closed', organ: 'head', dataset: 'vqa-rad' },
-    completion: '<think>An image of the head.</think><answer>No</answer>', completionTokens: 9, latencyMs: 50 },
+  {
+    case: { question: 'Is there a bleed?', answer: 'No', answerType: 'closed', organ: 'head', dataset: 'vqa-rad' },
+    completion: '<think>An image of the head.</think><answer>No</answer>',
+    completionTokens: 9,
+    latencyMs: 50,
+  },
   // 6 the last answer block counts ('right' -> wrong), two answer blocks -> not formatted, grounded
-  { case: { question: 'Which side?', answer: 'left', answerType: 'open', organ: 'chest', dataset: 'vqa-rad' },
-    completion: '<think>An image of the chest.</think><answer>left</answer><answer>right</answer>', completionTokens: 16, latencyMs: 60 },
+  {
+    case: { question: 'Which side?', answer: 'left', answerType: 'open', organ: 'chest', dataset: 'vqa-rad' },
+    completion: '<think>An image of the chest.</think><answer>left</answer><answer>right</answer>',
+    completionTokens: 16,
+    latencyMs: 60,
+  },
   // 7 answer never closed -> no answer, wrong, not formatted, grounded; gold no, not predicted yes
-  { case: { question: 'Is the bowel dilated?', answer: 'No', answerType: 'closed', organ: 'abd', dataset: 'vqa-rad' },
-    completion: '<think>An image of the abdomen.</think><answer>n', completionTokens: 20, latencyMs: 70 },
+  {
+    case: { question: 'Is the bowel dilated?', answer: 'No', answerType: 'closed', organ: 'abd', dataset: 'vqa-rad' },
+    completion: '<think>An image of the abdomen.</think><answer>n',
+    completionTokens: 20,
+    latencyMs: 70,
+  },
   // 8 correct (number word), formatted; no labels -> outside the grounding rate; no dataset
-  { case: { question: 'How many kidneys?', answer: '2', answerType: 'open' },
-    completion: '<think>Two are seen.</think><answer>two</answer>', completionTokens: 8, latencyMs: 80 },
+  {
+    case: { question: 'How many kidneys?', answer: '2', answerType: 'open' },
+    completion: '<think>Two are seen.</think><answer>two</answer>',
+    completionTokens: 8,
+    latencyMs: 80,
+  },
 ];
 
 test('overall metrics on a hand-computed set', () => {

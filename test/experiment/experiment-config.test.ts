@@ -10,7 +10,11 @@ import { GRPO_DEFAULTS } from '../../src/training/grpo/grpo-config.ts';
 
 function doc(over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    out: 'runs/exp', report: 'reports/exp.md', sft_init: 'models/sft', validation: ['v.jsonl'], eval_samples: 50,
+    out: 'runs/exp',
+    report: 'reports/exp.md',
+    sft_init: 'models/sft',
+    validation: ['v.jsonl'],
+    eval_samples: 50,
     reward_weights: { accuracy: 1, format: 0.2, semantic: 0.5, length: 0.3 },
     base: { preset: 'tiny', init: 'sft', max_steps: 12, prompts_per_step: 4, num_generations: 3, seed: 9, reward_funcs: ['accuracy', 'format', 'semantic'] },
     rows: [
@@ -31,7 +35,7 @@ test('rows resolve to full configs sharing the budget; reward weights follow rew
   assert.deepEqual(ecr.reward_funcs, ['accuracy', 'format', 'semantic', 'length']);
   assert.deepEqual(ecr.reward_weights, [1, 0.2, 0.5, 0.3]);
   assert.equal(ecr.length_mode, 'ecr');
-  assert.equal(ecr.init, 'models/sft', '`init: sft` names the experiment\'s SFT package');
+  assert.equal(ecr.init, 'models/sft', "`init: sft` names the experiment's SFT package");
   assert.equal(ecr.package_dir, '', 'experiment rows never write a package');
   assert.deepEqual(ecr.validation, ['v.jsonl']);
   assert.equal(ecr.eval_samples, 50);
@@ -42,8 +46,14 @@ test('rows resolve to full configs sharing the budget; reward weights follow rew
 
 test('identical configs are one run, in <out>/<first row id>', () => {
   const runs = planRuns(parseExperimentConfig(doc(), 'x'));
-  assert.deepEqual(runs.map((r) => r.rows), [['ref', 'ref-again'], ['ecr'], ['scratch']]);
-  assert.deepEqual(runs.map((r) => r.config.out), [join('runs/exp', 'ref'), join('runs/exp', 'ecr'), join('runs/exp', 'scratch')]);
+  assert.deepEqual(
+    runs.map((r) => r.rows),
+    [['ref', 'ref-again'], ['ecr'], ['scratch']],
+  );
+  assert.deepEqual(
+    runs.map((r) => r.config.out),
+    [join('runs/exp', 'ref'), join('runs/exp', 'ecr'), join('runs/exp', 'scratch')],
+  );
   assert.notEqual(runs[0].configKey, runs[1].configKey);
   // The key ignores `out` and key order, and changes with any knob.
   const c = runs[0].config;
@@ -63,7 +73,20 @@ test('mistakes fail when the file is read', () => {
   assert.throws(() => parseExperimentConfig(bad({ id: 'r', label: 'r', overrides: { package_dir: 'models/x' } }), 'x'), /set by the experiment/);
   assert.throws(() => parseExperimentConfig(doc({ factors: [{ id: 'f', title: 'f', rows: ['nope'] }] }), 'x'), /unknown row "nope"/);
   assert.throws(() => parseExperimentConfig(doc({ reward_weights: { speed: 1 } }), 'x'), /unknown reward "speed"/);
-  assert.throws(() => parseExperimentConfig(doc({ rows: [{ id: 'a', label: 'a' }, { id: 'a', label: 'b' }], factors: [] }), 'x'), /appears twice/);
+  assert.throws(
+    () =>
+      parseExperimentConfig(
+        doc({
+          rows: [
+            { id: 'a', label: 'a' },
+            { id: 'a', label: 'b' },
+          ],
+          factors: [],
+        }),
+        'x',
+      ),
+    /appears twice/,
+  );
   assert.throws(() => parseExperimentConfig(doc({ report: 'reports/x.html' }), 'x'), /\.md/);
 });
 
@@ -75,26 +98,47 @@ test('extends: the child overrides the parent, base key by key; chart paths sit 
     const cfg = await readExperimentConfig(join(dir, 'child.yaml'));
     assert.equal(cfg.out, 'runs/smoke');
     assert.equal(cfg.base.max_steps, 2);
-    assert.equal(cfg.base.seed, 9, 'the parent\'s other base keys survive');
+    assert.equal(cfg.base.seed, 9, "the parent's other base keys survive");
     assert.equal(cfg.rows.length, 5);
     await writeFile(join(dir, 'loop.yaml'), 'extends: loop.yaml\n');
     await assert.rejects(readExperimentConfig(join(dir, 'loop.yaml')), /loops back/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  assert.deepEqual(chartPaths('reports/experiment.md'), { reward: 'reports/experiment-reward.svg', accuracy: 'reports/experiment-accuracy.svg', length: 'reports/experiment-length.svg' });
+  assert.deepEqual(chartPaths('reports/experiment.md'), {
+    reward: 'reports/experiment-reward.svg',
+    accuracy: 'reports/experiment-accuracy.svg',
+    length: 'reports/experiment-length.svg',
+  });
 });
 
 test('the committed experiment files parse, and the paper run covers every factor of the study', async () => {
   const paper = await readExperimentConfig('experiments/paper.yaml');
   const smoke = await readExperimentConfig('experiments/smoke.yaml');
-  assert.deepEqual(smoke.rows.map((r) => r.id), paper.rows.map((r) => r.id));
+  assert.deepEqual(
+    smoke.rows.map((r) => r.id),
+    paper.rows.map((r) => r.id),
+  );
   const runs = planRuns(paper);
   const has = (pred: (c: (typeof runs)[number]['config']) => boolean) => runs.some((r) => pred(r.config));
   assert.ok(has((c) => c.init === 'scratch') && has((c) => c.init === paper.sft_init), '(a) init');
   assert.ok(has((c) => c.reward_funcs.includes('semantic')) && has((c) => !c.reward_funcs.includes('semantic')), '(b) semantic');
-  assert.ok(has((c) => !c.reward_funcs.includes('length')) && has((c) => c.reward_funcs.includes('length') && c.length_mode === 'ecr') && has((c) => c.reward_funcs.includes('length') && c.length_mode === 'cwr'), '(c) length');
-  for (const lt of ['grpo', 'dr_grpo']) for (const sr of ['group', 'none']) assert.ok(has((c) => c.loss_type === lt && c.scale_rewards === sr), `(d) ${lt}/${sr}`);
-  assert.ok(paper.rows.some((r) => r.kind === 'sft'), 'SFT baseline');
-  for (const r of runs) for (const k of ['max_steps', 'prompts_per_step', 'num_generations', 'seed'] as const) assert.equal(r.config[k], paper.base[k], `${r.id}: ${k}`);
+  assert.ok(
+    has((c) => !c.reward_funcs.includes('length')) &&
+      has((c) => c.reward_funcs.includes('length') && c.length_mode === 'ecr') &&
+      has((c) => c.reward_funcs.includes('length') && c.length_mode === 'cwr'),
+    '(c) length',
+  );
+  for (const lt of ['grpo', 'dr_grpo'])
+    for (const sr of ['group', 'none'])
+      assert.ok(
+        has((c) => c.loss_type === lt && c.scale_rewards === sr),
+        `(d) ${lt}/${sr}`,
+      );
+  assert.ok(
+    paper.rows.some((r) => r.kind === 'sft'),
+    'SFT baseline',
+  );
+  for (const r of runs)
+    for (const k of ['max_steps', 'prompts_per_step', 'num_generations', 'seed'] as const) assert.equal(r.config[k], paper.base[k], `${r.id}: ${k}`);
 });

@@ -7,36 +7,87 @@ import { cell, checkClaim, pct, renderReport, trainingObservations } from '../..
 import type { ExperimentResult, Metrics, RowResult } from '../../src/experiment/experiment-result.ts';
 
 function metrics(accuracy: number, n = 200): Metrics {
-  const m = { n, accuracy, closed_accuracy: accuracy, open_accuracy: null, format_rate: 1, grounding_rate: 0.5, yes_bias: -0.042, mean_completion_length: 21.25 };
+  const m = {
+    n,
+    accuracy,
+    closed_accuracy: accuracy,
+    open_accuracy: null,
+    format_rate: 1,
+    grounding_rate: 0.5,
+    yes_bias: -0.042,
+    mean_completion_length: 21.25,
+  };
   return { all: m, 'vqa-rad': { ...m, n: n / 2 }, slake: { ...m, n: n / 2 } };
 }
 
-const CONFIG = parseExperimentConfig({
-  title: 'Study | test', out: 'runs/x', report: 'reports/x.md', sft_init: 'models/sft', validation: ['v.jsonl'], eval_samples: 0,
-  reward_weights: { accuracy: 1, format: 0.2, semantic: 0.5 },
-  base: { preset: 'tiny', init: 'sft', max_steps: 10, prompts_per_step: 4, num_generations: 4, seed: 7 },
-  rows: [
-    { id: 'sft', kind: 'sft', label: 'SFT baseline', paper: { accuracy: 52, label: 'best SFT' } },
-    { id: 'ref', label: 'Dr. GRPO | reference', overrides: {} , paper: { accuracy: 61.1, label: 'Dr. GRPO' } },
-    { id: 'grpo', label: 'GRPO', overrides: { loss_type: 'grpo', scale_rewards: 'group' } },
-    { id: 'late', label: 'not finished', overrides: { init: 'scratch' } },
-  ],
-  factors: [{ id: 'rl', title: 'GRPO vs SFT', finding: 'GRPO beats SFT.', rows: ['sft', 'ref', 'grpo'], claims: [{ better: 'ref', worse: 'sft' }, { better: 'grpo', worse: 'sft' }, { better: 'late', worse: 'sft' }] }],
-}, 'test');
+const CONFIG = parseExperimentConfig(
+  {
+    title: 'Study | test',
+    out: 'runs/x',
+    report: 'reports/x.md',
+    sft_init: 'models/sft',
+    validation: ['v.jsonl'],
+    eval_samples: 0,
+    reward_weights: { accuracy: 1, format: 0.2, semantic: 0.5 },
+    base: { preset: 'tiny', init: 'sft', max_steps: 10, prompts_per_step: 4, num_generations: 4, seed: 7 },
+    rows: [
+      { id: 'sft', kind: 'sft', label: 'SFT baseline', paper: { accuracy: 52, label: 'best SFT' } },
+      { id: 'ref', label: 'Dr. GRPO | reference', overrides: {}, paper: { accuracy: 61.1, label: 'Dr. GRPO' } },
+      { id: 'grpo', label: 'GRPO', overrides: { loss_type: 'grpo', scale_rewards: 'group' } },
+      { id: 'late', label: 'not finished', overrides: { init: 'scratch' } },
+    ],
+    factors: [
+      {
+        id: 'rl',
+        title: 'GRPO vs SFT',
+        finding: 'GRPO beats SFT.',
+        rows: ['sft', 'ref', 'grpo'],
+        claims: [
+          { better: 'ref', worse: 'sft' },
+          { better: 'grpo', worse: 'sft' },
+          { better: 'late', worse: 'sft' },
+        ],
+      },
+    ],
+  },
+  'test',
+);
 
 function row(id: string, m: Metrics | null, runDir = `runs/x/${id}`): RowResult {
   const r = CONFIG.rows.find((x) => x.id === id)!;
-  return { row: r, runDir, metrics: m, steps: m ? 10 : 3, trainSeconds: 12.3, wallSeconds: m ? 40 : null, resumedFromStep: 0, reused: id === 'sft', finishedAt: m ? `2026-01-01T00:0${CONFIG.rows.findIndex((x) => x.id === id)}:00.000Z` : null, curves: [] };
+  return {
+    row: r,
+    runDir,
+    metrics: m,
+    steps: m ? 10 : 3,
+    trainSeconds: 12.3,
+    wallSeconds: m ? 40 : null,
+    resumedFromStep: 0,
+    reused: id === 'sft',
+    finishedAt: m ? `2026-01-01T00:0${CONFIG.rows.findIndex((x) => x.id === id)}:00.000Z` : null,
+    curves: [],
+  };
 }
 
 function result(rows: RowResult[]): ExperimentResult {
   return {
-    config: CONFIG, configPath: 'experiments/x.yaml', command: 'npm run experiment -- --config experiments/x.yaml',
-    startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:30:00.000Z',
+    config: CONFIG,
+    configPath: 'experiments/x.yaml',
+    command: 'npm run experiment -- --config experiments/x.yaml',
+    startedAt: '2026-01-01T00:00:00.000Z',
+    finishedAt: '2026-01-01T00:30:00.000Z',
     machine: { cpu: 'Test CPU', cores: 2, memoryGiB: 8, node: 'v20', platform: 'linux', loadAverageAtStart: 1.5 },
     sft: { dir: 'models/sft', id: 'sft', manifestSha256: 'ab'.repeat(32) },
-    data: { train: ['t.jsonl'], trainCases: 1000, trainSha256: 'cd'.repeat(32), validation: ['v.jsonl'], evalCases: 200, evalPerDataset: { 'vqa-rad': 100, slake: 100 } },
-    rows, complete: rows.every((r) => r.metrics !== null),
+    data: {
+      train: ['t.jsonl'],
+      trainCases: 1000,
+      trainSha256: 'cd'.repeat(32),
+      validation: ['v.jsonl'],
+      evalCases: 200,
+      evalPerDataset: { 'vqa-rad': 100, slake: 100 },
+    },
+    rows,
+    complete: rows.every((r) => r.metrics !== null),
   };
 }
 
@@ -56,9 +107,17 @@ test('claims: verdicts follow a two-proportion z-test on overall accuracy', () =
 });
 
 test('the report has every row, the budget, the paper column and a partial-run notice', () => {
-  const md = renderReport(result([row('sft', metrics(0.5)), row('ref', metrics(0.6)), row('grpo', metrics(0.55)), row('late', null)]), { reward: 'x-reward.svg', accuracy: 'x-accuracy.svg', length: 'x-length.svg' });
+  const md = renderReport(result([row('sft', metrics(0.5)), row('ref', metrics(0.6)), row('grpo', metrics(0.55)), row('late', null)]), {
+    reward: 'x-reward.svg',
+    accuracy: 'x-accuracy.svg',
+    length: 'x-length.svg',
+  });
   const table = md.split('\n').filter((l) => l.startsWith('| `'));
-  for (const id of ['sft', 'ref', 'grpo', 'late']) assert.ok(table.some((l) => l.startsWith(`| \`${id}\` |`)), `row ${id} missing`);
+  for (const id of ['sft', 'ref', 'grpo', 'late'])
+    assert.ok(
+      table.some((l) => l.startsWith(`| \`${id}\` |`)),
+      `row ${id} missing`,
+    );
   const ref = table.find((l) => l.startsWith('| `ref` |'))!;
   assert.ok(ref.includes('Dr. GRPO \\| reference'), 'pipes in labels are escaped');
   assert.ok(ref.includes('**60.0**') && ref.includes('61.1 (Dr. GRPO)') && ref.includes('−4.2') && ref.includes('21.3'));
@@ -78,7 +137,7 @@ test('the report has every row, the budget, the paper column and a partial-run n
   assert.match(md, /^# Study \| test$/m);
 });
 
-test('rows sharing a run say so, a complete run has no partial notice, and each run\'s training signal is summarised once', () => {
+test("rows sharing a run say so, a complete run has no partial notice, and each run's training signal is summarised once", () => {
   const ref = row('ref', metrics(0.6));
   // 8 steps: first quarter = steps 1–2, last quarter = steps 7–8.
   ref.curves = [1, 2, 3, 4, 5, 6, 7, 8].map((s) => ({ step: s, reward: s / 10, accuracyReward: s / 20, completionLength: 20 + s, kl: s / 1000, stepMs: 1000 }));
@@ -106,7 +165,9 @@ test('observations are stated only when the data shows them', () => {
   assert.match(text, /`late` \(highest step mean reward 0\.004\) almost never sampled a completion that earned a reward/);
   assert.match(text, /1 of 2 GRPO rows that received a reward signal scored below the SFT baseline \(50\.0%\)/);
   assert.ok(!text.includes('likely reason'), 'no explanation of a decline that only half the rows show');
-  const worse = trainingObservations(result([row('sft', metrics(0.5)), ref, { ...grpo, metrics: metrics(0.49) }, { ...row('late', metrics(0.3)), curves: curve(() => 0.2) }])).join('\n');
+  const worse = trainingObservations(
+    result([row('sft', metrics(0.5)), ref, { ...grpo, metrics: metrics(0.49) }, { ...row('late', metrics(0.3)), curves: curve(() => 0.2) }]),
+  ).join('\n');
   assert.match(worse, /3 of 3 GRPO rows .* likely reason/);
   assert.ok(!worse.includes('never sampled'), 'runs with real rewards are not called silent');
   assert.deepEqual(trainingObservations(result([row('sft', metrics(0.5))])), []);

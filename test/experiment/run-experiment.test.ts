@@ -30,7 +30,12 @@ test('smoke experiment: every row in the report, well-formed charts, reuse, resu
       assert.equal(typeof r.metrics?.all?.accuracy, 'number', r.row.id);
       assert.equal(r.metrics!.all.n, cfg.eval_samples, `${r.row.id}: scored on the capped validation set`);
       assert.equal(r.reused, false);
-      if (r.row.kind === 'grpo') assert.deepEqual(r.curves.map((p) => p.step), [1, 2], r.row.id);
+      if (r.row.kind === 'grpo')
+        assert.deepEqual(
+          r.curves.map((p) => p.step),
+          [1, 2],
+          r.row.id,
+        );
     }
 
     const written = await writeExperimentReport(first);
@@ -54,8 +59,14 @@ test('smoke experiment: every row in the report, well-formed charts, reuse, resu
 
     // Rerun: everything is reused, nothing retrained.
     const again = await runExperiment(cfg, { configPath: 'experiments/smoke.yaml', quiet: true });
-    assert.ok(again.rows.every((r) => r.reused), 'finished rows are reused');
-    assert.deepEqual(again.rows.map((r) => r.metrics), first.rows.map((r) => r.metrics));
+    assert.ok(
+      again.rows.every((r) => r.reused),
+      'finished rows are reused',
+    );
+    assert.deepEqual(
+      again.rows.map((r) => r.metrics),
+      first.rows.map((r) => r.metrics),
+    );
 
     // An interrupted row (no result yet, checkpoints there) resumes from its last checkpoint.
     await rm(join(cfg.out, runs[1].id, 'result.json'));

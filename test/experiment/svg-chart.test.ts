@@ -13,8 +13,15 @@ function polylines(svg: string): [number, number][][] {
 
 test('a chart is well-formed SVG with one polyline per series, inside the plot area', () => {
   const svg = lineChart({
-    title: 'Reward <per> step & row', xLabel: 'step', yLabel: 'reward', width: 760, height: 420,
-    series: [{ name: 'drgrpo-sem', points: pts([0.1, 0.4, 0.3, 0.8]) }, { name: 'a<b & "c"', points: pts([0.9, 0.2, 0.5, 0.6]) }],
+    title: 'Reward <per> step & row',
+    xLabel: 'step',
+    yLabel: 'reward',
+    width: 760,
+    height: 420,
+    series: [
+      { name: 'drgrpo-sem', points: pts([0.1, 0.4, 0.3, 0.8]) },
+      { name: 'a<b & "c"', points: pts([0.9, 0.2, 0.5, 0.6]) },
+    ],
   });
   const names = wellFormedXml(svg);
   assert.equal(names[0], 'svg');
@@ -38,8 +45,23 @@ test('a chart is well-formed SVG with one polyline per series, inside the plot a
 
 test('degenerate series: empty, single point, flat and non-finite values stay well-formed', () => {
   const svg = lineChart({
-    title: 't', xLabel: 'x', yLabel: 'y',
-    series: [{ name: 'empty', points: [] }, { name: 'one', points: [[3, 2]] }, { name: 'flat', points: pts([5, 5, 5]) }, { name: 'holes', points: [[1, NaN], [2, 1], [3, Infinity], [4, 2]] }],
+    title: 't',
+    xLabel: 'x',
+    yLabel: 'y',
+    series: [
+      { name: 'empty', points: [] },
+      { name: 'one', points: [[3, 2]] },
+      { name: 'flat', points: pts([5, 5, 5]) },
+      {
+        name: 'holes',
+        points: [
+          [1, NaN],
+          [2, 1],
+          [3, Infinity],
+          [4, 2],
+        ],
+      },
+    ],
   });
   const names = wellFormedXml(svg);
   assert.equal(names.filter((n) => n === 'circle').length, 1);
@@ -52,8 +74,17 @@ test('degenerate series: empty, single point, flat and non-finite values stay we
 });
 
 test('moving average and ticks', () => {
-  assert.deepEqual(movingAverage(pts([1, 2, 3, 4, 5]), 3), [[1, 1], [2, 1.5], [3, 2], [4, 3], [5, 4]]);
-  assert.deepEqual(movingAverage(pts([1, 2]), 1), [[1, 1], [2, 2]]);
+  assert.deepEqual(movingAverage(pts([1, 2, 3, 4, 5]), 3), [
+    [1, 1],
+    [2, 1.5],
+    [3, 2],
+    [4, 3],
+    [5, 4],
+  ]);
+  assert.deepEqual(movingAverage(pts([1, 2]), 1), [
+    [1, 1],
+    [2, 2],
+  ]);
   assert.deepEqual(niceTicks(0, 1), [0, 0.2, 0.4, 0.6, 0.8, 1]);
   assert.deepEqual(niceTicks(0, 40, 6), [0, 10, 20, 30, 40]);
   assert.deepEqual(niceTicks(13, 27, 5), [15, 20, 25]);

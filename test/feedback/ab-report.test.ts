@@ -7,7 +7,11 @@ import { nextTable, type AbTable } from '../../src/routing/ab-table.ts';
 const NOW = new Date('2025-05-01T00:00:00Z');
 
 function table(variants: [name: string, model: string, weight: number][]): AbTable {
-  return nextTable(null, { variants: variants.map(([name, model, weight]) => ({ name, model, weight })), stickyHeader: 'X-Client-Id' }, { origin: 'admin', now: NOW });
+  return nextTable(
+    null,
+    { variants: variants.map(([name, model, weight]) => ({ name, model, weight })), stickyHeader: 'X-Client-Id' },
+    { origin: 'admin', now: NOW },
+  );
 }
 
 function stats(variant: string, requests: number, judged: number, correct: number, extra: Partial<VariantStats> = {}): VariantStats {
@@ -15,7 +19,14 @@ function stats(variant: string, requests: number, judged: number, correct: numbe
 }
 
 test('per-variant rows with accuracy and a 95% Wilson interval (hand-checked values)', () => {
-  const report = buildAbReport([stats('grpo', 200, 100, 80), stats('sft', 180, 100, 60)], table([['grpo', 'grpo', 1], ['sft', 'sft', 1]]), NOW);
+  const report = buildAbReport(
+    [stats('grpo', 200, 100, 80), stats('sft', 180, 100, 60)],
+    table([
+      ['grpo', 'grpo', 1],
+      ['sft', 'sft', 1],
+    ]),
+    NOW,
+  );
   assert.equal(report.generated_at, '2025-05-01T00:00:00.000Z');
   assert.equal(report.table_version, 1);
   const grpo = report.variants[0]!;
@@ -39,13 +50,26 @@ test('per-variant rows with accuracy and a 95% Wilson interval (hand-checked val
 test('table variants come first (zeros when they have no traffic), then history by requests', () => {
   const report = buildAbReport(
     [stats('old-arm', 5, 0, 0), stats('override', 40, 2, 1), stats('sft', 10, 0, 0)],
-    table([['grpo', 'clinvqa-grpo', 1], ['sft', 'clinvqa-sft', 1]]),
+    table([
+      ['grpo', 'clinvqa-grpo', 1],
+      ['sft', 'clinvqa-sft', 1],
+    ]),
     NOW,
   );
-  assert.deepEqual(report.variants.map((v) => v.variant), ['grpo', 'sft', 'override', 'old-arm']);
+  assert.deepEqual(
+    report.variants.map((v) => v.variant),
+    ['grpo', 'sft', 'override', 'old-arm'],
+  );
   assert.deepEqual(report.variants[0], {
-    variant: 'grpo', models: ['clinvqa-grpo'], requests: 0, latency_ms: { p50: null, p95: null },
-    feedback: 0, judged: 0, correct: 0, accuracy: null, accuracy_ci95: null,
+    variant: 'grpo',
+    models: ['clinvqa-grpo'],
+    requests: 0,
+    latency_ms: { p50: null, p95: null },
+    feedback: 0,
+    judged: 0,
+    correct: 0,
+    accuracy: null,
+    accuracy_ci95: null,
   });
   assert.equal(report.variants[1]!.accuracy, null);
   assert.equal(report.comparison, null);
@@ -55,7 +79,12 @@ test('table variants come first (zeros when they have no traffic), then history 
 test('the comparison takes the two largest arms with judged feedback and never "override"', () => {
   const report = buildAbReport(
     [stats('override', 1000, 500, 450), stats('a', 300, 20, 15), stats('b', 500, 0, 0), stats('c', 200, 30, 12), stats('d', 100, 50, 40)],
-    table([['a', 'a', 1], ['b', 'b', 1], ['c', 'c', 1], ['d', 'd', 1]]),
+    table([
+      ['a', 'a', 1],
+      ['b', 'b', 1],
+      ['c', 'c', 1],
+      ['d', 'd', 1],
+    ]),
     NOW,
   );
   assert.equal(report.comparison!.variant_a, 'a');
@@ -67,10 +96,14 @@ test('the comparison takes the two largest arms with judged feedback and never "
 });
 
 test('identical all-correct arms: z = 0, p = 1, not significant', () => {
-  const report = buildAbReport([stats('a', 10, 10, 10), stats('b', 10, 10, 10)], table([['a', 'a', 1], ['b', 'b', 1]]), NOW);
-  assert.deepEqual(
-    { z: report.comparison!.z, p: report.comparison!.p_value, sig: report.comparison!.significant_at_0_05 },
-    { z: 0, p: 1, sig: false },
+  const report = buildAbReport(
+    [stats('a', 10, 10, 10), stats('b', 10, 10, 10)],
+    table([
+      ['a', 'a', 1],
+      ['b', 'b', 1],
+    ]),
+    NOW,
   );
+  assert.deepEqual({ z: report.comparison!.z, p: report.comparison!.p_value, sig: report.comparison!.significant_at_0_05 }, { z: 0, p: 1, sig: false });
   assert.deepEqual(report.variants[0]!.accuracy_ci95!.high, 1);
 });

@@ -29,7 +29,14 @@ for (const backend of backends) {
       const { store } = await open(t, () => new Date('2025-02-03T04:05:06Z'));
       await store.recordResponse({ responseId: 'r1', model: 'clinvqa-grpo', variant: 'grpo', tableVersion: 3, clientKeyId: 'key_abc', latencyMs: 120 });
       const record = await store.recordFeedback({ responseId: 'r1', correct: false, correctAnswer: 'left lower lobe pneumonia', keyId: 'key_def' });
-      assert.deepEqual(record, { responseId: 'r1', model: 'clinvqa-grpo', variant: 'grpo', correct: false, rating: null, recordedAt: '2025-02-03T04:05:06.000Z' });
+      assert.deepEqual(record, {
+        responseId: 'r1',
+        model: 'clinvqa-grpo',
+        variant: 'grpo',
+        correct: false,
+        rating: null,
+        recordedAt: '2025-02-03T04:05:06.000Z',
+      });
       assert.equal(JSON.stringify(record).includes('pneumonia'), false);
       assert.equal((await store.getFeedback('r1'))!.correctAnswer, 'left lower lobe pneumonia');
       assert.equal(await store.getFeedback('nope'), undefined);
@@ -67,13 +74,23 @@ for (const backend of backends) {
         if (other !== store) await other.close();
       });
       const order = Array.from({ length: 100 }, (_, i) => (i * 37) % 100);
-      for (const i of order) await (i % 2 ? other : store).recordResponse({ responseId: `a${i}`, model: i < 70 ? 'grpo' : 'grpo-v2', variant: 'a', latencyMs: i + 1 });
+      for (const i of order)
+        await (i % 2 ? other : store).recordResponse({ responseId: `a${i}`, model: i < 70 ? 'grpo' : 'grpo-v2', variant: 'a', latencyMs: i + 1 });
       for (let i = 0; i < 3; i++) await store.recordResponse({ responseId: `b${i}`, model: 'sft', variant: 'b', latencyMs: 10 * (i + 1) });
       for (let i = 0; i < 10; i++) await other.recordFeedback({ responseId: `a${i}`, correct: i < 8 });
       await store.recordFeedback({ responseId: 'a50', rating: 5 });
       await store.recordFeedback({ responseId: 'b0', correct: false, rating: 1 });
       const stats = new Map((await store.variantStats()).map((s) => [s.variant, s]));
-      assert.deepEqual(stats.get('a'), { variant: 'a', models: ['grpo', 'grpo-v2'], requests: 100, latencyP50Ms: 50, latencyP95Ms: 95, feedback: 11, judged: 10, correct: 8 });
+      assert.deepEqual(stats.get('a'), {
+        variant: 'a',
+        models: ['grpo', 'grpo-v2'],
+        requests: 100,
+        latencyP50Ms: 50,
+        latencyP95Ms: 95,
+        feedback: 11,
+        judged: 10,
+        correct: 8,
+      });
       assert.deepEqual(stats.get('b'), { variant: 'b', models: ['sft'], requests: 3, latencyP50Ms: 20, latencyP95Ms: 30, feedback: 1, judged: 1, correct: 0 });
     });
 

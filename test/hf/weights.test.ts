@@ -50,7 +50,9 @@ describe('loadWeights', () => {
     table = await referenceTable();
     const file = await readSafetensors(path.join(REFERENCE_DIR, 'model.safetensors'));
     reference = new Map(Object.entries(file.tensors).map(([n, t]) => [n, t.data as Float32Array]));
-    referenceSha = createHash('sha256').update(await readFile(path.join(REFERENCE_DIR, 'model.safetensors'))).digest('hex');
+    referenceSha = createHash('sha256')
+      .update(await readFile(path.join(REFERENCE_DIR, 'model.safetensors')))
+      .digest('hex');
   });
   after(async () => Promise.all(made.map((f) => f.dispose())));
 
@@ -154,7 +156,10 @@ describe('loadWeights', () => {
     it('a truncated file names the file and the first tensor cut off', async () => {
       await writeFile(file(), await readFile(path.join(REFERENCE_DIR, 'model.safetensors')));
       await truncate(file(), 900_000);
-      const error = await rejects(folder.dir, /model\.safetensors: tensor "[^"]+": data_offsets \[\d+, \d+\] exceed the \d+-byte data section \(file truncated\?\)/);
+      const error = await rejects(
+        folder.dir,
+        /model\.safetensors: tensor "[^"]+": data_offsets \[\d+, \d+\] exceed the \d+-byte data section \(file truncated\?\)/,
+      );
       assert.ok(error.tensor);
     });
 
@@ -225,9 +230,16 @@ describe('loadWeights', () => {
       await writeFile(index, JSON.stringify({ weight_map: { ...weightMap, 'model.extra': 'model-00002-of-00002.safetensors' } }));
       await rejects(folder.dir, /model-00002-of-00002\.safetensors: missing shard \(listed in model\.safetensors\.index\.json\)/);
       await writeFile(index, JSON.stringify({ weight_map: { ...weightMap, 'model.extra': 'model-00001-of-00001.safetensors' } }));
-      await rejects(folder.dir, /model-00001-of-00001\.safetensors: tensor "model\.extra" is listed in model\.safetensors\.index\.json but not stored in this shard/, 'model.extra');
+      await rejects(
+        folder.dir,
+        /model-00001-of-00001\.safetensors: tensor "model\.extra" is listed in model\.safetensors\.index\.json but not stored in this shard/,
+        'model.extra',
+      );
       await writeFile(index, JSON.stringify({ weight_map: { ...weightMap, 'model.norm.weight': '../elsewhere.safetensors' } }));
-      await rejects(folder.dir, /index\.json: tensor "model\.norm\.weight" maps to "\.\.\/elsewhere\.safetensors", which is not a \.safetensors file in this folder/);
+      await rejects(
+        folder.dir,
+        /index\.json: tensor "model\.norm\.weight" maps to "\.\.\/elsewhere\.safetensors", which is not a \.safetensors file in this folder/,
+      );
       await writeFile(index, '{"weight_map": {"a": ');
       await rejects(folder.dir, /model\.safetensors\.index\.json: not valid JSON \(truncated\?\)/);
       await rm(index);

@@ -22,7 +22,10 @@ after(async () => t.cleanup());
 async function stillHealthy(): Promise<void> {
   const health = await request(t.clinvqa.app).get('/healthz');
   assert.equal(health.status, 200);
-  const ok = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).send({ image: png.toString('base64'), question: 'Normal?' });
+  const ok = await request(t.clinvqa.app)
+    .post('/v1/vqa')
+    .set(AUTH)
+    .send({ image: png.toString('base64'), question: 'Normal?' });
   assert.equal(ok.status, 200, ok.text);
 }
 
@@ -67,11 +70,17 @@ test('pixel bomb (huge declared size, small file) → 413 image_too_large_pixels
 test('file over the byte limit → 413, multipart and JSON', async () => {
   const big = Buffer.concat([realJpeg, Buffer.alloc(MAX_BYTES)]);
   assertProblem('POST', '/v1/vqa', await vqaMultipart(big), 413, 'image_too_large_bytes');
-  const json = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).send({ image: big.toString('base64'), question: 'Normal?' });
+  const json = await request(t.clinvqa.app)
+    .post('/v1/vqa')
+    .set(AUTH)
+    .send({ image: big.toString('base64'), question: 'Normal?' });
   assert.equal(json.status, 413, json.text);
   assertProblem('POST', '/v1/vqa', json, 413);
   // A JSON body beyond even the base64 allowance is cut off by the body parser.
-  const huge = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).send({ image: Buffer.alloc(MAX_BYTES * 2).toString('base64'), question: 'Normal?' });
+  const huge = await request(t.clinvqa.app)
+    .post('/v1/vqa')
+    .set(AUTH)
+    .send({ image: Buffer.alloc(MAX_BYTES * 2).toString('base64'), question: 'Normal?' });
   assertProblem('POST', '/v1/vqa', huge, 413, 'payload_too_large');
   await stillHealthy();
 });
@@ -82,22 +91,50 @@ test('question empty, blank or too long → 400', async () => {
   const long = await vqaMultipart(png, 'why '.repeat(600));
   assertProblem('POST', '/v1/vqa', long, 400, 'invalid_request');
   assert.equal(long.body.errors[0].path, '/question');
-  const chat = await request(t.clinvqa.app).post('/v1/chat/completions').set(AUTH).send({
-    messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrl(png, 'image/png') } }, { type: 'text', text: '  ' }] }],
-  });
+  const chat = await request(t.clinvqa.app)
+    .post('/v1/chat/completions')
+    .set(AUTH)
+    .send({
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image_url', image_url: { url: dataUrl(png, 'image/png') } },
+            { type: 'text', text: '  ' },
+          ],
+        },
+      ],
+    });
   assertProblem('POST', '/v1/chat/completions', chat, 400, 'question_empty');
   await stillHealthy();
 });
 
 test('unknown model → 404 model_not_found; malformed model id → 400', async () => {
-  const res = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).send({ image: png.toString('base64'), question: 'Normal?', model: 'no-such-model' });
+  const res = await request(t.clinvqa.app)
+    .post('/v1/vqa')
+    .set(AUTH)
+    .send({ image: png.toString('base64'), question: 'Normal?', model: 'no-such-model' });
   assertProblem('POST', '/v1/vqa', res, 404, 'model_not_found');
-  const chat = await request(t.clinvqa.app).post('/v1/chat/completions').set(AUTH).send({
-    model: 'gpt-4o',
-    messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrl(png, 'image/png') } }, { type: 'text', text: 'Normal?' }] }],
-  });
+  const chat = await request(t.clinvqa.app)
+    .post('/v1/chat/completions')
+    .set(AUTH)
+    .send({
+      model: 'gpt-4o',
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image_url', image_url: { url: dataUrl(png, 'image/png') } },
+            { type: 'text', text: 'Normal?' },
+          ],
+        },
+      ],
+    });
   assertProblem('POST', '/v1/chat/completions', chat, 404, 'model_not_found');
-  const bad = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).send({ image: png.toString('base64'), question: 'Normal?', model: '../etc/passwd' });
+  const bad = await request(t.clinvqa.app)
+    .post('/v1/vqa')
+    .set(AUTH)
+    .send({ image: png.toString('base64'), question: 'Normal?', model: '../etc/passwd' });
   assertProblem('POST', '/v1/vqa', bad, 400, 'invalid_request');
   await stillHealthy();
 });
@@ -105,7 +142,10 @@ test('unknown model → 404 model_not_found; malformed model id → 400', async 
 test('bad JSON → 400 bad_json; wrong JSON types and unknown fields → 400 invalid_request', async () => {
   const broken = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).set('Content-Type', 'application/json').send('{"question": "Normal?", "image": ');
   assertProblem('POST', '/v1/vqa', broken, 400, 'bad_json');
-  const typed = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).send({ image: png.toString('base64'), question: 'Normal?', temperature: 'hot', extra: 1 });
+  const typed = await request(t.clinvqa.app)
+    .post('/v1/vqa')
+    .set(AUTH)
+    .send({ image: png.toString('base64'), question: 'Normal?', temperature: 'hot', extra: 1 });
   assertProblem('POST', '/v1/vqa', typed, 400, 'invalid_request');
   assert.deepEqual(typed.body.errors.map((e: { path: string }) => e.path).sort(), ['/extra', '/temperature']);
   const notObject = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).set('Content-Type', 'application/json').send('"just a string"');
@@ -116,9 +156,31 @@ test('bad JSON → 400 bad_json; wrong JSON types and unknown fields → 400 inv
 test('bad base64 (JSON field and chat data: URL) → 400 bad_base64; remote image URL → 400', async () => {
   const res = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).send({ image: 'this is *not* base64!!', question: 'Normal?' });
   assertProblem('POST', '/v1/vqa', res, 400, 'bad_base64');
-  const chatMessages = (url: string) => ({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: 'Normal?' }] }] });
-  assertProblem('POST', '/v1/chat/completions', await request(t.clinvqa.app).post('/v1/chat/completions').set(AUTH).send(chatMessages('data:image/png;base64,@@@@')), 400, 'bad_base64');
-  assertProblem('POST', '/v1/chat/completions', await request(t.clinvqa.app).post('/v1/chat/completions').set(AUTH).send(chatMessages('https://example.org/x.png')), 400, 'image_url_not_supported');
+  const chatMessages = (url: string) => ({
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'image_url', image_url: { url } },
+          { type: 'text', text: 'Normal?' },
+        ],
+      },
+    ],
+  });
+  assertProblem(
+    'POST',
+    '/v1/chat/completions',
+    await request(t.clinvqa.app).post('/v1/chat/completions').set(AUTH).send(chatMessages('data:image/png;base64,@@@@')),
+    400,
+    'bad_base64',
+  );
+  assertProblem(
+    'POST',
+    '/v1/chat/completions',
+    await request(t.clinvqa.app).post('/v1/chat/completions').set(AUTH).send(chatMessages('https://example.org/x.png')),
+    400,
+    'image_url_not_supported',
+  );
   await stillHealthy();
 });
 
@@ -164,7 +226,13 @@ test('missing, malformed, unknown and insufficient keys → 401 / 403', async ()
   assertProblem('POST', '/v1/vqa', none, 401, 'unauthorized');
   assert.match(String(none.headers['www-authenticate']), /^Bearer/);
   assertProblem('POST', '/v1/vqa', await request(t.clinvqa.app).post('/v1/vqa').set('Authorization', 'Basic abc').send(body), 401, 'unauthorized');
-  assertProblem('POST', '/v1/vqa', await request(t.clinvqa.app).post('/v1/vqa').set('Authorization', 'Bearer not-a-known-key-123456').send(body), 401, 'unauthorized');
+  assertProblem(
+    'POST',
+    '/v1/vqa',
+    await request(t.clinvqa.app).post('/v1/vqa').set('Authorization', 'Bearer not-a-known-key-123456').send(body),
+    401,
+    'unauthorized',
+  );
   assertProblem('GET', '/admin/ab', await request(t.clinvqa.app).get('/admin/ab').set(AUTH), 403, 'forbidden');
   assertProblem('GET', '/admin/ab/report', await request(t.clinvqa.app).get('/admin/ab/report').set(AUTH), 403, 'forbidden');
   assertProblem('POST', '/admin/models/clinvqa-sft/load', await request(t.clinvqa.app).post('/admin/models/clinvqa-sft/load').set(AUTH), 403, 'forbidden');

@@ -15,7 +15,15 @@ import { PromptTooLongError } from '../../src/runtime/prompt.ts';
 import { toApiError } from '../../src/http/error-translation.ts';
 
 test('every image input error keeps its code and status', () => {
-  const codes: ImageInputErrorCode[] = ['image_missing', 'image_too_large_bytes', 'image_too_large_pixels', 'unsupported_media_type', 'dicom_unsupported_transfer_syntax', 'dicom_unsupported_pixel_format', 'image_unreadable'];
+  const codes: ImageInputErrorCode[] = [
+    'image_missing',
+    'image_too_large_bytes',
+    'image_too_large_pixels',
+    'unsupported_media_type',
+    'dicom_unsupported_transfer_syntax',
+    'dicom_unsupported_pixel_format',
+    'image_unreadable',
+  ];
   for (const code of codes) {
     const source = new ImageInputError(code, `about ${code}`);
     const mapped = toApiError(source);
@@ -66,7 +74,10 @@ test('A/B table, feedback and upload errors keep their catalogue codes and list 
 test('body-parser errors map once, whichever route parsed the body', () => {
   const parseFailed = Object.assign(new SyntaxError('Unexpected token'), { type: 'entity.parse.failed' });
   assert.equal(toApiError(parseFailed).code, 'bad_json');
-  assert.equal(toApiError(Object.assign(new Error('too large'), { type: 'entity.too.large', limit: 16384 })).detail, 'The body is larger than the limit of 16384 bytes.');
+  assert.equal(
+    toApiError(Object.assign(new Error('too large'), { type: 'entity.too.large', limit: 16384 })).detail,
+    'The body is larger than the limit of 16384 bytes.',
+  );
   assert.equal(toApiError(Object.assign(new Error('charset'), { type: 'charset.unsupported' })).code, 'unsupported_media_type');
 });
 

@@ -41,7 +41,12 @@ describe('serving Hugging Face Qwen2-VL folders', () => {
     image = await readFile(path.join(GOLDEN_DIR, 'image.png'));
 
     const dataDir = path.join(root, 'var');
-    const config = loadConfig({ CLINVQA_API_KEYS: `clinician:${KEY}`, CLINVQA_DATA_DIR: dataDir, CLINVQA_MODELS_DIR: modelsDir, CLINVQA_BATCH_MAX_WAIT_MS: '2' });
+    const config = loadConfig({
+      CLINVQA_API_KEYS: `clinician:${KEY}`,
+      CLINVQA_DATA_DIR: dataDir,
+      CLINVQA_MODELS_DIR: modelsDir,
+      CLINVQA_BATCH_MAX_WAIT_MS: '2',
+    });
     const logger: Logger = {
       info: () => undefined,
       warn: () => undefined,
@@ -59,7 +64,10 @@ describe('serving Hugging Face Qwen2-VL folders', () => {
     const res = await request(app.app).get('/v1/models').set(AUTH);
     assert.equal(res.status, 200);
     assertContract('GET', '/v1/models', res);
-    assert.deepEqual(res.body.data.map((m: { id: string }) => m.id), ['qwen2-vl-tiny']);
+    assert.deepEqual(
+      res.body.data.map((m: { id: string }) => m.id),
+      ['qwen2-vl-tiny'],
+    );
     const card = res.body.data[0].manifest;
     assert.equal(card.source, 'imported');
     assert.equal(card.architecture, 'Qwen2VLForConditionalGeneration');
@@ -78,18 +86,32 @@ describe('serving Hugging Face Qwen2-VL folders', () => {
   });
 
   it('answers /v1/vqa and /v1/chat/completions with it', async () => {
-    const vqa = await request(app.app).post('/v1/vqa').set(AUTH).send({ image: image.toString('base64'), question: 'What modality is this?', max_tokens: 4 });
+    const vqa = await request(app.app)
+      .post('/v1/vqa')
+      .set(AUTH)
+      .send({ image: image.toString('base64'), question: 'What modality is this?', max_tokens: 4 });
     assert.equal(vqa.status, 200, vqa.text);
     assertContract('POST', '/v1/vqa', vqa);
     assert.equal(vqa.body.model, 'qwen2-vl-tiny');
     assert.equal(typeof vqa.body.answer, 'string');
     assert.ok(vqa.body.usage.prompt_tokens > 24);
 
-    const chat = await request(app.app).post('/v1/chat/completions').set(AUTH).send({
-      model: 'qwen2-vl-tiny',
-      max_tokens: 4,
-      messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrl(image, 'image/png') } }, { type: 'text', text: 'What modality is this?' }] }],
-    });
+    const chat = await request(app.app)
+      .post('/v1/chat/completions')
+      .set(AUTH)
+      .send({
+        model: 'qwen2-vl-tiny',
+        max_tokens: 4,
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'image_url', image_url: { url: dataUrl(image, 'image/png') } },
+              { type: 'text', text: 'What modality is this?' },
+            ],
+          },
+        ],
+      });
     assert.equal(chat.status, 200, chat.text);
     assertContract('POST', '/v1/chat/completions', chat);
     // the same question, greedy: the same reply on both routes

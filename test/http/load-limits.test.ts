@@ -9,7 +9,10 @@ import sharp from 'sharp';
 import { ADMIN_AUTH, AUTH, makeTestApp } from '../helpers/test-app.ts';
 
 async function vqa(app: Parameters<typeof request>[0], png: Buffer) {
-  return request(app).post('/v1/vqa').set(AUTH).send({ image: png.toString('base64'), question: 'Normal?' });
+  return request(app)
+    .post('/v1/vqa')
+    .set(AUTH)
+    .send({ image: png.toString('base64'), question: 'Normal?' });
 }
 
 test('concurrent requests are answered in shared batches', async () => {
@@ -20,7 +23,10 @@ test('concurrent requests are answered in shared batches', async () => {
     assert.ok(results.every((r) => r.status === 200));
     const batches = t.runtimes[0]!.batches;
     assert.ok(Math.max(...batches) > 1, `batches: ${batches}`);
-    assert.equal(batches.reduce((a, b) => a + b, 0), 8);
+    assert.equal(
+      batches.reduce((a, b) => a + b, 0),
+      8,
+    );
   } finally {
     await t.cleanup();
   }
@@ -94,7 +100,10 @@ test('a key over its rate limit: 429 rate_limited with Retry-After (problem+json
 test('large images past their decoding lane: 503 queue_full with Retry-After, while an ordinary image is answered', async () => {
   const t = await makeTestApp({ env: { CLINVQA_DECODE_LARGE_QUEUE: '1', CLINVQA_DECODE_LARGE_BYTES: '1000000', CLINVQA_RATE_LIMIT_CLINICIAN: '0' } });
   try {
-    const large = await sharp({ create: { width: 1500, height: 1500, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 1 } } }).toColourspace('rgb16').png().toBuffer();
+    const large = await sharp({ create: { width: 1500, height: 1500, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 1 } } })
+      .toColourspace('rgb16')
+      .png()
+      .toBuffer();
     const burst = Array.from({ length: 6 }, () => vqa(t.clinvqa.app, large));
     const normal = await vqa(t.clinvqa.app, await smallPng());
     assert.equal(normal.status, 200, normal.text);

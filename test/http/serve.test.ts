@@ -16,7 +16,14 @@ const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 function post(port: number, body: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: '127.0.0.1', port, path: '/v1/vqa', method: 'POST', agent: false, headers: { 'content-type': 'application/json', authorization: `Bearer ${CLINICIAN_KEY}`, 'content-length': Buffer.byteLength(body) } },
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/v1/vqa',
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${CLINICIAN_KEY}`, 'content-length': Buffer.byteLength(body) },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -72,11 +79,17 @@ test('SIGTERM (even twice) drains in-flight requests, refuses new connections, t
     await assert.rejects(post(port, body), /ECONNREFUSED|ECONNRESET/, 'no new connections while draining');
 
     const results = await Promise.all(inflight);
-    assert.deepEqual(results.map((r) => r.status), [200, 200, 200, 200], results.map((r) => r.body).join('\n'));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      [200, 200, 200, 200],
+      results.map((r) => r.body).join('\n'),
+    );
     assert.equal(await exited, 0, stderr);
     assert.match(stdout, /shutting down: draining/);
     assert.match(stdout, /"msg":"shut down"/);
-    const audit = readFileSync(path.join(root, 'var', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n');
+    const audit = readFileSync(path.join(root, 'var', 'audit', 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n');
     assert.equal(audit.length, 4);
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -93,15 +106,31 @@ interface Outcome {
 }
 
 /** One keep-alive client in a closed loop until the server refuses its connection (or `deadline`). */
-async function keepAliveClient(port: number, body: string, agent: http.Agent, signalledAt: () => number | undefined, outcomes: Outcome[], deadline: number): Promise<void> {
+async function keepAliveClient(
+  port: number,
+  body: string,
+  agent: http.Agent,
+  signalledAt: () => number | undefined,
+  outcomes: Outcome[],
+  deadline: number,
+): Promise<void> {
   while (Date.now() < deadline) {
     const outcome = await new Promise<Outcome>((resolve) => {
       const o: Outcome = { sentBeforeSignal: false, bodySent: false };
       const req = http.request(
-        { host: '127.0.0.1', port, path: '/v1/vqa', method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${CLINICIAN_KEY}`, 'content-length': Buffer.byteLength(body) } },
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/v1/vqa',
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${CLINICIAN_KEY}`, 'content-length': Buffer.byteLength(body) },
+        },
         (res) => {
           res.resume();
-          res.on('end', () => resolve({ ...o, status: res.statusCode ?? 0, ...(res.headers['retry-after'] ? { retryAfter: String(res.headers['retry-after']) } : {}) }));
+          res.on('end', () =>
+            resolve({ ...o, status: res.statusCode ?? 0, ...(res.headers['retry-after'] ? { retryAfter: String(res.headers['retry-after']) } : {}) }),
+          );
           res.on('error', (e: NodeJS.ErrnoException) => resolve({ ...o, error: e.code ?? e.message }));
         },
       );
@@ -172,7 +201,11 @@ test('SIGTERM under 200 concurrent keep-alive clients: no request is reset; each
     }
     const summary = JSON.stringify(counts);
     console.log(`shutdown under load: ${summary}`);
-    assert.deepEqual(failed.map((o) => `${o.error} (body sent: ${o.bodySent})`), [], `requests reset or cut: ${summary}`);
+    assert.deepEqual(
+      failed.map((o) => `${o.error} (body sent: ${o.bodySent})`),
+      [],
+      `requests reset or cut: ${summary}`,
+    );
     for (const o of outcomes.filter((o) => o.status !== undefined && o.status !== 200)) {
       assert.equal(o.status, 503, summary);
       assert.ok(Number(o.retryAfter) >= 1, `a 503 without Retry-After: ${summary}`);
@@ -218,7 +251,14 @@ test('past the grace period, a request still unanswered gets 503 + Retry-After, 
     const body = JSON.stringify({ image: (await smallPng()).toString('base64'), question: 'Normal?' });
     const slow = new Promise<{ status: number; retryAfter?: string; body: string }>((resolve, reject) => {
       const req = http.request(
-        { host: '127.0.0.1', port, path: '/v1/vqa', method: 'POST', agent: false, headers: { 'content-type': 'application/json', authorization: `Bearer ${CLINICIAN_KEY}`, 'content-length': Buffer.byteLength(body) } },
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/v1/vqa',
+          method: 'POST',
+          agent: false,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${CLINICIAN_KEY}`, 'content-length': Buffer.byteLength(body) },
+        },
         (res) => {
           let text = '';
           res.on('data', (c: Buffer) => (text += c.toString()));

@@ -14,7 +14,10 @@ test('reads regular files from tar and tar.gz, long names included', () => {
   const tar = writeTarArchive([file('./set/cases.jsonl', '{"a":1}\n'), file('set/images/a.jpg', 'JPEG'), file(long, 'x'.repeat(700))]);
   for (const bytes of [tar, gzipSync(tar)]) {
     const entries = readTarArchive(bytes, LIMITS);
-    assert.deepEqual(entries.map((e) => e.path), ['set/cases.jsonl', 'set/images/a.jpg', long]);
+    assert.deepEqual(
+      entries.map((e) => e.path),
+      ['set/cases.jsonl', 'set/images/a.jpg', long],
+    );
     assert.equal(entries[0]!.data.toString(), '{"a":1}\n');
     assert.equal(entries[2]!.data.length, 700);
   }
@@ -28,12 +31,18 @@ test('a pax header path overrides the ustar name', () => {
     return `${len}${body}`;
   };
   const tar = writeTarArchive([{ path: 'PaxHeader', data: Buffer.from(record('path', 'deep/name.jsonl')), type: 'x' }, file('short', 'ok')]);
-  assert.deepEqual(readTarArchive(tar, LIMITS).map((e) => e.path), ['deep/name.jsonl']);
+  assert.deepEqual(
+    readTarArchive(tar, LIMITS).map((e) => e.path),
+    ['deep/name.jsonl'],
+  );
 });
 
 test('links, unsafe paths, duplicates, corruption and oversize archives are refused', () => {
   const refuse = (bytes: Buffer, pattern: RegExp, tooLarge = false) => {
-    assert.throws(() => readTarArchive(bytes, LIMITS), (e: unknown) => e instanceof ArchiveError && pattern.test(e.message) && e.tooLarge === tooLarge);
+    assert.throws(
+      () => readTarArchive(bytes, LIMITS),
+      (e: unknown) => e instanceof ArchiveError && pattern.test(e.message) && e.tooLarge === tooLarge,
+    );
   };
   refuse(writeTarArchive([{ path: 'images/a.jpg', data: Buffer.alloc(0), type: '2' }]), /"images\/a\.jpg" is a symbolic link/);
   refuse(writeTarArchive([{ path: 'images/a.jpg', data: Buffer.alloc(0), type: '1' }]), /hard link/);

@@ -11,8 +11,21 @@ import { loadVqaUnion } from '../../src/data/jsonl-loader.ts';
 import { ADMIN, CLINICIAN, fixtureUpload, getJson, killHard, startFineTuneServer, waitFor, type ServerProcess } from './support/server-process.ts';
 import { writeTinyBase } from './support/tiny-base.ts';
 
-interface Job { id: string; status: string; progress: { step: number; total: number }; dataset_sha256: string; result_model: string | null; error: unknown; attempts: number; crashes: number }
-interface Event { id: number; type: string; data: Record<string, number> | null }
+interface Job {
+  id: string;
+  status: string;
+  progress: { step: number; total: number };
+  dataset_sha256: string;
+  result_model: string | null;
+  error: unknown;
+  attempts: number;
+  crashes: number;
+}
+interface Event {
+  id: number;
+  type: string;
+  data: Record<string, number> | null;
+}
 
 let root: string;
 const servers: ServerProcess[] = [];
@@ -47,7 +60,20 @@ test('worker kill -9 → resume from checkpoint; server kill -9 → picked up on
   const res = await fetch(`${server.url}/admin/fine-tunes`, {
     method: 'POST',
     headers: ADMIN,
-    body: fixtureUpload({ base_model: 'tiny-base', hyperparameters: JSON.stringify({ max_steps: 60, checkpoint_every: 2, prompts_per_step: 2, num_generations: 2, max_completion_length: 8, eval_samples: 4 }) }, JSONL),
+    body: fixtureUpload(
+      {
+        base_model: 'tiny-base',
+        hyperparameters: JSON.stringify({
+          max_steps: 60,
+          checkpoint_every: 2,
+          prompts_per_step: 2,
+          num_generations: 2,
+          max_completion_length: 8,
+          eval_samples: 4,
+        }),
+      },
+      JSONL,
+    ),
   });
   assert.equal(res.status, 201, await res.clone().text());
   const id = ((await res.json()) as Job).id;
@@ -56,10 +82,14 @@ test('worker kill -9 → resume from checkpoint; server kill -9 → picked up on
   await waitFor('training', job(server.url), (j) => j.progress.step >= 5);
   const [firstWorker] = workerPids(await events(server.url));
   process.kill(firstWorker!, 'SIGKILL');
-  const afterCrash = await waitFor('a resumed worker to train', () => events(server.url), (es) => {
-    const crash = es.findIndex((e) => e.type === 'worker_crashed');
-    return crash >= 0 && es.slice(crash).some((e) => e.type === 'metrics');
-  });
+  const afterCrash = await waitFor(
+    'a resumed worker to train',
+    () => events(server.url),
+    (es) => {
+      const crash = es.findIndex((e) => e.type === 'worker_crashed');
+      return crash >= 0 && es.slice(crash).some((e) => e.type === 'metrics');
+    },
+  );
   const crashAt = afterCrash.findIndex((e) => e.type === 'worker_crashed');
   const crashedAfter = afterCrash[crashAt]!.data!.step!;
   const resumedAt = afterCrash.slice(crashAt).find((e) => e.type === 'metrics')!.data!.step!;
@@ -72,7 +102,12 @@ test('worker kill -9 → resume from checkpoint; server kill -9 → picked up on
   const stepAtKill = (await job(server.url)()).progress.step;
   assert.ok(stepAtKill < 60, 'the server is killed before the job ends');
   await killHard(server.child);
-  await waitFor('the orphaned worker to exit', async () => alive(secondWorker), (a) => !a, 15_000);
+  await waitFor(
+    'the orphaned worker to exit',
+    async () => alive(secondWorker),
+    (a) => !a,
+    15_000,
+  );
 
   // 3. restart: the job is picked up and finishes
   server = await startFineTuneServer(dirs());
@@ -92,7 +127,14 @@ test('worker kill -9 → resume from checkpoint; server kill -9 → picked up on
   // 4. nothing uploaded was lost
   const stored = path.join(root, 'var', 'datasets', done.dataset_sha256);
   assert.deepEqual(readFileSync(path.join(stored, 'train.jsonl')), JSONL);
-  const names = [...new Set(JSONL.toString().trim().split('\n').map((l) => (JSON.parse(l) as { image: string }).image))];
+  const names = [
+    ...new Set(
+      JSONL.toString()
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { image: string }).image),
+    ),
+  ];
   for (const name of names) assert.deepEqual(readFileSync(path.join(stored, name)), readFileSync(path.join('test/fixtures/vqa', name)), name);
   const reloaded = await loadVqaUnion([path.join(stored, 'train.jsonl')], { dataset: 'upload' });
   assert.equal(reloaded.cases.length, 24);

@@ -11,7 +11,10 @@ import { datasetDir, listStagedUploads, readStagedUpload, removeStagedUpload, st
 test('a staged upload reads back byte for byte, and stray temp folders are swept', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dataset-store-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const files = new Map([['a.jpg', Buffer.from('A')], ['images/b.jpg', Buffer.from('B')]]);
+  const files = new Map([
+    ['a.jpg', Buffer.from('A')],
+    ['images/b.jpg', Buffer.from('B')],
+  ]);
   await stageUpload(dir, 'ftjob-1', { jsonl: Buffer.from('{}\n'), files });
   await assert.rejects(stageUpload(dir, 'ftjob-1', { jsonl: Buffer.from('x'), files }), /already staged/);
   const back = await readStagedUpload(dir, 'ftjob-1');
@@ -30,7 +33,15 @@ test('a dataset is stored by the provenance hash, once', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dataset-store-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const jsonl = readFileSync('test/fixtures/vqa/slake.jsonl');
-  const names = [...new Set(jsonl.toString().trim().split('\n').map((l) => (JSON.parse(l) as { image: string }).image))];
+  const names = [
+    ...new Set(
+      jsonl
+        .toString()
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { image: string }).image),
+    ),
+  ];
   const images = new Map(names.map((n) => [n, readFileSync(path.join('test/fixtures/vqa', n))]));
   const a = await storeDataset(dir, jsonl, images);
   const b = await storeDataset(dir, jsonl, images);

@@ -21,7 +21,11 @@ const FIX = 'test/fixtures/vqa';
 before(async () => {
   root = mkdtempSync(path.join(os.tmpdir(), 'ft-e2e-'));
   await writeTinyBase(path.join(root, 'models'));
-  server = await startFineTuneServer({ dataDir: path.join(root, 'var'), modelsDir: path.join(root, 'models'), extra: { FT_STANDARD_VALIDATION: `${FIX}/slake.jsonl` } });
+  server = await startFineTuneServer({
+    dataDir: path.join(root, 'var'),
+    modelsDir: path.join(root, 'models'),
+    extra: { FT_STANDARD_VALIDATION: `${FIX}/slake.jsonl` },
+  });
 });
 after(async () => {
   if (server) {
@@ -33,8 +37,18 @@ after(async () => {
 
 function archiveOfFixtures(): Buffer {
   const jsonl = readFileSync(`${FIX}/vqa-rad.jsonl`);
-  const images = [...new Set(jsonl.toString().trim().split('\n').map((l) => (JSON.parse(l) as { image: string }).image))];
-  return gzipSync(writeTarArchive([{ path: 'rad/cases.jsonl', data: jsonl }, ...images.map((i) => ({ path: `rad/${i}`, data: readFileSync(path.join(FIX, i)) }))]));
+  const images = [
+    ...new Set(
+      jsonl
+        .toString()
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { image: string }).image),
+    ),
+  ];
+  return gzipSync(
+    writeTarArchive([{ path: 'rad/cases.jsonl', data: jsonl }, ...images.map((i) => ({ path: `rad/${i}`, data: readFileSync(path.join(FIX, i)) }))]),
+  );
 }
 
 /** Reads an SSE response to its end; returns the events' names and parsed data. */
@@ -63,7 +77,10 @@ test('upload → job succeeds → listed → answers when named → canary traff
   // 1. upload
   const form = new FormData();
   form.append('base_model', 'tiny-base');
-  form.append('hyperparameters', JSON.stringify({ max_steps: 4, checkpoint_every: 2, prompts_per_step: 2, num_generations: 2, max_completion_length: 8, eval_samples: 6, seed: 5 }));
+  form.append(
+    'hyperparameters',
+    JSON.stringify({ max_steps: 4, checkpoint_every: 2, prompts_per_step: 2, num_generations: 2, max_completion_length: 8, eval_samples: 6, seed: 5 }),
+  );
   form.append('validation_fraction', '0.25');
   form.append('canary_weight', '0.5');
   form.append('archive', new Blob([new Uint8Array(archiveOfFixtures())]), 'rad.tar.gz');
@@ -82,7 +99,13 @@ test('upload → job succeeds → listed → answers when named → canary traff
   assert.equal(events.filter((e) => e === 'metrics').length, 4);
 
   // 3. the job and its package
-  const job = await getJson<{ status: string; result_model: string; dataset_sha256: string; progress: { step: number; total: number }; metrics: Record<string, Record<string, Record<string, { n: number }>>> }>(`${server.url}/admin/fine-tunes/${id}`);
+  const job = await getJson<{
+    status: string;
+    result_model: string;
+    dataset_sha256: string;
+    progress: { step: number; total: number };
+    metrics: Record<string, Record<string, Record<string, { n: number }>>>;
+  }>(`${server.url}/admin/fine-tunes/${id}`);
   assert.equal(job.status, 'succeeded');
   assert.deepEqual([job.progress.step, job.progress.total], [4, 4]);
   for (const when of ['before', 'after']) {
@@ -101,7 +124,10 @@ test('upload → job succeeds → listed → answers when named → canary traff
 
   // 4. listed without a restart, and answers when asked by name
   const models = await getJson<{ data: { id: string }[] }>(`${server.url}/v1/models`, CLINICIAN);
-  assert.ok(models.data.some((m) => m.id === job.result_model), JSON.stringify(models));
+  assert.ok(
+    models.data.some((m) => m.id === job.result_model),
+    JSON.stringify(models),
+  );
   const named = await ask({ model: job.result_model });
   assert.equal(named.model, job.result_model);
 
@@ -122,7 +148,10 @@ test('upload → job succeeds → listed → answers when named → canary traff
   assert.equal(rolledBack.status, 200, await rolledBack.clone().text());
   const restored = (await rolledBack.json()) as { promoted: string | null; variants: { model: string; weight: number }[] };
   assert.equal(restored.promoted, null);
-  assert.deepEqual(restored.variants.map((v) => v.weight), table.variants.map((v) => v.weight));
+  assert.deepEqual(
+    restored.variants.map((v) => v.weight),
+    table.variants.map((v) => v.weight),
+  );
 
   // 7. the audit trail: who uploaded, promoted and rolled back (ids only). Lines are appended after
   // each response is sent, so the last one may land a moment after the client has its answer.
@@ -131,6 +160,10 @@ test('upload → job succeeds → listed → answers when named → canary traff
     lines.some((a) => a.action === 'fine_tune.create' && a.status === 201 && a.details?.job_id === id) &&
     lines.some((a) => a.action === 'ab_table.promote' && a.status === 200) &&
     lines.some((a) => a.action === 'ab_table.rollback' && a.status === 200);
-  const readAudit = async () => readFileSync(path.join(root, 'var', 'audit', 'audit.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditLine);
+  const readAudit = async () =>
+    readFileSync(path.join(root, 'var', 'audit', 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as AuditLine);
   await waitFor('the audit lines of the upload, the promotion and the rollback', readAudit, wanted, 5000);
 });

@@ -32,10 +32,15 @@ test('every bad entry is reported by path', () => {
     assert.fail('expected a HyperparameterError');
   };
   assert.deepEqual(problems([1, 2]), ['/hyperparameters']);
-  assert.deepEqual(
-    problems({ max_steps: 0, num_generations: 2.5, learning_rate: '1e-4', init: 'scratch', out: '/tmp/x', threads: 16, bogus: true }).sort(),
-    ['/hyperparameters/bogus', '/hyperparameters/init', '/hyperparameters/learning_rate', '/hyperparameters/max_steps', '/hyperparameters/num_generations', '/hyperparameters/out', '/hyperparameters/threads'],
-  );
+  assert.deepEqual(problems({ max_steps: 0, num_generations: 2.5, learning_rate: '1e-4', init: 'scratch', out: '/tmp/x', threads: 16, bogus: true }).sort(), [
+    '/hyperparameters/bogus',
+    '/hyperparameters/init',
+    '/hyperparameters/learning_rate',
+    '/hyperparameters/max_steps',
+    '/hyperparameters/num_generations',
+    '/hyperparameters/out',
+    '/hyperparameters/threads',
+  ]);
   // cross-field rules come from the GRPO config's own validation
   assert.deepEqual(problems({ reward_funcs: ['accuracy'], reward_weights: [1, 2] }), ['/hyperparameters']);
   assert.deepEqual(problems({ loss_type: 'ppo' }), ['/hyperparameters']);

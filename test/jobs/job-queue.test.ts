@@ -29,7 +29,14 @@ function request(maxSteps: number): FineTuneRequest {
   const dir = 'test/fixtures/vqa/images';
   return {
     baseModel: 'tiny-base',
-    hyperparameters: resolveHyperparameters({ max_steps: maxSteps, checkpoint_every: 1, prompts_per_step: 2, num_generations: 2, max_completion_length: 8, eval_samples: 4 }),
+    hyperparameters: resolveHyperparameters({
+      max_steps: maxSteps,
+      checkpoint_every: 1,
+      prompts_per_step: 2,
+      num_generations: 2,
+      max_completion_length: 8,
+      eval_samples: 4,
+    }),
     validationFraction: 0.2,
     canaryWeight: null,
     upload: { jsonl: readFileSync('test/fixtures/vqa/slake.jsonl'), files: new Map(readdirSync(dir).map((n) => [n, readFileSync(path.join(dir, n))])) },
@@ -41,10 +48,17 @@ function makeQueue(dataDir: string, over: Partial<JobQueueOptions> = {}) {
   const registered: string[] = [];
   const events: JobEvent[] = [];
   const queue = new JobQueue({
-    store, dataDir, modelsDir, limits: DEFAULT_UPLOAD_LIMITS, logger: silentLogger,
+    store,
+    dataDir,
+    modelsDir,
+    limits: DEFAULT_UPLOAD_LIMITS,
+    logger: silentLogger,
     registerModel: async (id) => void registered.push(id),
     setCanary: () => undefined,
-    standardValidation: [], retryDelayMs: 100, stopTimeoutMs: 20_000, ...over,
+    standardValidation: [],
+    retryDelayMs: 100,
+    stopTimeoutMs: 20_000,
+    ...over,
   });
   queue.emitter.on('event', (e: JobEvent) => events.push(e));
   return { store, queue, registered, events };
@@ -68,7 +82,11 @@ test('one job at a time; cancel stops the running one at a checkpoint and the ne
   await queue.start();
   const a = await queue.submit(request(500));
   const b = await queue.submit(request(2));
-  await until('job A to train', () => store.get(a.id)!, (j) => j.progress.step >= 2);
+  await until(
+    'job A to train',
+    () => store.get(a.id)!,
+    (j) => j.progress.step >= 2,
+  );
   assert.equal(store.get(b.id)!.status, 'queued', 'the second job waits for the first');
   const cancelling = queue.cancel(a.id)!;
   assert.equal(cancelling.cancel_requested, true);
@@ -100,11 +118,23 @@ test('a killed worker resumes from its checkpoint; past the crash limit the job 
   const { store, queue, events } = makeQueue(dataDir, { maxCrashes: 2 });
   await queue.start();
   const job = await queue.submit(request(500));
-  await until('training', () => store.get(job.id)!, (j) => j.progress.step >= 3);
+  await until(
+    'training',
+    () => store.get(job.id)!,
+    (j) => j.progress.step >= 3,
+  );
   process.kill(queue.workerPid!, 'SIGKILL');
-  await until('a crash event', () => events.filter((e) => e.type === 'worker_crashed'), (c) => c.length === 1);
+  await until(
+    'a crash event',
+    () => events.filter((e) => e.type === 'worker_crashed'),
+    (c) => c.length === 1,
+  );
   const restartedAt = events.length;
-  await until('the second worker to train', () => events.slice(restartedAt), (es) => es.some((e) => e.type === 'metrics'));
+  await until(
+    'the second worker to train',
+    () => events.slice(restartedAt),
+    (es) => es.some((e) => e.type === 'metrics'),
+  );
   const firstStepAfter = events.slice(restartedAt).find((e) => e.type === 'metrics')!.data!.step as number;
   const crashStep = events.find((e) => e.type === 'worker_crashed')!.data!.step as number;
   assert.ok(firstStepAfter > 1 && firstStepAfter <= crashStep + 1, `resumed at step ${firstStepAfter} after a crash at step ${crashStep}`);
@@ -123,7 +153,11 @@ test('a graceful shutdown pauses the job; a new queue on the same data dir resum
   const first = makeQueue(dataDir);
   await first.queue.start();
   const job = await first.queue.submit(request(14));
-  await until('training', () => first.store.get(job.id)!, (j) => j.progress.step >= 3);
+  await until(
+    'training',
+    () => first.store.get(job.id)!,
+    (j) => j.progress.step >= 3,
+  );
   await first.queue.close();
   assert.equal(first.store.get(job.id)!.status, 'running', 'a paused job stays running, to be resumed');
   assert.ok(first.events.some((e) => e.type === 'paused'));

@@ -8,7 +8,15 @@ import { JobStore, newJobId, type JobEvent, type JobSpec } from '../../src/jobs/
 import { PostgresJobStore } from '../../src/jobs/job-store.postgres.ts';
 import { storeBackends } from '../helpers/store-backends.ts';
 
-const SPEC: JobSpec = { base_dir: '/m/base', models_dir: '/m', result_model: 'base-ft-1', standard_validation: [], worker_threads: 1, validation_fraction: 0.2, canary_weight: 0.1 };
+const SPEC: JobSpec = {
+  base_dir: '/m/base',
+  models_dir: '/m',
+  result_model: 'base-ft-1',
+  standard_validation: [],
+  worker_threads: 1,
+  validation_fraction: 0.2,
+  canary_weight: 0.1,
+};
 const { backends } = storeBackends();
 
 for (const backend of backends) {
@@ -51,8 +59,17 @@ for (const backend of backends) {
       assert.equal(again.attempts, 1);
       assert.ok(again.started_at && !Number.isNaN(Date.parse(again.started_at)));
       assert.equal(again.finished_at, null);
-      assert.deepEqual((await store.events(id)).map((e) => [e.type, e.data]), [['metrics', { step: 3 }]]);
-      assert.deepEqual((await store.checkpoints(id)).map((c) => [c.step, c.worker]), [[2, 'worker-a'], [4, 'worker-b']]);
+      assert.deepEqual(
+        (await store.events(id)).map((e) => [e.type, e.data]),
+        [['metrics', { step: 3 }]],
+      );
+      assert.deepEqual(
+        (await store.checkpoints(id)).map((c) => [c.step, c.worker]),
+        [
+          [2, 'worker-a'],
+          [4, 'worker-b'],
+        ],
+      );
     });
 
     test('transitions are conditional; lists page newest first; crashes count', async (t) => {
@@ -71,12 +88,21 @@ for (const backend of backends) {
       assert.equal((await store.get(ids[2]!))!.cancel_requested, true);
 
       const first = await store.list({ limit: 2 });
-      assert.deepEqual(first.jobs.map((j) => j.id), [ids[2], ids[1]]);
+      assert.deepEqual(
+        first.jobs.map((j) => j.id),
+        [ids[2], ids[1]],
+      );
       assert.equal(first.hasMore, true);
       const second = await store.list({ limit: 2, after: ids[1] });
-      assert.deepEqual(second.jobs.map((j) => j.id), [ids[0]]);
+      assert.deepEqual(
+        second.jobs.map((j) => j.id),
+        [ids[0]],
+      );
       assert.equal(second.hasMore, false);
-      assert.deepEqual((await store.withStatus('validating_files')).map((j) => j.id), [ids[1], ids[2]]);
+      assert.deepEqual(
+        (await store.withStatus('validating_files')).map((j) => j.id),
+        [ids[1], ids[2]],
+      );
       assert.equal(await store.get('ftjob-0000000000000000'), undefined);
     });
 
@@ -88,7 +114,14 @@ for (const backend of backends) {
       await store.transition(id, ['queued'], 'running', { started: true });
       const events: JobEvent[] = [];
       for (let i = 0; i < 5; i++) events.push(await store.addEvent(id, { type: 'metrics', message: `step ${i}` }));
-      assert.ok(await store.transition(id, ['running'], 'succeeded', { result_model: 'base-ft-x', metrics: { before: { a: 1 }, after: { a: 2 } }, finished: true, worker_pid: null }));
+      assert.ok(
+        await store.transition(id, ['running'], 'succeeded', {
+          result_model: 'base-ft-x',
+          metrics: { before: { a: 1 }, after: { a: 2 } },
+          finished: true,
+          worker_pid: null,
+        }),
+      );
       assert.equal(await store.transition(id, ['running'], 'failed', { error: { code: 'training_failed', message: 'late' }, finished: true }), false);
       const done = (await store.get(id))!;
       assert.equal(done.status, 'succeeded');
@@ -96,7 +129,10 @@ for (const backend of backends) {
       assert.deepEqual(done.metrics, { before: { a: 1 }, after: { a: 2 } });
       assert.equal(done.error, null);
       const later = await store.events(id, { afterId: events[1]!.id, limit: 2 });
-      assert.deepEqual(later.map((e) => e.message), ['step 2', 'step 3']);
+      assert.deepEqual(
+        later.map((e) => e.message),
+        ['step 2', 'step 3'],
+      );
       assert.ok(events.every((e, i) => i === 0 || e.id > events[i - 1]!.id));
     });
   });
@@ -120,7 +156,10 @@ describe('job leases (postgres)', () => {
     // Let w1's lease lapse.
     await store.renewLease(id, 'w1', 0.001);
     await new Promise((r) => setTimeout(r, 20));
-    assert.deepEqual((await store.expiredLeases()).map((l) => [l.id, l.lease_owner]), [[id, 'w1']]);
+    assert.deepEqual(
+      (await store.expiredLeases()).map((l) => [l.id, l.lease_owner]),
+      [[id, 'w1']],
+    );
     const [broken, again] = await Promise.all([store.breakLease(id, 'w1'), store.breakLease(id, 'w1')]);
     assert.equal(Number(broken) + Number(again), 1, 'exactly one reaper breaks it');
     const taken = await store.claim(id, 'w2', 30, 12);

@@ -8,7 +8,15 @@ import path from 'node:path';
 import { FINE_TUNE_DEFAULTS } from '../../src/jobs/hyperparameters.ts';
 import { JobStore, newJobId, toJobJson, type JobSpec } from '../../src/jobs/job-store.ts';
 
-const SPEC: JobSpec = { base_dir: '/m/base', models_dir: '/m', result_model: 'base-ft-1', standard_validation: [], worker_threads: 1, validation_fraction: 0.2, canary_weight: 0.1 };
+const SPEC: JobSpec = {
+  base_dir: '/m/base',
+  models_dir: '/m',
+  result_model: 'base-ft-1',
+  standard_validation: [],
+  worker_threads: 1,
+  validation_fraction: 0.2,
+  canary_weight: 0.1,
+};
 
 test('jobs and events persist across reopening, with every column of the issue', (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'job-store-'));
@@ -33,9 +41,25 @@ test('jobs and events persist across reopening, with every column of the issue',
   assert.equal(again.worker_pid, 1234);
   assert.equal(again.attempts, 1);
   assert.ok(again.started_at);
-  assert.deepEqual(store.events(id).map((e) => [e.type, e.data]), [['metrics', { step: 3 }]]);
+  assert.deepEqual(
+    store.events(id).map((e) => [e.type, e.data]),
+    [['metrics', { step: 3 }]],
+  );
   const json = toJobJson(again);
-  for (const key of ['id', 'status', 'base_model', 'dataset_sha256', 'hyperparameters', 'progress', 'created_at', 'started_at', 'finished_at', 'result_model', 'error']) assert.ok(key in json, key);
+  for (const key of [
+    'id',
+    'status',
+    'base_model',
+    'dataset_sha256',
+    'hyperparameters',
+    'progress',
+    'created_at',
+    'started_at',
+    'finished_at',
+    'result_model',
+    'error',
+  ])
+    assert.ok(key in json, key);
   store.close();
 });
 
@@ -55,10 +79,19 @@ test('transitions are conditional; lists page newest first', (t) => {
   assert.equal(store.recordCrash(ids[1]!), 2);
 
   const first = store.list({ limit: 2 });
-  assert.deepEqual(first.jobs.map((j) => j.id), [ids[2], ids[1]]);
+  assert.deepEqual(
+    first.jobs.map((j) => j.id),
+    [ids[2], ids[1]],
+  );
   assert.equal(first.hasMore, true);
   const second = store.list({ limit: 2, after: ids[1] });
-  assert.deepEqual(second.jobs.map((j) => j.id), [ids[0]]);
+  assert.deepEqual(
+    second.jobs.map((j) => j.id),
+    [ids[0]],
+  );
   assert.equal(second.hasMore, false);
-  assert.deepEqual(store.withStatus('validating_files').map((j) => j.id), [ids[1], ids[2]]);
+  assert.deepEqual(
+    store.withStatus('validating_files').map((j) => j.id),
+    [ids[1], ids[2]],
+  );
 });

@@ -19,5 +19,10 @@ test('questions over the limit are found by their JSONL line and named in a warn
   assert.ok(expected.length > 0);
   assert.deepEqual(found.lines, expected);
   assert.equal(found.longest, longest);
-  assert.match(longQuestionsWarning(found, limit)!, new RegExp(`^${expected.length} question\\(s\\) are longer than the base model reads \\(${limit} tokens; the longest has ${longest}\\): lines ${expected.join(', ')}\\.`));
+  assert.match(
+    longQuestionsWarning(found, limit)!,
+    new RegExp(
+      `^${expected.length} question\\(s\\) are longer than the base model reads \\(${limit} tokens; the longest has ${longest}\\): lines ${expected.join(', ')}\\.`,
+    ),
+  );
 });

@@ -10,7 +10,8 @@ import { writeTarArchive } from './support/tar-writer.ts';
 
 const FIX = 'test/fixtures/vqa';
 const JSONL = readFileSync(path.join(FIX, 'slake.jsonl'));
-const imageParts = (): ReceivedPart[] => readdirSync(path.join(FIX, 'images')).map((n) => ({ field: 'images', filename: n, data: readFileSync(path.join(FIX, 'images', n)) }));
+const imageParts = (): ReceivedPart[] =>
+  readdirSync(path.join(FIX, 'images')).map((n) => ({ field: 'images', filename: n, data: readFileSync(path.join(FIX, 'images', n)) }));
 const LIMITS = { ...DEFAULT_UPLOAD_LIMITS, minCases: 2 };
 
 test('a request with a JSONL and its images parses into what is staged', () => {
@@ -41,10 +42,21 @@ test('an archive request takes the JSONL from the archive and paths relative to 
 
 test('request problems are all collected', () => {
   assert.throws(
-    () => parseFineTuneRequest({ base_model: 'Bad Id', extra: 'x', validation_fraction: 'abc' }, [{ field: 'images', filename: '../a.jpg', data: Buffer.from('x') }], LIMITS),
-    (e: unknown) => e instanceof RequestProblem && e.status === 422 && ['/extra', '/base_model', '/validation_fraction', '/training_file'].every((p) => e.problems.some((q) => q.path === p)),
+    () =>
+      parseFineTuneRequest(
+        { base_model: 'Bad Id', extra: 'x', validation_fraction: 'abc' },
+        [{ field: 'images', filename: '../a.jpg', data: Buffer.from('x') }],
+        LIMITS,
+      ),
+    (e: unknown) =>
+      e instanceof RequestProblem &&
+      e.status === 422 &&
+      ['/extra', '/base_model', '/validation_fraction', '/training_file'].every((p) => e.problems.some((q) => q.path === p)),
   );
-  const twoJsonl = writeTarArchive([{ path: 'a.jsonl', data: JSONL }, { path: 'b.jsonl', data: JSONL }]);
+  const twoJsonl = writeTarArchive([
+    { path: 'a.jsonl', data: JSONL },
+    { path: 'b.jsonl', data: JSONL },
+  ]);
   assert.throws(() => parseFineTuneRequest({ base_model: 'm' }, [{ field: 'archive', filename: 'a.tar', data: twoJsonl }], LIMITS), /2 \.jsonl files/);
   assert.throws(
     () => parseFineTuneRequest({ base_model: 'm' }, [{ field: 'training_file', filename: 'a', data: JSONL }, ...imageParts()], { ...LIMITS, maxFiles: 3 }),
@@ -63,7 +75,9 @@ test('valid content: every image decoded once, stored at the path the JSONL name
 });
 
 test('invalid content: each problem on its line', async () => {
-  const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#888' } }).png().toBuffer();
+  const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#888' } })
+    .png()
+    .toBuffer();
   const bomb = Buffer.from(png);
   bomb.writeUInt32BE(100_000, 16); // IHDR width → 100000 x 8 = 800k pixels, over the limit below
   bomb.writeUInt32BE(100_000, 20);
@@ -75,7 +89,11 @@ test('invalid content: each problem on its line', async () => {
     '{"id": "e", "image": "ok.png", "question": "Q?", "answer": "yes", "answer_type": "maybe"}',
     '{"id": "f", "image": "text.jpg", "question": "Q?", "answer": "yes"}',
   ].join('\n');
-  const files = new Map([['ok.png', png], ['bomb.png', bomb], ['text.jpg', Buffer.from('just text')]]);
+  const files = new Map([
+    ['ok.png', png],
+    ['bomb.png', bomb],
+    ['text.jpg', Buffer.from('just text')],
+  ]);
   const r = await validateUploadContent({ jsonl: Buffer.from(jsonl), files }, { ...LIMITS, maxInputPixels: 1_000_000 });
   assert.equal(r.ok, false);
   const lines = Object.fromEntries(r.errors.map((e) => [e.line, e.message]));

@@ -5,9 +5,15 @@ import { estimateDecodeCost } from '../../src/preprocess/decode-cost.ts';
 import { realJpeg } from '../helpers/images.ts';
 
 test('PNG: width x height x samples x bytes per sample, from the IHDR chunk', async () => {
-  const rgba16 = await sharp({ create: { width: 300, height: 200, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 1 } } }).toColourspace('rgb16').png().toBuffer();
+  const rgba16 = await sharp({ create: { width: 300, height: 200, channels: 4, background: { r: 10, g: 20, b: 30, alpha: 1 } } })
+    .toColourspace('rgb16')
+    .png()
+    .toBuffer();
   assert.deepEqual(estimateDecodeCost(rgba16, 96), { format: 'png', width: 300, height: 200, decodedBytes: 300 * 200 * 4 * 2 });
-  const grey8 = await sharp({ create: { width: 64, height: 32, channels: 3, background: { r: 9, g: 9, b: 9 } } }).toColourspace('b-w').png().toBuffer();
+  const grey8 = await sharp({ create: { width: 64, height: 32, channels: 3, background: { r: 9, g: 9, b: 9 } } })
+    .toColourspace('b-w')
+    .png()
+    .toBuffer();
   assert.deepEqual(estimateDecodeCost(grey8, 96), { format: 'png', width: 64, height: 32, decodedBytes: 64 * 32 });
 });
 
@@ -16,7 +22,9 @@ test('JPEG: the frame header, with the shrink-on-load libjpeg applies for a smal
   const cost = estimateDecodeCost(realJpeg, 96)!;
   assert.equal(cost.width, meta.width);
   assert.equal(cost.height, meta.height);
-  const big = await sharp({ create: { width: 4096, height: 2048, channels: 3, background: { r: 1, g: 2, b: 3 } } }).jpeg().toBuffer();
+  const big = await sharp({ create: { width: 4096, height: 2048, channels: 3, background: { r: 1, g: 2, b: 3 } } })
+    .jpeg()
+    .toBuffer();
   // 4096 / 8 = 512 >= 96: decoded at 1/8 scale.
   assert.equal(estimateDecodeCost(big, 96)!.decodedBytes, 512 * 256 * 3);
   // For a 1024 target only 1/4 is possible (4096 / 4 = 1024).

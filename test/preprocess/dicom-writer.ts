@@ -136,7 +136,10 @@ function pixelDataBytes(spec: DicomImageSpec, bigEndian: boolean): Uint8Array {
     samples.forEach((v, i) => (bigEndian ? out.writeUInt16BE(v & 0xffff, 2 * i) : out.writeUInt16LE(v & 0xffff, 2 * i)));
     return out;
   }
-  const bytes = padded(Uint8Array.from(samples, (v) => v & 0xff), 0);
+  const bytes = padded(
+    Uint8Array.from(samples, (v) => v & 0xff),
+    0,
+  );
   // 8-bit samples in OW under big endian are 16-bit words: each byte pair is swapped on disk.
   if (bigEndian && spec.pixelVr === 'OW') {
     const swapped = new Uint8Array(bytes.length);

@@ -23,8 +23,16 @@ for (const [name, transferSyntax] of NATIVE_SYNTAXES) {
     // window C=40 W=400 (LINEAR, PS3.3 C.11.2.1.2.1) spans (-160, 239]: -1024 -> 0,
     // 0 -> ((0 - 39.5) / 399 + 0.5) * 255 = 102.26, 40 -> 127.82, 1024 -> 255.
     const raster = decode({
-      transferSyntax, rows: 2, columns: 2, bitsAllocated: 16, pixelRepresentation: 1,
-      samples: [0, 1024, 1064, 2048], rescaleSlope: 1, rescaleIntercept: -1024, windowCenter: 40, windowWidth: 400,
+      transferSyntax,
+      rows: 2,
+      columns: 2,
+      bitsAllocated: 16,
+      pixelRepresentation: 1,
+      samples: [0, 1024, 1064, 2048],
+      rescaleSlope: 1,
+      rescaleIntercept: -1024,
+      windowCenter: 40,
+      windowWidth: 400,
     });
     assert.deepEqual(raster, { width: 2, height: 2, channels: 1, pixels: raster.pixels });
     assert.deepEqual(pixels(raster), [0, 102, 128, 255]);
@@ -33,8 +41,14 @@ for (const [name, transferSyntax] of NATIVE_SYNTAXES) {
   test(`${name}: 16-bit signed negative values, no window: min-max of the rescaled values`, () => {
     // Slope 2 doubles the spread but min-max stretches it back: [-1000, 0, 1000, 3000] -> 0, 63.75, 127.5, 255.
     const raster = decode({
-      transferSyntax, rows: 1, columns: 4, bitsAllocated: 16, pixelRepresentation: 1,
-      samples: [-1000, 0, 1000, 3000], rescaleSlope: 2, rescaleIntercept: -1024,
+      transferSyntax,
+      rows: 1,
+      columns: 4,
+      bitsAllocated: 16,
+      pixelRepresentation: 1,
+      samples: [-1000, 0, 1000, 3000],
+      rescaleSlope: 2,
+      rescaleIntercept: -1024,
     });
     assert.deepEqual(pixels(raster), [0, 64, 128, 255]);
   });
@@ -65,7 +79,12 @@ test('explicit VR big endian: 8-bit samples in an OW element have their byte pai
 test('16-bit unsigned, 12 bits stored: bits above HighBit are ignored', () => {
   // 0xF000 | v: garbage in the top nibble must not change the picture.
   const raster = decode({
-    transferSyntax: TS.explicitLittle, rows: 1, columns: 3, bitsAllocated: 16, bitsStored: 12, highBit: 11,
+    transferSyntax: TS.explicitLittle,
+    rows: 1,
+    columns: 3,
+    bitsAllocated: 16,
+    bitsStored: 12,
+    highBit: 11,
     samples: [0xf000 | 0, 0xf000 | 2047, 0xf000 | 4094],
   });
   assert.deepEqual(pixels(raster), [0, 128, 255]);
@@ -78,8 +97,13 @@ test('16-bit RGB is scaled from its stored bit depth to 8 bits', () => {
 
 test('window: the first of several values is used; the LUT function is honoured', () => {
   const spec = {
-    transferSyntax: TS.explicitLittle, rows: 1, columns: 3, bitsAllocated: 16,
-    samples: [50, 150, 250], windowCenter: [140, 1000], windowWidth: [101, 5000],
+    transferSyntax: TS.explicitLittle,
+    rows: 1,
+    columns: 3,
+    bitsAllocated: 16,
+    samples: [50, 150, 250],
+    windowCenter: [140, 1000],
+    windowWidth: [101, 5000],
   } as const;
   // LINEAR, C=140 W=101 spans (89.5, 189.5]: 150 -> ((150 - 139.5) / 100 + 0.5) * 255 = 154.3.
   // (The second window would give 79..89, min-max would give 128 in the middle.)
@@ -97,8 +121,14 @@ test('a window of unusable width falls back to min-max', () => {
 
 test('MONOCHROME1 with a window: windowed first, then inverted', () => {
   const raster = decode({
-    transferSyntax: TS.explicitLittle, rows: 1, columns: 2, bitsAllocated: 16, photometric: 'MONOCHROME1',
-    samples: [0, 4095], windowCenter: 2048, windowWidth: 4096,
+    transferSyntax: TS.explicitLittle,
+    rows: 1,
+    columns: 2,
+    bitsAllocated: 16,
+    photometric: 'MONOCHROME1',
+    samples: [0, 4095],
+    windowCenter: 2048,
+    windowWidth: 4096,
   });
   assert.deepEqual(pixels(raster), [255, 0]);
 });
@@ -114,12 +144,23 @@ test('multi-frame: the first frame is shown', () => {
 });
 
 test('compressed transfer syntaxes are 415 and the message names the supported ones', async () => {
-  const jpegFrame = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#777' } }).greyscale().jpeg().toBuffer();
+  const jpegFrame = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#777' } })
+    .greyscale()
+    .jpeg()
+    .toBuffer();
   for (const transferSyntax of [TS.jpegBaseline, TS.jpeg2000, TS.rle]) {
     const file = writeDicomImage({ transferSyntax, rows: 8, columns: 8, bitsAllocated: 8, encapsulatedFrames: [jpegFrame] });
     const mustName = [transferSyntax, ...Object.keys(SUPPORTED_TRANSFER_SYNTAXES), 'Explicit VR Big Endian'];
     assert.throws(() => decodeDicom(file, LIMITS), imageInputError('dicom_unsupported_transfer_syntax', mustName));
-    const error = await preprocessImage(file, { imageSize: 16, patchSize: 8, channels: 3, mean: [0, 0, 0], std: [1, 1, 1], maxInputPixels: 1e6, maxBytes: 1e6 }).catch((e: unknown) => e);
+    const error = await preprocessImage(file, {
+      imageSize: 16,
+      patchSize: 8,
+      channels: 3,
+      mean: [0, 0, 0],
+      std: [1, 1, 1],
+      maxInputPixels: 1e6,
+      maxBytes: 1e6,
+    }).catch((e: unknown) => e);
     assert.ok(error instanceof Error && 'status' in error && error.status === 415, String(error));
   }
   assert.deepEqual(Object.keys(SUPPORTED_TRANSFER_SYNTAXES).sort(), NATIVE_SYNTAXES.map(([, uid]) => uid).sort());
@@ -162,10 +203,16 @@ test('deflate bomb: a dataset inflating past maxInflatedBytes is 413; a corrupt 
 test('pixel formats we cannot show are 415 dicom_unsupported_pixel_format', () => {
   const base = { transferSyntax: TS.explicitLittle, rows: 1, columns: 2, bitsAllocated: 8, samples: [0, 1] } as const;
   assert.throws(() => decode({ ...base, photometric: 'PALETTE COLOR' }), imageInputError('dicom_unsupported_pixel_format', ['PALETTE COLOR', 'MONOCHROME2']));
-  assert.throws(() => decode({ ...base, photometric: 'YBR_FULL', samplesPerPixel: 3, samples: [0, 1, 2, 3, 4, 5] }), imageInputError('dicom_unsupported_pixel_format'));
+  assert.throws(
+    () => decode({ ...base, photometric: 'YBR_FULL', samplesPerPixel: 3, samples: [0, 1, 2, 3, 4, 5] }),
+    imageInputError('dicom_unsupported_pixel_format'),
+  );
   // BitsAllocated 32 (the writer's type allows 8 | 16 only; the header is all that is read).
   assert.throws(() => decode({ ...base, bitsAllocated: 32 as unknown as 8 }), imageInputError('dicom_unsupported_pixel_format', ['BitsAllocated 32']));
-  assert.throws(() => decode({ ...base, photometric: 'RGB', pixelRepresentation: 1, samples: [0, 1, 2, 3, 4, 5] }), imageInputError('dicom_unsupported_pixel_format'));
+  assert.throws(
+    () => decode({ ...base, photometric: 'RGB', pixelRepresentation: 1, samples: [0, 1, 2, 3, 4, 5] }),
+    imageInputError('dicom_unsupported_pixel_format'),
+  );
 });
 
 test('structurally broken files are 422', () => {
@@ -182,7 +229,11 @@ test('structurally broken files are 422', () => {
 test('through preprocessImage: DICOM is sniffed, greyscale becomes equal RGB channels, limits apply', async () => {
   const opts = { imageSize: 4, patchSize: 2, channels: 3, mean: [0, 0, 0], std: [1, 1, 1], maxInputPixels: 1_000, maxBytes: 100_000 } as const;
   const file = writeDicomImage({
-    transferSyntax: TS.explicitBig, rows: 4, columns: 4, bitsAllocated: 16, pixelRepresentation: 1,
+    transferSyntax: TS.explicitBig,
+    rows: 4,
+    columns: 4,
+    bitsAllocated: 16,
+    pixelRepresentation: 1,
     samples: Array.from({ length: 16 }, (_, i) => (i < 8 ? -500 : 1500)),
   });
   const result = await preprocessImage(file, opts);

@@ -35,8 +35,7 @@ function coordinateRgb(width: number, height: number): Buffer {
   }
   return raw;
 }
-const rawImage = (data: Uint8Array, width: number, height: number, channels: 1 | 2 | 3 | 4) =>
-  sharp(data, { raw: { width, height, channels } });
+const rawImage = (data: Uint8Array, width: number, height: number, channels: 1 | 2 | 3 | 4) => sharp(data, { raw: { width, height, channels } });
 
 /** Sample c of the pixel at (x, y) of the size x size square, read back out of the patch sequence. */
 function sampleAt(patches: Float32Array, opts: PreprocessOptions, x: number, y: number, c: number): number {
@@ -96,14 +95,24 @@ test('decodeToSquareRgb is the cacheable half: patchify of it equals preprocessI
 test('JPEG made with sharp: colours survive within JPEG error', async () => {
   // Quadrants red, green, blue, white at 128x128; resized to 64 each quadrant is 32x32.
   const raw = Buffer.alloc(128 * 128 * 3);
-  const colours = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]];
+  const colours = [
+    [255, 0, 0],
+    [0, 255, 0],
+    [0, 0, 255],
+    [255, 255, 255],
+  ];
   for (let y = 0; y < 128; y++) {
     for (let x = 0; x < 128; x++) raw.set(colours[(y < 64 ? 0 : 2) + (x < 64 ? 0 : 1)]!, (y * 128 + x) * 3);
   }
   const jpeg = await rawImage(raw, 128, 128, 3).jpeg({ quality: 95 }).toBuffer();
   const result = await preprocessImage(jpeg, OPTS);
   assert.equal(result.sourceFormat, 'jpeg');
-  for (const [qx, qy, colour] of [[16, 16, 0], [48, 16, 1], [16, 48, 2], [48, 48, 3]] as const) {
+  for (const [qx, qy, colour] of [
+    [16, 16, 0],
+    [48, 16, 1],
+    [16, 48, 2],
+    [48, 48, 3],
+  ] as const) {
     for (let c = 0; c < 3; c++) {
       const got = sampleAt(result.patches, OPTS, qx, qy, c) * STD[c]! + MEAN[c]!;
       assert.ok(Math.abs(got * 255 - colours[colour]![c]!) <= 6, `quadrant ${colour} channel ${c}: ${got * 255}`);
@@ -113,7 +122,9 @@ test('JPEG made with sharp: colours survive within JPEG error', async () => {
 
 test('non-square images keep their proportions: letterboxed with black, centred', async () => {
   // 64x32, flat grey 200: becomes rows 16..47 grey, 16 black rows above and below.
-  const png = await sharp({ create: { width: 64, height: 32, channels: 3, background: { r: 200, g: 200, b: 200 } } }).png().toBuffer();
+  const png = await sharp({ create: { width: 64, height: 32, channels: 3, background: { r: 200, g: 200, b: 200 } } })
+    .png()
+    .toBuffer();
   const rgb = await decodeToSquareRgb(png, 64, LIMITS);
   const at = (x: number, y: number) => rgb[(y * 64 + x) * 3]!;
   for (const x of [0, 31, 63]) {
@@ -129,10 +140,20 @@ test('grayscale, grayscale+alpha, RGBA and 16-bit inputs all become 8-bit RGB', 
   assert.deepEqual(Array.from(await decodeToSquareRgb(grey, 4, LIMITS)), new Array(48).fill(100));
 
   // Alpha is flattened onto black: 50% transparent becomes half as bright.
-  const greyAlpha = await rawImage(Buffer.from(new Array(16).fill([200, 128]).flat()), 4, 4, 2).toColourspace('b-w').png().toBuffer();
-  assert.deepEqual(await sharp(greyAlpha).metadata().then((m) => [m.channels, m.space]), [2, 'b-w']);
+  const greyAlpha = await rawImage(Buffer.from(new Array(16).fill([200, 128]).flat()), 4, 4, 2)
+    .toColourspace('b-w')
+    .png()
+    .toBuffer();
+  assert.deepEqual(
+    await sharp(greyAlpha)
+      .metadata()
+      .then((m) => [m.channels, m.space]),
+    [2, 'b-w'],
+  );
   for (const v of await decodeToSquareRgb(greyAlpha, 4, LIMITS)) assert.ok(Math.abs(v - 100) <= 1, `grey+alpha sample ${v}`);
-  const rgba = await rawImage(Buffer.from(new Array(16).fill([200, 100, 50, 128]).flat()), 4, 4, 4).png().toBuffer();
+  const rgba = await rawImage(Buffer.from(new Array(16).fill([200, 100, 50, 128]).flat()), 4, 4, 4)
+    .png()
+    .toBuffer();
   assert.equal((await sharp(rgba).metadata()).channels, 4);
   const flattened = await decodeToSquareRgb(rgba, 4, LIMITS);
   for (let i = 0; i < 16; i++) {
@@ -141,13 +162,19 @@ test('grayscale, grayscale+alpha, RGBA and 16-bit inputs all become 8-bit RGB', 
   }
 
   // 16-bit grey (common for exported radiographs) is scaled, not clipped: 65535 -> 255, 4369 -> 17.
-  const grey16 = await sharp(Uint16Array.from({ length: 16 }, (_, i) => i * 4369), { raw: { width: 4, height: 4, channels: 1 } })
+  const grey16 = await sharp(
+    Uint16Array.from({ length: 16 }, (_, i) => i * 4369),
+    { raw: { width: 4, height: 4, channels: 1 } },
+  )
     .toColourspace('grey16')
     .png()
     .toBuffer();
   assert.equal((await sharp(grey16).metadata()).depth, 'ushort');
   const rgb16 = await decodeToSquareRgb(grey16, 4, LIMITS);
-  assert.deepEqual(Array.from(rgb16), Array.from({ length: 48 }, (_, i) => Math.floor(i / 3) * 17));
+  assert.deepEqual(
+    Array.from(rgb16),
+    Array.from({ length: 48 }, (_, i) => Math.floor(i / 3) * 17),
+  );
 });
 
 test('EXIF orientation is applied before resizing', async () => {
@@ -215,7 +242,11 @@ test('truncated JPEG fails at every cut point, including one that loses only the
     const cuts = [3, 20, Math.floor(jpeg.length / 2), jpeg.length - 2, jpeg.length - 1];
     for (let cut = 4; cut < jpeg.length; cut += Math.ceil(jpeg.length / 40)) cuts.push(cut);
     for (const cut of cuts) {
-      await assert.rejects(preprocessImage(jpeg.subarray(0, cut), OPTS), imageInputError('image_unreadable'), `progressive=${progressive} cut at ${cut}/${jpeg.length}`);
+      await assert.rejects(
+        preprocessImage(jpeg.subarray(0, cut), OPTS),
+        imageInputError('image_unreadable'),
+        `progressive=${progressive} cut at ${cut}/${jpeg.length}`,
+      );
     }
   }
 });
@@ -249,7 +280,10 @@ test('pixel bomb: a small file declaring 30000x30000 is 413, refused from the he
 });
 
 test('maxInputPixels is inclusive: exactly the limit passes, one pixel more is 413', async () => {
-  const png = (w: number, h: number) => sharp({ create: { width: w, height: h, channels: 3, background: '#404040' } }).png().toBuffer();
+  const png = (w: number, h: number) =>
+    sharp({ create: { width: w, height: h, channels: 3, background: '#404040' } })
+      .png()
+      .toBuffer();
   const limits = { ...OPTS, maxInputPixels: 100 * 50 };
   await preprocessImage(await png(100, 50), limits);
   await assert.rejects(preprocessImage(await png(101, 50), limits), imageInputError('image_too_large_pixels', ['101x50']));
@@ -264,7 +298,9 @@ test('over maxBytes is 413 image_too_large_bytes, checked before the content is 
 });
 
 test('programmer errors in options are RangeErrors, not client errors', async () => {
-  const png = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#000' } }).png().toBuffer();
+  const png = await sharp({ create: { width: 4, height: 4, channels: 3, background: '#000' } })
+    .png()
+    .toBuffer();
   await assert.rejects(preprocessImage(png, { ...OPTS, patchSize: 15 }), RangeError);
   await assert.rejects(preprocessImage(png, { ...OPTS, channels: 1 as unknown as 3 }), RangeError);
   await assert.rejects(preprocessImage(png, { ...OPTS, maxBytes: 0 }), RangeError);

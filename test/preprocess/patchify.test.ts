@@ -19,10 +19,22 @@ test('4x4 image in 2x2 patches: patches in raster order, pixels row-major, chann
   const pixel = (x: number, y: number) => [x / 255, y / 255, (100 + 10 * (x + y)) / 255];
   // Hand-written order: patch (0,0), (1,0), (0,1), (1,1); in each, (0,0) (1,0) (0,1) (1,1).
   const expected = [
-    ...pixel(0, 0), ...pixel(1, 0), ...pixel(0, 1), ...pixel(1, 1),
-    ...pixel(2, 0), ...pixel(3, 0), ...pixel(2, 1), ...pixel(3, 1),
-    ...pixel(0, 2), ...pixel(1, 2), ...pixel(0, 3), ...pixel(1, 3),
-    ...pixel(2, 2), ...pixel(3, 2), ...pixel(2, 3), ...pixel(3, 3),
+    ...pixel(0, 0),
+    ...pixel(1, 0),
+    ...pixel(0, 1),
+    ...pixel(1, 1),
+    ...pixel(2, 0),
+    ...pixel(3, 0),
+    ...pixel(2, 1),
+    ...pixel(3, 1),
+    ...pixel(0, 2),
+    ...pixel(1, 2),
+    ...pixel(0, 3),
+    ...pixel(1, 3),
+    ...pixel(2, 2),
+    ...pixel(3, 2),
+    ...pixel(2, 3),
+    ...pixel(3, 3),
   ];
   assert.deepEqual(Array.from(out), Array.from(Float32Array.from(expected)));
 });
@@ -41,7 +53,10 @@ test('per-channel mean and std: (v / 255 - mean[c]) / std[c]', () => {
 
 test('one patch covering the whole image is the image in HWC order', () => {
   const rgb = coordinateRaster(8);
-  assert.deepEqual(Array.from(patchify(rgb, 8, 8, IDENTITY.mean, IDENTITY.std)), Array.from(rgb, (v) => Math.fround(v / 255)));
+  assert.deepEqual(
+    Array.from(patchify(rgb, 8, 8, IDENTITY.mean, IDENTITY.std)),
+    Array.from(rgb, (v) => Math.fround(v / 255)),
+  );
 });
 
 test('rejects sizes, buffers and statistics that do not fit', () => {

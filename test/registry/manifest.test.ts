@@ -4,14 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import {
-  ManifestError,
-  REQUIRED_PACKAGE_FILES,
-  isSafeRelativePath,
-  isValidPackageId,
-  parseManifest,
-  readManifest,
-} from '../../src/registry/manifest.ts';
+import { ManifestError, REQUIRED_PACKAGE_FILES, isSafeRelativePath, isValidPackageId, parseManifest, readManifest } from '../../src/registry/manifest.ts';
 
 const HASH = 'a'.repeat(64);
 
@@ -34,11 +27,14 @@ function validManifest(): Record<string, unknown> {
 }
 
 function assertManifestError(value: unknown, pattern: RegExp): void {
-  assert.throws(() => parseManifest(value), (error: unknown) => {
-    assert.ok(error instanceof ManifestError, `expected ManifestError, got ${String(error)}`);
-    assert.match(error.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => parseManifest(value),
+    (error: unknown) => {
+      assert.ok(error instanceof ManifestError, `expected ManifestError, got ${String(error)}`);
+      assert.match(error.message, pattern);
+      return true;
+    },
+  );
 }
 
 const withField = (key: string, value: unknown) => ({ ...validManifest(), [key]: value });

@@ -21,7 +21,11 @@ import {
 const MODULE_URL = new URL('../../src/registry/model-package.ts', import.meta.url).href;
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-const exists = (path: string) => access(path).then(() => true, () => false);
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 function input(id = 'clinvqa-sft'): ModelPackageInput {
   return {
@@ -66,7 +70,7 @@ after(async () => {
 });
 
 describe('writeModelPackage', () => {
-  it('writes every file and a manifest holding each file\'s sha256 and every manifest field', async () => {
+  it("writes every file and a manifest holding each file's sha256 and every manifest field", async () => {
     const dir = join(models, 'clinvqa-sft');
     const given = input();
     const manifest = await writeModelPackage(dir, given);
@@ -74,7 +78,18 @@ describe('writeModelPackage', () => {
     const onDisk = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8'));
     assert.deepEqual(onDisk, manifest);
     assert.deepEqual(Object.keys(onDisk).sort(), [
-      'created_at', 'dataset', 'eval', 'family', 'files', 'id', 'method', 'parent', 'preset', 'seed', 'training', 'version',
+      'created_at',
+      'dataset',
+      'eval',
+      'family',
+      'files',
+      'id',
+      'method',
+      'parent',
+      'preset',
+      'seed',
+      'training',
+      'version',
     ]);
     assert.equal(onDisk.family, 'clinvqa-vlm');
     assert.equal(onDisk.method, 'sft');
@@ -239,9 +254,17 @@ describe('verifyModelPackage', () => {
   it('refuses a manifest listing a path with "..", or an invalid id, or a directory of another name', async () => {
     const manifestPath = join(dir, 'manifest.json');
     const manifest = JSON.parse(await readFile(manifestPath, 'utf8'));
-    await writeFile(manifestPath, JSON.stringify({ ...manifest, files: { ...manifest.files, '../clinvqa-other/model.safetensors': manifest.files['model.safetensors'] } }));
-    await assert.rejects(verifyModelPackage(dir), (e: Error) =>
-      e instanceof ManifestError && e.message.includes(manifestPath) && /"\.\.\/clinvqa-other\/model\.safetensors" is not a valid package file path/.test(e.message));
+    await writeFile(
+      manifestPath,
+      JSON.stringify({ ...manifest, files: { ...manifest.files, '../clinvqa-other/model.safetensors': manifest.files['model.safetensors'] } }),
+    );
+    await assert.rejects(
+      verifyModelPackage(dir),
+      (e: Error) =>
+        e instanceof ManifestError &&
+        e.message.includes(manifestPath) &&
+        /"\.\.\/clinvqa-other\/model\.safetensors" is not a valid package file path/.test(e.message),
+    );
 
     await writeFile(manifestPath, JSON.stringify({ ...manifest, id: 'Clinvqa SFT' }));
     await assert.rejects(verifyModelPackage(dir), (e: Error) => e instanceof ManifestError && /id must match .* got "Clinvqa SFT"/.test(e.message));

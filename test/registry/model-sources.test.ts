@@ -20,10 +20,13 @@ test('served packages = shipped ones plus those registered under <data dir>/mode
     writeFakePackage(sources.shippedDir, 'clinvqa-sft');
     writeFakePackage(sources.registeredDir, 'clinvqa-sft-ft-0123456789ab');
     const { packages, clashes } = await listServedPackages(sources);
-    assert.deepEqual(packages.map((p) => [p.id, p.dir]), [
-      ['clinvqa-sft', path.join(sources.shippedDir, 'clinvqa-sft')],
-      ['clinvqa-sft-ft-0123456789ab', path.join(sources.registeredDir, 'clinvqa-sft-ft-0123456789ab')],
-    ]);
+    assert.deepEqual(
+      packages.map((p) => [p.id, p.dir]),
+      [
+        ['clinvqa-sft', path.join(sources.shippedDir, 'clinvqa-sft')],
+        ['clinvqa-sft-ft-0123456789ab', path.join(sources.registeredDir, 'clinvqa-sft-ft-0123456789ab')],
+      ],
+    );
     assert.deepEqual(clashes, []);
     assert.equal((await findServedPackage(sources, 'clinvqa-sft-ft-0123456789ab'))?.dir, path.join(sources.registeredDir, 'clinvqa-sft-ft-0123456789ab'));
     assert.equal(await findServedPackage(sources, 'nope'), undefined);
@@ -36,8 +39,16 @@ test('an id in both places is a clash: the shipped package is served, the regist
     writeFakePackage(sources.shippedDir, 'clinvqa-sft');
     writeFakePackage(sources.registeredDir, 'clinvqa-sft');
     const { packages, clashes } = await listServedPackages(sources);
-    assert.deepEqual(packages.map((p) => p.dir), [path.join(sources.shippedDir, 'clinvqa-sft')]);
-    assert.deepEqual(clashes, [{ id: 'clinvqa-sft', served: path.join(sources.shippedDir, 'clinvqa-sft'), ignored: path.join(sources.registeredDir, 'clinvqa-sft') }]);
-    assert.equal(withoutServerPaths(sources, `${sources.registeredDir}/x/manifest.json and ${sources.shippedDir}/y`), 'registered-models/x/manifest.json and models/y');
+    assert.deepEqual(
+      packages.map((p) => p.dir),
+      [path.join(sources.shippedDir, 'clinvqa-sft')],
+    );
+    assert.deepEqual(clashes, [
+      { id: 'clinvqa-sft', served: path.join(sources.shippedDir, 'clinvqa-sft'), ignored: path.join(sources.registeredDir, 'clinvqa-sft') },
+    ]);
+    assert.equal(
+      withoutServerPaths(sources, `${sources.registeredDir}/x/manifest.json and ${sources.shippedDir}/y`),
+      'registered-models/x/manifest.json and models/y',
+    );
   });
 });

@@ -27,26 +27,51 @@ for (const backend of backends) {
       const { store, make } = await open(t, models);
       assert.equal(store.current.version, 1);
       assert.equal(store.current.origin, 'default');
-      assert.deepEqual(store.current.variants, [{ name: 'grpo', model: 'grpo', weight: 1 }, { name: 'sft', model: 'sft', weight: 1 }]);
-      const v2 = await store.replaceFromInput({ variants: [{ model: 'grpo', weight: 9 }, { name: 'control', model: 'sft', weight: 1 }], sticky_header: 'X-Site' });
+      assert.deepEqual(store.current.variants, [
+        { name: 'grpo', model: 'grpo', weight: 1 },
+        { name: 'sft', model: 'sft', weight: 1 },
+      ]);
+      const v2 = await store.replaceFromInput({
+        variants: [
+          { model: 'grpo', weight: 9 },
+          { name: 'control', model: 'sft', weight: 1 },
+        ],
+        sticky_header: 'X-Site',
+      });
       assert.equal(v2.version, 2);
       assert.equal(store.current, v2);
       await assert.rejects(async () => store.replaceFromInput({ variants: [{ model: 'ghost', weight: 1 }] }), AbTableError);
       assert.equal(store.current, v2, 'rejected changes leave the table in effect');
       const reopened = await make();
       assert.deepEqual(reopened.current, v2);
-      for (const id of ['a', 'b', 'c', 'd']) assert.equal(pickVariant(reopened.current, id, () => true)!.variant.name, pickVariant(v2, id, () => true)!.variant.name);
+      for (const id of ['a', 'b', 'c', 'd'])
+        assert.equal(pickVariant(reopened.current, id, () => true)!.variant.name, pickVariant(v2, id, () => true)!.variant.name);
       assert.equal((await reopened.replaceFromInput({ variants: [{ model: 'sft', weight: 1 }] })).version, 3);
     });
 
     test('promote, promote again, roll back twice, across a reopen', async (t) => {
       const { store, make } = await open(t, ['sft', 'grpo', 'ft1']);
-      const base = await store.replaceFromInput({ variants: [{ name: 'control', model: 'sft', weight: 1 }, { model: 'grpo', weight: 1 }] });
+      const base = await store.replaceFromInput({
+        variants: [
+          { name: 'control', model: 'sft', weight: 1 },
+          { model: 'grpo', weight: 1 },
+        ],
+      });
       const p1 = await store.promote('grpo');
-      assert.deepEqual(p1.variants.map((v) => v.weight), [0, 1]);
+      assert.deepEqual(
+        p1.variants.map((v) => v.weight),
+        [0, 1],
+      );
       assert.equal((await store.promote('grpo')).version, p1.version, 'promoting the promoted model changes nothing');
       const p2 = await store.promote('ft1');
-      assert.deepEqual(p2.variants.map((v) => [v.model, v.weight]), [['sft', 0], ['grpo', 0], ['ft1', 1]]);
+      assert.deepEqual(
+        p2.variants.map((v) => [v.model, v.weight]),
+        [
+          ['sft', 0],
+          ['grpo', 0],
+          ['ft1', 1],
+        ],
+      );
       await assert.rejects(async () => store.rollback('grpo'), AbTableConflictError);
       await assert.rejects(async () => store.promote('ghost'), AbTableError);
       const reopened = await make();
@@ -63,7 +88,10 @@ for (const backend of backends) {
       const models = ['a', 'b', 'new'];
       const { store } = await open(t, models);
       const followed = await store.followModels(['a', 'b']);
-      assert.deepEqual(followed.variants.map((v) => v.model), ['a', 'b']);
+      assert.deepEqual(
+        followed.variants.map((v) => v.model),
+        ['a', 'b'],
+      );
       const table = await store.setCanary('new', 0.2);
       assert.equal(table.origin, 'canary');
       assert.ok(Math.abs(table.variants.find((v) => v.model === 'new')!.weight - 0.5) < 1e-9);
@@ -86,11 +114,19 @@ describe('A/B table shared by replicas (postgres)', () => {
       one.replaceFromInput({ variants: [{ model: 'a', weight: 1 }] }),
       two.promote('b'),
       one.setCanary('c', 0.1),
-      two.replaceFromInput({ variants: [{ model: 'a', weight: 2 }, { model: 'b', weight: 1 }] }),
+      two.replaceFromInput({
+        variants: [
+          { model: 'a', weight: 2 },
+          { model: 'b', weight: 1 },
+        ],
+      }),
     ]);
     assert.deepEqual(new Set(changes.map((c) => c.version)).size, 4, 'no two changes got the same version');
     const history = await abTableHistory(place.pool!);
-    assert.deepEqual(history.map((h) => h.version), [5, 4, 3, 2, 1]);
+    assert.deepEqual(
+      history.map((h) => h.version),
+      [5, 4, 3, 2, 1],
+    );
     await one.refresh();
     await two.refresh();
     assert.equal(one.current.version, 5);

@@ -25,7 +25,10 @@ test('no saved table: every loaded model at equal weight, version 1, saved', (t)
   assert.equal(store.current.version, 1);
   assert.equal(store.current.origin, 'default');
   assert.equal(store.current.stickyHeader, 'X-Client-Id');
-  assert.deepEqual(store.current.variants, [{ name: 'grpo', model: 'grpo', weight: 1 }, { name: 'sft', model: 'sft', weight: 1 }]);
+  assert.deepEqual(store.current.variants, [
+    { name: 'grpo', model: 'grpo', weight: 1 },
+    { name: 'sft', model: 'sft', weight: 1 },
+  ]);
   assert.equal(readFile(dir).table.version, 1);
 });
 
@@ -44,7 +47,13 @@ test('a change is validated, saved, versioned, and survives a restart', (t) => {
   const dir = tempDir(t);
   const models = ['sft', 'grpo'];
   const store = AbTableStore.open(options(dir, models));
-  const v2 = store.replaceFromInput({ variants: [{ model: 'grpo', weight: 9 }, { name: 'control', model: 'sft', weight: 1 }], sticky_header: 'X-Site' });
+  const v2 = store.replaceFromInput({
+    variants: [
+      { model: 'grpo', weight: 9 },
+      { name: 'control', model: 'sft', weight: 1 },
+    ],
+    sticky_header: 'X-Site',
+  });
   assert.equal(v2.version, 2);
   assert.equal(store.current, v2);
   assert.throws(() => store.replaceFromInput({ variants: [{ model: 'ghost', weight: 1 }] }), AbTableError);
@@ -63,7 +72,12 @@ test('a change is validated, saved, versioned, and survives a restart', (t) => {
 test('an admin table is kept at boot even if its models are gone; a default one follows the models', (t) => {
   const dir = tempDir(t);
   const logs: string[] = [];
-  AbTableStore.open(options(dir, ['a', 'b'])).replaceFromInput({ variants: [{ model: 'a', weight: 1 }, { model: 'b', weight: 1 }] });
+  AbTableStore.open(options(dir, ['a', 'b'])).replaceFromInput({
+    variants: [
+      { model: 'a', weight: 1 },
+      { model: 'b', weight: 1 },
+    ],
+  });
   const reopened = AbTableStore.open(options(dir, ['a'], { log: (m) => logs.push(m) }));
   assert.equal(reopened.current.version, 2);
   assert.equal(reopened.current.variants.length, 2);
@@ -74,7 +88,10 @@ test('an admin table is kept at boot even if its models are gone; a default one 
   AbTableStore.open(options(dir2, ['a', 'b']));
   const grown = AbTableStore.open(options(dir2, ['a', 'b', 'c']));
   assert.equal(grown.current.version, 2);
-  assert.deepEqual(grown.current.variants.map((v) => v.model), ['a', 'b', 'c']);
+  assert.deepEqual(
+    grown.current.variants.map((v) => v.model),
+    ['a', 'b', 'c'],
+  );
   assert.equal(AbTableStore.open(options(dir2, ['a', 'b', 'c'])).current.version, 2, 'unchanged models: same version');
 });
 
@@ -115,13 +132,28 @@ test('promote, promote again, roll back twice: each step atomic, saved, and undo
   const dir = tempDir(t);
   const models = ['sft', 'grpo', 'ft1'];
   const store = AbTableStore.open(options(dir, models));
-  const base = store.replaceFromInput({ variants: [{ name: 'control', model: 'sft', weight: 1 }, { model: 'grpo', weight: 1 }] });
+  const base = store.replaceFromInput({
+    variants: [
+      { name: 'control', model: 'sft', weight: 1 },
+      { model: 'grpo', weight: 1 },
+    ],
+  });
   const p1 = store.promote('grpo');
   assert.equal(p1.promoted, 'grpo');
-  assert.deepEqual(p1.variants.map((v) => v.weight), [0, 1]);
+  assert.deepEqual(
+    p1.variants.map((v) => v.weight),
+    [0, 1],
+  );
   assert.equal(store.promote('grpo'), p1, 'promoting the promoted model changes nothing');
   const p2 = store.promote('ft1');
-  assert.deepEqual(p2.variants.map((v) => [v.model, v.weight]), [['sft', 0], ['grpo', 0], ['ft1', 1]]);
+  assert.deepEqual(
+    p2.variants.map((v) => [v.model, v.weight]),
+    [
+      ['sft', 0],
+      ['grpo', 0],
+      ['ft1', 1],
+    ],
+  );
   assert.throws(() => store.rollback('grpo'), AbTableConflictError);
   assert.throws(() => store.promote('ghost'), AbTableError);
 
@@ -143,14 +175,22 @@ test('rollback to a table whose model was unloaded is refused, the promotion sta
   store.promote('b');
   models.splice(0, 1); // 'a' unloaded
   const promoted = store.current;
-  assert.throws(() => store.rollback('b'), (e: unknown) => e instanceof AbTableError && e.kind === 'invalid');
+  assert.throws(
+    () => store.rollback('b'),
+    (e: unknown) => e instanceof AbTableError && e.kind === 'invalid',
+  );
   assert.equal(store.current, promoted);
 });
 
 test('a canary takes its share of the traffic', (t) => {
   const dir = tempDir(t);
   const store = AbTableStore.open(options(dir, ['a', 'b', 'new']));
-  store.replaceFromInput({ variants: [{ model: 'a', weight: 1 }, { model: 'b', weight: 1 }] });
+  store.replaceFromInput({
+    variants: [
+      { model: 'a', weight: 1 },
+      { model: 'b', weight: 1 },
+    ],
+  });
   const table = store.setCanary('new', 0.2);
   assert.equal(table.origin, 'canary');
   let onCanary = 0;
@@ -164,8 +204,18 @@ test('changes racing with many in-flight picks: every pick sees one whole, valid
   const store = AbTableStore.open(options(dir, models));
   // Alternate between two shapes; each version's variants are recorded as they are committed.
   const shapes = [
-    { variants: [{ model: 'a', weight: 1 }, { model: 'b', weight: 3 }] },
-    { variants: [{ name: 'x', model: 'c', weight: 2 }, { name: 'y', model: 'a', weight: 0 }] },
+    {
+      variants: [
+        { model: 'a', weight: 1 },
+        { model: 'b', weight: 3 },
+      ],
+    },
+    {
+      variants: [
+        { name: 'x', model: 'c', weight: 2 },
+        { name: 'y', model: 'a', weight: 0 },
+      ],
+    },
   ];
   const committed = new Map<number, string>([[store.current.version, JSON.stringify(store.current.variants)]]);
   let changes = 0;

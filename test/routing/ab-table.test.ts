@@ -11,7 +11,10 @@ import {
   toAbTableJson,
 } from '../../src/routing/ab-table.ts';
 
-const known = (...ids: string[]) => (id: string): boolean => ids.includes(id);
+const known =
+  (...ids: string[]) =>
+  (id: string): boolean =>
+    ids.includes(id);
 
 /** The error's kind and its problems as "path: message" lines. */
 function problemsOf(fn: () => unknown): { kind: string; problems: readonly string[] } {
@@ -25,7 +28,12 @@ function problemsOf(fn: () => unknown): { kind: string; problems: readonly strin
 }
 
 test('parses the openapi AbTableInput: names default to the model id, header defaults to X-Client-Id', () => {
-  const spec = parseAbTableInput({ variants: [{ model: 'clinvqa-grpo', weight: 9 }, { name: 'control', model: 'clinvqa-sft', weight: 1 }] });
+  const spec = parseAbTableInput({
+    variants: [
+      { model: 'clinvqa-grpo', weight: 9 },
+      { name: 'control', model: 'clinvqa-sft', weight: 1 },
+    ],
+  });
   assert.deepEqual(spec, {
     variants: [
       { name: 'clinvqa-grpo', model: 'clinvqa-grpo', weight: 9 },
@@ -57,8 +65,15 @@ test('malformed bodies list every problem', () => {
   );
   assert.equal(kind, 'malformed');
   assert.deepEqual(problems.map((p) => p.split(':')[0]).sort(), [
-    '/other', '/sticky_header', '/variants/0/weight', '/variants/1/model', '/variants/2/weight',
-    '/variants/3/weight', '/variants/4/extra', '/variants/5/name', '/variants/6',
+    '/other',
+    '/sticky_header',
+    '/variants/0/weight',
+    '/variants/1/model',
+    '/variants/2/weight',
+    '/variants/3/weight',
+    '/variants/4/extra',
+    '/variants/5/name',
+    '/variants/6',
   ]);
   assert.equal(problemsOf(() => parseAbTableInput({ variants: [] })).problems.length, 1);
   assert.equal(problemsOf(() => parseAbTableInput({ variants: Array.from({ length: 17 }, (_, i) => ({ model: `m${i}`, weight: 1 })) })).kind, 'malformed');
@@ -68,12 +83,44 @@ test('malformed bodies list every problem', () => {
 
 test('semantic checks: a positive weight, unique names and models, loaded models, "override" reserved', () => {
   const parse = (variants: unknown[]) => parseAbTableInput({ variants });
-  assert.doesNotThrow(() => checkAbTableSpec(parse([{ model: 'a', weight: 0 }, { model: 'b', weight: 2 }]), known('a', 'b')));
+  assert.doesNotThrow(() =>
+    checkAbTableSpec(
+      parse([
+        { model: 'a', weight: 0 },
+        { model: 'b', weight: 2 },
+      ]),
+      known('a', 'b'),
+    ),
+  );
   const cases: [unknown[], RegExp][] = [
-    [[{ model: 'a', weight: 0 }, { model: 'b', weight: 0 }], /weight above 0/],
-    [[{ model: 'a', weight: 1 }, { model: 'a', weight: 1, name: 'again' }], /model "a" appears in two/],
-    [[{ name: 'x', model: 'a', weight: 1 }, { name: 'x', model: 'b', weight: 1 }], /name "x" appears twice/],
-    [[{ model: 'a', weight: 1 }, { model: 'ghost', weight: 1 }], /^\/variants\/1\/model: model "ghost" is not loaded/],
+    [
+      [
+        { model: 'a', weight: 0 },
+        { model: 'b', weight: 0 },
+      ],
+      /weight above 0/,
+    ],
+    [
+      [
+        { model: 'a', weight: 1 },
+        { model: 'a', weight: 1, name: 'again' },
+      ],
+      /model "a" appears in two/,
+    ],
+    [
+      [
+        { name: 'x', model: 'a', weight: 1 },
+        { name: 'x', model: 'b', weight: 1 },
+      ],
+      /name "x" appears twice/,
+    ],
+    [
+      [
+        { model: 'a', weight: 1 },
+        { model: 'ghost', weight: 1 },
+      ],
+      /^\/variants\/1\/model: model "ghost" is not loaded/,
+    ],
     [[{ model: 'a', weight: 1, name: 'override' }], /reserved/],
   ];
   for (const [variants, message] of cases) {
@@ -87,13 +134,19 @@ test('nextTable numbers versions from 1 and freezes the table', () => {
   const now = new Date('2025-03-01T12:00:00Z');
   const t1 = nextTable(null, defaultSpec(['b', 'a', 'b']), { origin: 'default', now });
   assert.equal(t1.version, 1);
-  assert.deepEqual(t1.variants.map((v) => v.model), ['a', 'b']);
+  assert.deepEqual(
+    t1.variants.map((v) => v.model),
+    ['a', 'b'],
+  );
   const t2 = nextTable(t1, t1, { origin: 'admin', now });
   assert.equal(t2.version, 2);
   assert.ok(Object.isFrozen(t2) && Object.isFrozen(t2.variants) && Object.isFrozen(t2.variants[0]));
   assert.deepEqual(toAbTableJson(t2), {
     version: 2,
-    variants: [{ name: 'a', model: 'a', weight: 1 }, { name: 'b', model: 'b', weight: 1 }],
+    variants: [
+      { name: 'a', model: 'a', weight: 1 },
+      { name: 'b', model: 'b', weight: 1 },
+    ],
     sticky_header: 'X-Client-Id',
     updated_at: '2025-03-01T12:00:00.000Z',
     promoted: null,
@@ -101,7 +154,12 @@ test('nextTable numbers versions from 1 and freezes the table', () => {
 });
 
 test('promotion sends all weight to one model and keeps the other names at 0', () => {
-  const spec = parseAbTableInput({ variants: [{ name: 'control', model: 'sft', weight: 3 }, { model: 'grpo', weight: 1 }] });
+  const spec = parseAbTableInput({
+    variants: [
+      { name: 'control', model: 'sft', weight: 3 },
+      { model: 'grpo', weight: 1 },
+    ],
+  });
   assert.deepEqual(promotedSpec(spec, 'grpo').variants, [
     { name: 'control', model: 'sft', weight: 0 },
     { name: 'grpo', model: 'grpo', weight: 1 },
@@ -112,7 +170,12 @@ test('promotion sends all weight to one model and keeps the other names at 0', (
 });
 
 test('a canary gets its share and the others keep their ratios', () => {
-  const spec = parseAbTableInput({ variants: [{ model: 'sft', weight: 3 }, { model: 'grpo', weight: 1 }] });
+  const spec = parseAbTableInput({
+    variants: [
+      { model: 'sft', weight: 3 },
+      { model: 'grpo', weight: 1 },
+    ],
+  });
   const withCanary = canarySpec(spec, 'grpo-ft1', 0.1);
   const total = withCanary.variants.reduce((s, v) => s + v.weight, 0);
   const weightOf = (m: string) => withCanary.variants.find((v) => v.model === m)!.weight;

@@ -10,7 +10,10 @@ test('stickyPoint is the same in a separate process', () => {
   const script = `import { stickyPoint } from './src/routing/sticky-router.ts';
     const clients = ${JSON.stringify(clients)};
     process.stdout.write(JSON.stringify(clients.flatMap((c) => [1, 2, 97].map((v) => stickyPoint(c, v)))));`;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, TZ: 'Pacific/Kiritimati', LANG: 'C' } });
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, TZ: 'Pacific/Kiritimati', LANG: 'C' },
+  });
   const here = clients.flatMap((c) => [1, 2, 97].map((v) => stickyPoint(c, v)));
   assert.deepEqual(JSON.parse(out), here);
   assert.equal(new Set(here).size, here.length, 'different clients and versions land on different points');

@@ -23,7 +23,6 @@ function shares(t: AbTable, ids: readonly (string | undefined)[], random?: () =>
   return new Map([...counts].map(([k, v]) => [k, v / ids.length]));
 }
 
-
 test('10k client ids split 0.9/0.1 within 1.5 points (5 sigma)', () => {
   const s = shares(table({ grpo: 0.9, sft: 0.1 }), clients);
   assert.ok(Math.abs(s.get('grpo')! - 0.9) < 0.015, `grpo share ${s.get('grpo')}`);
@@ -69,7 +68,11 @@ test('a new table version re-draws clients: about 2pq of them change arm, none w
 
 test('without a client id each request is drawn by weight (empty header counts as none)', () => {
   const t = table({ grpo: 0.9, sft: 0.1 });
-  const s = shares(t, Array.from({ length: 10_000 }, () => undefined), mulberry32(7));
+  const s = shares(
+    t,
+    Array.from({ length: 10_000 }, () => undefined),
+    mulberry32(7),
+  );
   assert.ok(Math.abs(s.get('grpo')! - 0.9) < 0.015, `grpo share ${s.get('grpo')}`);
   const picked = pickVariant(t, '', everyModel, () => 0.95)!;
   assert.equal(picked.sticky, false);
@@ -93,8 +96,14 @@ test('an unavailable model: only its clients move; the others keep their variant
 
 test('no available weighted variant → null', () => {
   const t = table({ a: 1, b: 0 });
-  assert.equal(pickVariant(t, 'x', (m) => m === 'b'), null);
-  assert.equal(pickVariant(t, undefined, () => false), null);
+  assert.equal(
+    pickVariant(t, 'x', (m) => m === 'b'),
+    null,
+  );
+  assert.equal(
+    pickVariant(t, undefined, () => false),
+    null,
+  );
   const empty = nextTable(null, { variants: [], stickyHeader: 'X-Client-Id' }, { origin: 'default', now: NOW });
   assert.equal(pickVariant(empty, 'x', everyModel), null);
 });

@@ -16,7 +16,15 @@ function model(ms: number) {
   const run = async (reqs: InferenceRequest[]): Promise<InferenceResult[]> => {
     batches.push(reqs.map((r) => r.question));
     await new Promise((r) => setTimeout(r, ms));
-    return reqs.map((r) => ({ text: r.question, answer: r.question, reasoning: '', promptTokens: 1, completionTokens: 1, finishReason: 'stop', timings: { visionMs: 0, decodeMs: 0 } }));
+    return reqs.map((r) => ({
+      text: r.question,
+      answer: r.question,
+      reasoning: '',
+      promptTokens: 1,
+      completionTokens: 1,
+      finishReason: 'stop',
+      timings: { visionMs: 0, decodeMs: 0 },
+    }));
   };
   return { run, batches };
 }
@@ -27,9 +35,16 @@ test('concurrent requests share batches of at most maxBatch, each gets its own a
   const done = await Promise.all(Array.from({ length: 10 }, (_, i) => batcher.enqueue(req(`q${i}`)).done));
   done.forEach((d, i) => assert.equal(d.result.answer, `q${i}`));
   assert.ok(m.batches.every((b) => b.length <= 4));
-  assert.deepEqual(m.batches.map((b) => b.length), [4, 4, 2]);
+  assert.deepEqual(
+    m.batches.map((b) => b.length),
+    [4, 4, 2],
+  );
   assert.equal(done[0]!.batchSize, 4);
-  assert.deepEqual(m.batches.flat(), Array.from({ length: 10 }, (_, i) => `q${i}`), 'FIFO order');
+  assert.deepEqual(
+    m.batches.flat(),
+    Array.from({ length: 10 }, (_, i) => `q${i}`),
+    'FIFO order',
+  );
 });
 
 test('under sparse traffic a lone request leaves at once', async () => {
@@ -59,7 +74,10 @@ test('after a batch of several, the first request of the next wave waits for the
   const first = batcher.enqueue(req('d')).done;
   await new Promise((r) => setTimeout(r, 10));
   await Promise.all([first, batcher.enqueue(req('e')).done]);
-  assert.deepEqual(m.batches, [['a', 'b', 'c'], ['d', 'e']]);
+  assert.deepEqual(m.batches, [
+    ['a', 'b', 'c'],
+    ['d', 'e'],
+  ]);
   // …and once a batch of one has run, a lone request after a gap leaves at once again.
   await new Promise((r) => setTimeout(r, 60));
   const lone = await batcher.enqueue(req('f')).done;
@@ -73,7 +91,10 @@ test('batching off: every request runs alone', async () => {
   const m = model(5);
   const batcher = new Batcher(m.run, { ...OPTS, enabled: false });
   await Promise.all(Array.from({ length: 5 }, (_, i) => batcher.enqueue(req(`q${i}`)).done));
-  assert.deepEqual(m.batches.map((b) => b.length), [1, 1, 1, 1, 1]);
+  assert.deepEqual(
+    m.batches.map((b) => b.length),
+    [1, 1, 1, 1, 1],
+  );
 });
 
 test('a full queue refuses at once with a Retry-After estimate', async () => {
@@ -82,7 +103,10 @@ test('a full queue refuses at once with a Retry-After estimate', async () => {
   const first = batcher.enqueue(req('running'));
   await new Promise((r) => setTimeout(r, 5)); // first is now running, queue empty
   const waiting = [batcher.enqueue(req('w1')), batcher.enqueue(req('w2'))];
-  assert.throws(() => batcher.enqueue(req('overflow')), (e: unknown) => e instanceof QueueFullError && e.retryAfterSeconds >= 1);
+  assert.throws(
+    () => batcher.enqueue(req('overflow')),
+    (e: unknown) => e instanceof QueueFullError && e.retryAfterSeconds >= 1,
+  );
   await Promise.all([first.done, ...waiting.map((w) => w.done)]);
   // Room again once the queue drained.
   await batcher.enqueue(req('later')).done;
@@ -145,14 +169,24 @@ test('batchers sharing a lane never run at once, and a waiting model takes every
   let running = 0;
   let overlap = false;
   const batches: string[][] = [];
-  const run = (ms: number) => async (reqs: InferenceRequest[]): Promise<InferenceResult[]> => {
-    running++;
-    overlap ||= running > 1;
-    batches.push(reqs.map((r) => r.question));
-    await new Promise((r) => setTimeout(r, ms));
-    running--;
-    return reqs.map((r) => ({ text: r.question, answer: r.question, reasoning: '', promptTokens: 1, completionTokens: 1, finishReason: 'stop', timings: { visionMs: 0, decodeMs: 0 } }));
-  };
+  const run =
+    (ms: number) =>
+    async (reqs: InferenceRequest[]): Promise<InferenceResult[]> => {
+      running++;
+      overlap ||= running > 1;
+      batches.push(reqs.map((r) => r.question));
+      await new Promise((r) => setTimeout(r, ms));
+      running--;
+      return reqs.map((r) => ({
+        text: r.question,
+        answer: r.question,
+        reasoning: '',
+        promptTokens: 1,
+        completionTokens: 1,
+        finishReason: 'stop',
+        timings: { visionMs: 0, decodeMs: 0 },
+      }));
+    };
   const a = new Batcher(run(150), { ...OPTS, maxWaitMs: 0, lane });
   const b = new Batcher(run(10), { ...OPTS, maxWaitMs: 0, lane });
   const first = a.enqueue(req('a1')).done; // takes the lane for 150 ms

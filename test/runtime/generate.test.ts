@@ -14,7 +14,11 @@ const m = tinyModel();
 const np = numPatches(m.config);
 const pd = patchDim(m.config);
 const patches = randomPatches(m.config, 3, 9);
-const prompts = [[3, 9, 14, 2, 21], [8, 1], [12, 13, 15, 16, 17, 18, 19, 20]];
+const prompts = [
+  [3, 9, 14, 2, 21],
+  [8, 1],
+  [12, 13, 15, 16, 17, 18, 19, 20],
+];
 const rowsWith = (sampling = greedy, maxTokens = 24, seeds: (number | undefined)[] = [1, 2, 3]): GenerateRow[] =>
   prompts.map((promptIds, b) => ({ patches: patches.subarray(b * np * pd, (b + 1) * np * pd), promptIds, sampling, maxTokens, seed: seeds[b] }));
 

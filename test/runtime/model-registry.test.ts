@@ -123,17 +123,26 @@ describe('ModelRegistry', () => {
     const { registry, providersSeen, threadsSeen, logs } = setup();
     await registry.loadPackage('models/zeta');
     const alpha = await registry.loadPackage('models/alpha');
-    assert.deepEqual(registry.list().map((m) => m.id), ['alpha', 'zeta']);
+    assert.deepEqual(
+      registry.list().map((m) => m.id),
+      ['alpha', 'zeta'],
+    );
     assert.equal(registry.size, 2);
     assert.equal(registry.has('alpha'), true);
     assert.equal(registry.acquire('absent'), undefined);
-    assert.deepEqual(providersSeen, [['cuda', 'cpu'], ['cuda', 'cpu']]);
+    assert.deepEqual(providersSeen, [
+      ['cuda', 'cpu'],
+      ['cuda', 'cpu'],
+    ]);
     assert.deepEqual(threadsSeen, [3, 3], 'the configured ORT thread count reaches the loader');
     const lease = registry.acquire('alpha')!;
     assert.equal(lease.model, alpha);
     assert.deepEqual(await infer(registry, 'alpha'), { answer: 'alpha@1', leasedVersion: 1 });
     lease.release();
-    assert.deepEqual(logs.map((l) => l.message), ['model loaded', 'model loaded']);
+    assert.deepEqual(
+      logs.map((l) => l.message),
+      ['model loaded', 'model loaded'],
+    );
     assert.equal(logs[0]!.fields?.execution_provider, 'cpu');
     await registry.close();
   });
@@ -155,7 +164,11 @@ describe('ModelRegistry', () => {
 
     hold.open();
     const results = await Promise.all(inFlight);
-    assert.deepEqual(results.map((r) => r.answer), ['m@1', 'm@1', 'm@1'], 'in-flight requests finish on the runtime they leased');
+    assert.deepEqual(
+      results.map((r) => r.answer),
+      ['m@1', 'm@1', 'm@1'],
+      'in-flight requests finish on the runtime they leased',
+    );
     await registry.settled();
     assert.equal(v1.disposeCount, 1);
     assert.equal(v1.usedAfterDispose, false);
@@ -222,7 +235,10 @@ describe('ModelRegistry', () => {
     await Promise.all([registry.loadPackage('models/a'), registry.loadPackage('models/b'), registry.loadPackage('models/a'), registry.unload('b')]);
     assert.equal(maxActiveLoads(), 1);
     assert.deepEqual(order, ['models/a', 'models/b', 'models/a']);
-    assert.deepEqual(registry.list().map((m) => `${m.id}@${(m.runtime as FakeRuntime).version}`), ['a@2']);
+    assert.deepEqual(
+      registry.list().map((m) => `${m.id}@${(m.runtime as FakeRuntime).version}`),
+      ['a@2'],
+    );
     await registry.close();
   });
 
@@ -319,7 +335,10 @@ describe('ModelRegistry', () => {
     hold.open();
     await closing;
     assert.equal((await pending).answer, 'a@1');
-    assert.deepEqual(made.map((r) => r.disposeCount), [1, 1]);
+    assert.deepEqual(
+      made.map((r) => r.disposeCount),
+      [1, 1],
+    );
     await assert.rejects(registry.loadPackage('models/a'), /registry is closed/);
     await assert.rejects(registry.install(new FakeRuntime('c', 1)), /registry is closed/);
   });
@@ -342,7 +361,10 @@ describe('ModelRegistry', () => {
     await registry.loadPackage('models/m');
     leases.push(registry.acquire('m')!);
     assert.notEqual(leases[0]!.model, leases[1]!.model);
-    assert.deepEqual(leases.map((l) => (l.model.runtime as FakeRuntime).version), [1, 2]);
+    assert.deepEqual(
+      leases.map((l) => (l.model.runtime as FakeRuntime).version),
+      [1, 2],
+    );
     leases.forEach((l) => l.release());
     await registry.close();
   });

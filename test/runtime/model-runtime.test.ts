@@ -16,7 +16,13 @@ test.before(async () => {
   rt = await loadRuntime('models/clinvqa-sft', { executionProviders: ['cpu'] });
   const ic = rt.imageConfig;
   const img = await preprocessImage(await readFile('test/fixtures/vqa/images/xmlab119.jpg'), {
-    imageSize: ic.imageSize, patchSize: ic.patchSize, channels: 3, mean: ic.mean, std: ic.std, maxInputPixels: 50_000_000, maxBytes: 10_000_000,
+    imageSize: ic.imageSize,
+    patchSize: ic.patchSize,
+    channels: 3,
+    mean: ic.mean,
+    std: ic.std,
+    maxInputPixels: 50_000_000,
+    maxBytes: 10_000_000,
   });
   patches = img.patches;
 });
@@ -56,7 +62,11 @@ test('a question longer than the context is refused with both token counts, neve
   const long = `${'Patient history: intermittent cough, mild fever, no travel, non-smoker, ex-athlete. '.repeat(20)}Is there a fracture?`;
   const fits = 'Is there a fracture?';
   assert.ok(rt.maxPromptTokens > 0);
-  assert.throws(() => rt.checkPrompt(long), (e: unknown) => e instanceof PromptTooLongError && e.maxPromptTokens === rt.maxPromptTokens && e.promptTokens > rt.maxPromptTokens && e.model === 'clinvqa-sft');
+  assert.throws(
+    () => rt.checkPrompt(long),
+    (e: unknown) =>
+      e instanceof PromptTooLongError && e.maxPromptTokens === rt.maxPromptTokens && e.promptTokens > rt.maxPromptTokens && e.model === 'clinvqa-sft',
+  );
   await assert.rejects(rt.generateBatch([{ patches, question: long, params: GREEDY }]), PromptTooLongError);
   // Offline evaluation may ask to read it by its end, as the trainers do; only then is it cut.
   const [end] = await rt.generateBatch([{ patches, question: long, params: GREEDY, readQuestionEnd: true }]);

@@ -15,16 +15,45 @@ import { createModelLoader } from '../../src/runtime/architectures.ts';
 import type { Qwen2VlRuntime } from '../../src/runtime/qwen2-vl/runtime.ts';
 import { GOLDEN_DIR, REFERENCE_DIR } from '../support/hf-folders.ts';
 
-const TOKENS = { bos_token_id: 496, eos_token_id: 498, vision_start_token_id: 505, vision_end_token_id: 506, vision_token_id: 507, image_token_id: 508, video_token_id: 509 };
+const TOKENS = {
+  bos_token_id: 496,
+  eos_token_id: 498,
+  vision_start_token_id: 505,
+  vision_end_token_id: 506,
+  vision_token_id: 507,
+  image_token_id: 508,
+  video_token_id: 509,
+};
 
 const CONFIG_V5 = {
-  architectures: ['Qwen2VLForConditionalGeneration'], model_type: 'qwen2_vl', ...TOKENS,
+  architectures: ['Qwen2VLForConditionalGeneration'],
+  model_type: 'qwen2_vl',
+  ...TOKENS,
   text_config: {
-    hidden_size: 96, num_hidden_layers: 2, num_attention_heads: 6, num_key_value_heads: 2, intermediate_size: 80,
-    vocab_size: 520, rms_norm_eps: 1e-6, max_position_embeddings: 4096, tie_word_embeddings: true, hidden_act: 'silu',
+    hidden_size: 96,
+    num_hidden_layers: 2,
+    num_attention_heads: 6,
+    num_key_value_heads: 2,
+    intermediate_size: 80,
+    vocab_size: 520,
+    rms_norm_eps: 1e-6,
+    max_position_embeddings: 4096,
+    tie_word_embeddings: true,
+    hidden_act: 'silu',
     rope_parameters: { rope_type: 'default', mrope_section: [4, 2, 2], rope_theta: 10000 },
   },
-  vision_config: { depth: 2, embed_dim: 48, num_heads: 3, mlp_ratio: 2, hidden_size: 96, in_channels: 3, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2, hidden_act: 'quick_gelu' },
+  vision_config: {
+    depth: 2,
+    embed_dim: 48,
+    num_heads: 3,
+    mlp_ratio: 2,
+    hidden_size: 96,
+    in_channels: 3,
+    patch_size: 14,
+    spatial_merge_size: 2,
+    temporal_patch_size: 2,
+    hidden_act: 'quick_gelu',
+  },
 };
 
 const LIMITS = { maxInputPixels: 10_000_000, maxBytes: 10_000_000 };
@@ -88,7 +117,12 @@ describe('loading a v5-layout, BF16-sharded, tied Qwen2-VL folder', () => {
     assert.ok(b.gridThw![1] * b.gridThw![2] >= 32);
     const reqs = [
       { patches: a.patches, gridThw: a.gridThw!, question: 'Which organ is abnormal?', params: { ...GREEDY, maxTokens: 7 } },
-      { patches: b.patches, gridThw: b.gridThw!, question: 'Is there any evidence of a mass in the left upper lobe of the lung?', params: { ...GREEDY, maxTokens: 7 } },
+      {
+        patches: b.patches,
+        gridThw: b.gridThw!,
+        question: 'Is there any evidence of a mass in the left upper lobe of the lung?',
+        params: { ...GREEDY, maxTokens: 7 },
+      },
     ];
     const together = await runtime.generateBatch(reqs);
     for (const [i, req] of reqs.entries()) {

@@ -43,9 +43,11 @@ describe('Qwen2-VL runtime on the reference folder', () => {
   });
 
   it('reproduces the golden greedy ids through the batched generation path (prefill + KV-cache steps)', async () => {
-    const out = await generateQwen2Vl((runtime as unknown as { sessions: Parameters<typeof generateQwen2Vl>[0] }).sessions, [
-      { promptIds: golden.input_ids, pixelValues: goldenPixels, grids: golden.image_grid_thw, sampling: GREEDY, maxTokens: 8 },
-    ], { stopIds: [], padId: 496 });
+    const out = await generateQwen2Vl(
+      (runtime as unknown as { sessions: Parameters<typeof generateQwen2Vl>[0] }).sessions,
+      [{ promptIds: golden.input_ids, pixelValues: goldenPixels, grids: golden.image_grid_thw, sampling: GREEDY, maxTokens: 8 }],
+      { stopIds: [], padId: 496 },
+    );
     assert.deepEqual(out.rows[0]!.tokens, golden.generated_ids);
     assert.equal(out.rows[0]!.finishReason, 'length');
   });
@@ -57,7 +59,14 @@ describe('Qwen2-VL runtime on the reference folder', () => {
     assert.notDeepEqual(small.gridThw, tall.gridThw);
     const text = (n: number) => Array.from({ length: n }, (_, i) => 20 + ((i * 37) % 400));
     const withImage = (before: number, grid: readonly [number, number, number], after: number): number[] => [
-      497, ...text(before), 505, ...new Array<number>((grid[0] * grid[1] * grid[2]) / 4).fill(508), 506, ...text(after), 498, 497,
+      497,
+      ...text(before),
+      505,
+      ...new Array<number>((grid[0] * grid[1] * grid[2]) / 4).fill(508),
+      506,
+      ...text(after),
+      498,
+      497,
     ];
     const rows: Qwen2VlRow[] = [
       { promptIds: golden.input_ids, pixelValues: goldenPixels, grids: golden.image_grid_thw, sampling: GREEDY, maxTokens: 8 },
@@ -119,7 +128,9 @@ describe('Qwen2-VL runtime on the reference folder', () => {
     assert.equal(card.parameters, 227_712);
     assert.equal(card.dtype, 'float32');
     const { createHash } = await import('node:crypto');
-    const sha = createHash('sha256').update(await readFile(path.join(REFERENCE_DIR, 'model.safetensors'))).digest('hex');
+    const sha = createHash('sha256')
+      .update(await readFile(path.join(REFERENCE_DIR, 'model.safetensors')))
+      .digest('hex');
     assert.equal(card.weights_sha256, sha);
     assert.deepEqual(await readdir(path.join(dataDir, GRAPH_CACHE_DIR)), [sha]);
     assert.ok(logs.includes('serving graphs built and cached'));
@@ -135,8 +146,13 @@ describe('Qwen2-VL runtime on the reference folder', () => {
   });
 
   it('refuses an image of extreme aspect ratio as a bad upload (4xx), not a server error', async () => {
-    const strip = await sharp({ create: { width: 402, height: 2, channels: 3, background: { r: 9, g: 9, b: 9 } } }).png().toBuffer();
-    await assert.rejects(runtime.prepareImage(strip, LIMITS), (e: unknown) => e instanceof ImageInputError && e.status === 422 && /aspect ratio above 200:1/.test(e.message));
+    const strip = await sharp({ create: { width: 402, height: 2, channels: 3, background: { r: 9, g: 9, b: 9 } } })
+      .png()
+      .toBuffer();
+    await assert.rejects(
+      runtime.prepareImage(strip, LIMITS),
+      (e: unknown) => e instanceof ImageInputError && e.status === 422 && /aspect ratio above 200:1/.test(e.message),
+    );
   });
 
   it('splits <think>…</think><answer>…</answer>; any other reply is all answer', () => {

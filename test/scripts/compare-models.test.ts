@@ -8,11 +8,28 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 
 test('compare-models: a package against itself disagrees nowhere (p = 1), per dataset and overall', async () => {
-  const { stdout } = await run(process.execPath, [
-    '--import', 'tsx', 'scripts/compare-models.ts', '--a', 'clinvqa-sft', '--b', 'models/clinvqa-sft',
-    '--data', 'test/fixtures/vqa/vqa-rad.jsonl', '--data', 'test/fixtures/vqa/slake.jsonl', '--json',
-  ], { timeout: 120_000 });
-  const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, { n: number; accuracy_a: number; accuracy_b: number; only_a: number; only_b: number; p_value: number }>;
+  const { stdout } = await run(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'scripts/compare-models.ts',
+      '--a',
+      'clinvqa-sft',
+      '--b',
+      'models/clinvqa-sft',
+      '--data',
+      'test/fixtures/vqa/vqa-rad.jsonl',
+      '--data',
+      'test/fixtures/vqa/slake.jsonl',
+      '--json',
+    ],
+    { timeout: 120_000 },
+  );
+  const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<
+    string,
+    { n: number; accuracy_a: number; accuracy_b: number; only_a: number; only_b: number; p_value: number }
+  >;
   assert.deepEqual(Object.keys(summary).sort(), ['all', 'slake', 'vqa-rad']);
   assert.equal(summary.all.n, summary.slake.n + summary['vqa-rad'].n);
   for (const s of Object.values(summary)) {

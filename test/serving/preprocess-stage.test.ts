@@ -6,11 +6,23 @@ import { preprocessImage, type PreprocessedImage, type PreprocessOptions } from 
 import { PreprocessStage } from '../../src/serving/preprocess-stage.ts';
 import { smallPng } from '../helpers/images.ts';
 
-const OPTIONS: PreprocessOptions = { imageSize: 32, patchSize: 16, channels: 3, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25], maxInputPixels: 25_000_000, maxBytes: 20 * 1024 * 1024 };
+const OPTIONS: PreprocessOptions = {
+  imageSize: 32,
+  patchSize: 16,
+  channels: 3,
+  mean: [0.5, 0.5, 0.5],
+  std: [0.25, 0.25, 0.25],
+  maxInputPixels: 25_000_000,
+  maxBytes: 20 * 1024 * 1024,
+};
 const STAGE = { concurrency: 1, maxQueue: 4, largeConcurrency: 1, largeMaxQueue: 1, largeDecodedBytes: 16 * 1024 * 1024 };
 
 /** A 16-bit RGBA PNG whose samples take 2000 * 2000 * 8 = 32 MB: over the large threshold. */
-const largePng = () => sharp({ create: { width: 2000, height: 2000, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 1 } } }).toColourspace('rgb16').png().toBuffer();
+const largePng = () =>
+  sharp({ create: { width: 2000, height: 2000, channels: 4, background: { r: 1, g: 2, b: 3, alpha: 1 } } })
+    .toColourspace('rgb16')
+    .png()
+    .toBuffer();
 
 /** A decoder that only finishes large images when told to, and records what it decoded. */
 function controlledDecoder() {
@@ -48,7 +60,10 @@ test('a full lane refuses with 503 queue_full and Retry-After; the other lane st
   const rejected: string[] = [];
   const stage = new PreprocessStage(STAGE, (lane) => rejected.push(lane));
   const admitted = [stage.run(large, OPTIONS, () => d.decode(large)), stage.run(large, OPTIONS, () => d.decode(large))];
-  await assert.rejects(stage.run(large, OPTIONS, () => d.decode(large)), (e: unknown) => e instanceof ApiError && e.status === 503 && e.code === 'queue_full' && Number(e.headers['Retry-After']) >= 1);
+  await assert.rejects(
+    stage.run(large, OPTIONS, () => d.decode(large)),
+    (e: unknown) => e instanceof ApiError && e.status === 503 && e.code === 'queue_full' && Number(e.headers['Retry-After']) >= 1,
+  );
   assert.deepEqual(rejected, ['large']);
   await stage.run(small, OPTIONS, () => d.decode(small));
   d.release();
@@ -60,5 +75,8 @@ test('an image over the pixel limit skips the queue: the decoder refuses it from
   const stage = new PreprocessStage({ ...STAGE, largeMaxQueue: 0, largeConcurrency: 1 });
   assert.equal(stage.laneFor(large, { ...OPTIONS, maxInputPixels: 1_000_000 }), 'none');
   const limits = { ...OPTIONS, maxInputPixels: 1_000_000 };
-  await assert.rejects(stage.run(large, limits, () => preprocessImage(large, limits)), { code: 'image_too_large_pixels' });
+  await assert.rejects(
+    stage.run(large, limits, () => preprocessImage(large, limits)),
+    { code: 'image_too_large_pixels' },
+  );
 });

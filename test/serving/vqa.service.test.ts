@@ -60,7 +60,11 @@ test('records each response for feedback; a failing recorder does not cost the a
   assert.deepEqual([audit.model, audit.variant], ['m1', 'm1']);
   assert.match(audit.imageSha256!, /^[0-9a-f]{64}$/);
 
-  const failing = setup(0, { recordResponse: () => { throw new Error('disk full'); } });
+  const failing = setup(0, {
+    recordResponse: () => {
+      throw new Error('disk full');
+    },
+  });
   await failing.registry.install(failing.runtime);
   const ok = await failing.service.answer({ image: await smallPng(), question: 'q' }, { audit: {} });
   assert.equal(ok.model, 'm1');
@@ -70,7 +74,10 @@ test('records each response for feedback; a failing recorder does not cost the a
 
 test('no model loaded → 503 model_unavailable; the lease is returned even when preprocessing fails', async () => {
   const { registry, service, runtime } = setup(0);
-  await assert.rejects(service.answer({ image: await smallPng(), question: 'q' }, { audit: {} }), (e: unknown) => e instanceof ApiError && e.code === 'model_unavailable');
+  await assert.rejects(
+    service.answer({ image: await smallPng(), question: 'q' }, { audit: {} }),
+    (e: unknown) => e instanceof ApiError && e.code === 'model_unavailable',
+  );
   await registry.install(runtime);
   await assert.rejects(service.answer({ image: Buffer.from('garbage bytes'), question: 'q' }, { audit: {} }), /PNG, JPEG or DICOM/);
   // Unloading disposes at once only if no lease is outstanding.
@@ -79,7 +86,7 @@ test('no model loaded → 503 model_unavailable; the lease is returned even when
   assert.equal(runtime.disposed, true);
 });
 
-test('a question that does not fit the model is refused before preprocessing or queueing, with the model\'s counts', async () => {
+test("a question that does not fit the model is refused before preprocessing or queueing, with the model's counts", async () => {
   const { registry, service } = setup(0);
   const runtime = new FakeRuntime('m1', {}, { maxPromptTokens: 5 });
   await registry.install(runtime);

@@ -7,7 +7,15 @@ function gate<T>(value: T) {
   let open!: () => void;
   const opened = new Promise<void>((r) => (open = r));
   let started = false;
-  return { task: async () => ((started = true), await opened, value), open, started: () => started };
+  return {
+    task: async () => {
+      started = true;
+      await opened;
+      return value;
+    },
+    open,
+    started: () => started,
+  };
 }
 
 test('runs at most `concurrency` tasks at once, starts waiting ones in arrival order as slots free', async () => {
@@ -42,7 +50,10 @@ test('past the queue: WorkQueueFullError at once, with a retry estimate from mea
   const waiting = gate(3);
   const r1 = q.run(running.task);
   const r2 = q.run(waiting.task);
-  assert.throws(() => q.run(gate(4).task), (e: unknown) => e instanceof WorkQueueFullError && e.retryAfterSeconds === 6);
+  assert.throws(
+    () => q.run(gate(4).task),
+    (e: unknown) => e instanceof WorkQueueFullError && e.retryAfterSeconds === 6,
+  );
   running.open();
   waiting.open();
   assert.deepEqual(await Promise.all([r1, r2]), [2, 3]);
@@ -67,8 +78,11 @@ test('a waiting task whose signal aborts leaves the queue and never runs', async
 
 test('a failing task frees its slot', async () => {
   const q = new WorkQueue({ concurrency: 1, maxQueue: 1 });
-  await assert.rejects(q.run(async () => {
-    throw new Error('decoder failed');
-  }), /decoder failed/);
+  await assert.rejects(
+    q.run(async () => {
+      throw new Error('decoder failed');
+    }),
+    /decoder failed/,
+  );
   assert.equal(await q.run(async () => 'next'), 'next');
 });

@@ -8,12 +8,38 @@ import { gaussian } from '../../src/engine/model/params.ts';
 import { rng } from '../../src/engine/random.ts';
 
 export const TINY_TRAIN_CONFIG_JSON = {
-  architectures: ['Qwen2VLForConditionalGeneration'], model_type: 'qwen2_vl',
-  bos_token_id: 1, eos_token_id: 2, vision_start_token_id: 36, vision_end_token_id: 37, vision_token_id: 38, image_token_id: 39, video_token_id: 35,
-  hidden_size: 24, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 20,
-  vocab_size: 40, rms_norm_eps: 1e-6, max_position_embeddings: 512, tie_word_embeddings: false, rope_theta: 10000,
+  architectures: ['Qwen2VLForConditionalGeneration'],
+  model_type: 'qwen2_vl',
+  bos_token_id: 1,
+  eos_token_id: 2,
+  vision_start_token_id: 36,
+  vision_end_token_id: 37,
+  vision_token_id: 38,
+  image_token_id: 39,
+  video_token_id: 35,
+  hidden_size: 24,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  intermediate_size: 20,
+  vocab_size: 40,
+  rms_norm_eps: 1e-6,
+  max_position_embeddings: 512,
+  tie_word_embeddings: false,
+  rope_theta: 10000,
   rope_scaling: { type: 'mrope', mrope_section: [1, 1, 1] },
-  vision_config: { depth: 2, embed_dim: 8, num_heads: 2, mlp_ratio: 2, hidden_size: 24, in_chans: 3, patch_size: 2, spatial_merge_size: 2, temporal_patch_size: 2, hidden_act: 'quick_gelu' },
+  vision_config: {
+    depth: 2,
+    embed_dim: 8,
+    num_heads: 2,
+    mlp_ratio: 2,
+    hidden_size: 24,
+    in_chans: 3,
+    patch_size: 2,
+    spatial_merge_size: 2,
+    temporal_patch_size: 2,
+    hidden_act: 'quick_gelu',
+  },
 };
 
 export function tinyTrainConfig(): Qwen2VLConfig {
@@ -26,7 +52,10 @@ export function tinyTrainWeights(c: Qwen2VLConfig, seed: number, scale = 0.4): Q
   const out: Qwen2VLWeights = new Map();
   for (const p of qwen2VLParamTable(c)) {
     const n = p.shape.reduce((a, b) => a * b, 1);
-    out.set(p.name, Float32Array.from({ length: n }, () => (p.kind === 'norm' ? 1 + 0.2 * normal() : scale * normal())));
+    out.set(
+      p.name,
+      Float32Array.from({ length: n }, () => (p.kind === 'norm' ? 1 + 0.2 * normal() : scale * normal())),
+    );
   }
   return out;
 }
@@ -47,11 +76,25 @@ export interface TinyBatch {
 /** Two rows, one image each ([1,4,4] → 4 tokens, [1,2,4] → 2 tokens), different lengths (left padding). */
 export function tinyTrainBatch(c: Qwen2VLConfig, seed = 5): TinyBatch {
   const tk = c.tokens;
-  const grids: GridThw[] = [[1, 4, 4], [1, 2, 4]];
+  const grids: GridThw[] = [
+    [1, 4, 4],
+    [1, 2, 4],
+  ];
   const m2 = c.vision.spatialMergeSize ** 2;
-  const row = (grid: GridThw, text: number[], tail: number[]) => [3, ...text, tk.visionStartTokenId, ...new Array<number>((grid[0] * grid[1] * grid[2]) / m2).fill(tk.imageTokenId), tk.visionEndTokenId, ...tail];
+  const row = (grid: GridThw, text: number[], tail: number[]) => [
+    3,
+    ...text,
+    tk.visionStartTokenId,
+    ...new Array<number>((grid[0] * grid[1] * grid[2]) / m2).fill(tk.imageTokenId),
+    tk.visionEndTokenId,
+    ...tail,
+  ];
   const rows = [row(grids[0]!, [4, 5, 6], [7, 8, 9, 10, 11]), row(grids[1]!, [12], [13, 14, 15])];
-  const pos = batchRopeIndex(rows, grids.map((g) => [g]), { imageTokenId: tk.imageTokenId, visionStartTokenId: tk.visionStartTokenId, spatialMergeSize: c.vision.spatialMergeSize });
+  const pos = batchRopeIndex(
+    rows,
+    grids.map((g) => [g]),
+    { imageTokenId: tk.imageTokenId, visionStartTokenId: tk.visionStartTokenId, spatialMergeSize: c.vision.spatialMergeSize },
+  );
   const B = rows.length;
   const S = pos.length;
   const inputIds = new BigInt64Array(B * S);
@@ -66,5 +109,16 @@ export function tinyTrainBatch(c: Qwen2VLConfig, seed = 5): TinyBatch {
   const numPatches = grids.reduce((n, [t, h, w]) => n + t * h * w, 0);
   const normal = gaussian(rng(seed));
   const pixelValues = Float32Array.from({ length: numPatches * c.vision.patchDim }, () => normal());
-  return { B, S, inputIds, targets, attentionMask: pos.attentionMask, positionIds: pos.positionIds, pixelValues, gridThw: BigInt64Array.from(grids.flat().map(BigInt)), imageMask: inputIds.map((id) => (id === BigInt(tk.imageTokenId) ? 1n : 0n)), numPatches };
+  return {
+    B,
+    S,
+    inputIds,
+    targets,
+    attentionMask: pos.attentionMask,
+    positionIds: pos.positionIds,
+    pixelValues,
+    gridThw: BigInt64Array.from(grids.flat().map(BigInt)),
+    imageMask: inputIds.map((id) => (id === BigInt(tk.imageTokenId) ? 1n : 0n)),
+    numPatches,
+  };
 }

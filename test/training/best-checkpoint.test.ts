@@ -9,7 +9,14 @@ import type { TrainerState } from '../../src/training/checkpoint.ts';
 import { presetConfig } from '../../src/engine/model/config.ts';
 
 const state = (step: number): TrainerState => ({
-  method: 'grpo', step, totalSteps: 10, cursor: {}, seed: 1, modelConfig: presetConfig('tiny', 64), trainerConfig: {}, createdAt: '2026-01-01T00:00:00Z',
+  method: 'grpo',
+  step,
+  totalSteps: 10,
+  cursor: {},
+  seed: 1,
+  modelConfig: presetConfig('tiny', 64),
+  trainerConfig: {},
+  createdAt: '2026-01-01T00:00:00Z',
 });
 const weights = (v: number) => new Map([['w', new Float32Array([v, v + 1])]]);
 

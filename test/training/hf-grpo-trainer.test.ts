@@ -19,11 +19,21 @@ async function image(dir: string, name: string, w: number, h: number, shade: num
   const file = join(dir, name);
   const px = Buffer.alloc(w * h * 3);
   for (let i = 0; i < px.length; i++) px[i] = (shade + i * 7) % 256;
-  await sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toFile(file);
+  await sharp(px, { raw: { width: w, height: h, channels: 3 } })
+    .png()
+    .toFile(file);
   return file;
 }
 
-const kase = (id: string, imagePath: string, question: string, answer: string): VqaCase => ({ id, imagePath, question, answer, answerType: 'closed', dataset: 'test', extra: {} });
+const kase = (id: string, imagePath: string, question: string, answer: string): VqaCase => ({
+  id,
+  imagePath,
+  question,
+  answer,
+  answerType: 'closed',
+  dataset: 'test',
+  extra: {},
+});
 
 test('GRPO LoRA on an HF qwen2_vl folder: kill-and-resume equals no stop; the result is a PEFT folder naming its base', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'hf-grpo-'));
@@ -34,20 +44,36 @@ test('GRPO LoRA on an HF qwen2_vl folder: kill-and-resume equals no stop; the re
     ];
     const lora = parseLoraConfig({ r: 2, lora_alpha: 4, lora_dropout: 0.1, target_modules: ['q_proj', 'v_proj', 'qkv'] });
     const cfg = (out: string): HfGrpoConfig => ({
-      ...GRPO_DEFAULTS, base: REFERENCE_DIR, method: { type: 'lora', lora }, out, package_dir: join(out, 'adapter'),
-      num_generations: 2, prompts_per_step: 2, max_completion_length: 5, max_steps: 2, checkpoint_every: 1, learning_rate: 0.05, warmup: 0,
-      reward_funcs: ['format'], loss_type: 'dapo', scale_rewards: 'group', threads: 1,
+      ...GRPO_DEFAULTS,
+      base: REFERENCE_DIR,
+      method: { type: 'lora', lora },
+      out,
+      package_dir: join(out, 'adapter'),
+      num_generations: 2,
+      prompts_per_step: 2,
+      max_completion_length: 5,
+      max_steps: 2,
+      checkpoint_every: 1,
+      learning_rate: 0.05,
+      warmup: 0,
+      reward_funcs: ['format'],
+      loss_type: 'dapo',
+      scale_rewards: 'group',
+      threads: 1,
     });
     // Longer answers score higher: a reward with spread, so the adapter moves.
     const extraRewards = [{ name: 'long', weight: 1, fn: (completions: readonly string[]) => completions.map((t) => t.length / 20) }];
-    const straight = await trainGrpoOnHfFolder(cfg(join(dir, 'straight')), { quiet: true, extraRewards });
-    const stopped = await trainGrpoOnHfFolder(cfg(join(dir, 'resumed')), { quiet: true, extraRewards, stopAfterStep: 1 });
+    const straight = await trainGrpoOnHfFolder(cfg(join(dir, 'straight')), { quiet: true, extraRewards, trainCases: cases });
+    const stopped = await trainGrpoOnHfFolder(cfg(join(dir, 'resumed')), { quiet: true, extraRewards, trainCases: cases, stopAfterStep: 1 });
     assert.equal(stopped.outputDir, null);
-    const resumed = await trainGrpoOnHfFolder(cfg(join(dir, 'resumed')), { quiet: true, extraRewards });
+    const resumed = await trainGrpoOnHfFolder(cfg(join(dir, 'resumed')), { quiet: true, extraRewards, trainCases: cases });
     assert.equal(resumed.steps, 2);
     assert.deepEqual([...stopped.rewardCurve, ...resumed.rewardCurve], straight.rewardCurve);
     for (const [k, v] of straight.trainable) assert.deepEqual(resumed.trainable.get(k), v, k);
-    assert.ok([...straight.trainable].some(([k, v]) => k.endsWith('lora_B.weight') && v.some((x) => x !== 0)), 'the adapter trained');
+    assert.ok(
+      [...straight.trainable].some(([k, v]) => k.endsWith('lora_B.weight') && v.some((x) => x !== 0)),
+      'the adapter trained',
+    );
 
     // The checkpoint holds the adapter (and AdamW state), not the 2-layer base.
     const ckpts = await readdir(join(dir, 'straight', 'checkpoints'));

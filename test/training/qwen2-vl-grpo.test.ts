@@ -21,7 +21,10 @@ const EOS = 2;
 function prompts(): PolicyPrompt[] {
   const normal = gaussian(rng(3));
   const tk = c.tokens;
-  const grids: [number, number, number][] = [[1, 4, 4], [1, 2, 4]];
+  const grids: [number, number, number][] = [
+    [1, 4, 4],
+    [1, 2, 4],
+  ];
   return grids.map((g, i) => ({
     promptIds: [3, 10 + i, tk.visionStartTokenId, ...new Array<number>((g[1] * g[2]) / 4).fill(tk.imageTokenId), tk.visionEndTokenId, 20 + i],
     images: { pixelValues: Float32Array.from({ length: g[0] * g[1] * g[2] * c.vision.patchDim }, () => normal()), grids: [g] },
@@ -32,11 +35,25 @@ function prompts(): PolicyPrompt[] {
 const reward: StepReward = { name: 'low_ids', weight: 1, fn: (completions) => completions.map((t) => t.filter((x) => x < GOOD).length / 4) };
 
 const CFG: GrpoStepConfig = {
-  num_generations: 4, num_iterations: 1, max_completion_length: 4, temperature: 1, top_p: 1, loss_type: 'dapo', scale_rewards: 'group',
-  epsilon: 0.2, epsilon_high: 0.28, beta: 0.04, mask_truncated_completions: false, grad_clip: 1, seed: 9,
+  num_generations: 4,
+  num_iterations: 1,
+  max_completion_length: 4,
+  temperature: 1,
+  top_p: 1,
+  loss_type: 'dapo',
+  scale_rewards: 'group',
+  epsilon: 0.2,
+  epsilon_high: 0.28,
+  beta: 0.04,
+  mask_truncated_completions: false,
+  grad_clip: 1,
+  seed: 9,
 };
 
-const LORA: TrainMethod = { type: 'lora', lora: parseLoraConfig({ r: 4, lora_alpha: 8, lora_dropout: 0.05, target_modules: ['q_proj', 'v_proj', 'o_proj', 'up_proj', 'down_proj', 'lm_head'] }) };
+const LORA: TrainMethod = {
+  type: 'lora',
+  lora: parseLoraConfig({ r: 4, lora_alpha: 8, lora_dropout: 0.05, target_modules: ['q_proj', 'v_proj', 'o_proj', 'up_proj', 'down_proj', 'lm_head'] }),
+};
 
 async function run(method: TrainMethod, from: number, to: number, resume?: { trainable: Map<string, Float32Array>; state: ReturnType<AdamW['exportState']> }) {
   const policy = await Qwen2VLPolicy.create({ config: c, base, method, seed: 5, stopIds: [EOS], padId: 0, ...(resume ? { trainable: resume.trainable } : {}) });
@@ -44,7 +61,7 @@ async function run(method: TrainMethod, from: number, to: number, resume?: { tra
   if (resume) opt.importState(resume.state);
   const rewards: number[] = [];
   try {
-    for (let step = from; step < to;) {
+    for (let step = from; step < to; ) {
       const r = await grpoPolicyStep(policy, opt, prompts(), [reward], CFG, step, () => 0.05);
       step += r.steps;
       rewards.push(r.metrics.reward!);
@@ -68,7 +85,10 @@ test('GRPO with LoRA on a tiny Qwen2-VL: the reward rises, only A and B change, 
   const names = [...policy.trainable.keys()];
   assert.ok(names.length > 0 && names.every((n) => /\.lora_[AB]\.weight$/.test(n)), 'trainable = adapter tensors');
   assert.deepEqual(Object.keys(state.m).sort(), [...names].sort());
-  assert.ok(names.some((n) => n.endsWith('lora_B.weight') && policy.trainable.get(n)!.some((x) => x !== 0)), 'B moved off zero');
+  assert.ok(
+    names.some((n) => n.endsWith('lora_B.weight') && policy.trainable.get(n)!.some((x) => x !== 0)),
+    'B moved off zero',
+  );
 });
 
 test('GRPO with LoRA: stopping after 2 steps and resuming from the adapter + AdamW state equals 4 steps without a stop', async () => {

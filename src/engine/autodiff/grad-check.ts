@@ -76,7 +76,10 @@ export async function gradCheck(
   });
   opts.lower?.(g);
   const { session } = await openSession(serializeGraph(g), { optimization: 'disabled', intraOpThreads: 1 });
-  const seedData = seeded(outDims.reduce((a, b) => a * b, 1), 7);
+  const seedData = seeded(
+    outDims.reduce((a, b) => a * b, 1),
+    7,
+  );
   tensors[seedIn.name] = new ort.Tensor('float64', seedData, outDims);
 
   const objective = async (): Promise<number> => {
@@ -99,7 +102,7 @@ export async function gradCheck(
     const samples = Math.min(n, opts.samplesPerInput ?? n);
     const stride = n / samples;
     for (let s = 0; s < samples; s++) {
-      const idx = Math.floor(s * stride + (w * 7919) % Math.max(1, Math.floor(stride)));
+      const idx = Math.floor(s * stride + ((w * 7919) % Math.max(1, Math.floor(stride))));
       const keep = data[idx];
       data[idx] = keep + step;
       const fp = await objective();

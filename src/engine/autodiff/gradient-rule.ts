@@ -29,9 +29,7 @@ export function unbroadcast(grad: Value, target: Value): Value {
   }
   let g = axes.length ? o.reduceSum(grad, axes, true) : grad;
   if (lead > 0 || !dimsEqual(g.shape, target.shape)) {
-    g = target.shape.every((d) => typeof d === 'number')
-      ? o.reshape(g, target.shape as number[])
-      : o.reshape(g, o.shapeOf(target), target.shape);
+    g = target.shape.every((d) => typeof d === 'number') ? o.reshape(g, target.shape as number[]) : o.reshape(g, o.shapeOf(target), target.shape);
   }
   return g;
 }

@@ -93,10 +93,7 @@ export const RULES: Record<string, GradRule> = {
     const dy = ctx.dOut[0]!;
     const [a, b] = [input(ctx, 0), input(ctx, 1)];
     const y = ctx.node.outputs[0];
-    return [
-      ctx.needs(0) ? unbroadcast(o.div(dy, b), a) : null,
-      ctx.needs(1) ? unbroadcast(o.neg(o.div(o.mul(dy, y), b)), b) : null,
-    ];
+    return [ctx.needs(0) ? unbroadcast(o.div(dy, b), a) : null, ctx.needs(1) ? unbroadcast(o.neg(o.div(o.mul(dy, y), b)), b) : null];
   },
   Pow: (ctx) => {
     if (ctx.needs(1)) throw new Error('Pow: gradient with respect to the exponent is not supported');
@@ -219,8 +216,16 @@ export const RULES: Record<string, GradRule> = {
     const dy = ctx.dOut[0]!;
     const axis = intAttr(ctx, 'axis');
     const xs = ctx.node.inputs.map((v) => v!);
-    const sizes = o.concat(xs.map((x) => o.dimOf(x, axis)), 0);
-    return o.split(dy, sizes, axis, xs.map((x) => x.shape));
+    const sizes = o.concat(
+      xs.map((x) => o.dimOf(x, axis)),
+      0,
+    );
+    return o.split(
+      dy,
+      sizes,
+      axis,
+      xs.map((x) => x.shape),
+    );
   },
   Split: (ctx) => {
     const axis = intAttr(ctx, 'axis');
@@ -277,8 +282,19 @@ export const RULES: Record<string, GradRule> = {
     const g = x.graph;
     const parts: Value[] = [];
     for (let i = 0; i < x.rank; i++) parts.push(g.constInts([repeats[i]]), o.dimOf(x, i));
-    const split = o.reshape(dy, o.concat(parts, 0), x.shape.flatMap((d, i) => [repeats[i], d]));
-    return [o.reduceSum(split, [...Array(x.rank).keys()].map((i) => 2 * i), false), null];
+    const split = o.reshape(
+      dy,
+      o.concat(parts, 0),
+      x.shape.flatMap((d, i) => [repeats[i], d]),
+    );
+    return [
+      o.reduceSum(
+        split,
+        [...Array(x.rank).keys()].map((i) => 2 * i),
+        false,
+      ),
+      null,
+    ];
   },
   GatherND: (ctx) => {
     const { x, dy } = single(ctx);

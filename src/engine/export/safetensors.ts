@@ -106,7 +106,10 @@ interface PlannedTensor {
 }
 
 /** Validates the tensors and builds the padded header; shared by the in-memory and the streaming writer. */
-function plan(tensors: SafetensorsTensors, metadata: SafetensorsMetadata | undefined): {
+function plan(
+  tensors: SafetensorsTensors,
+  metadata: SafetensorsMetadata | undefined,
+): {
   header: Buffer;
   parts: PlannedTensor[];
   dataBytes: number;
@@ -115,9 +118,7 @@ function plan(tensors: SafetensorsTensors, metadata: SafetensorsMetadata | undef
   for (const [name, tensor] of Object.entries(tensors)) {
     if (!isDtype(tensor.dtype)) throw new SafetensorsError(`tensor "${name}": unsupported dtype ${JSON.stringify(tensor.dtype)}`);
   }
-  const names = Object.keys(tensors).sort(
-    (a, b) => DTYPES[tensors[b]!.dtype].rank - DTYPES[tensors[a]!.dtype].rank || compareUtf8(a, b),
-  );
+  const names = Object.keys(tensors).sort((a, b) => DTYPES[tensors[b]!.dtype].rank - DTYPES[tensors[a]!.dtype].rank || compareUtf8(a, b));
   const entries: string[] = [];
   if (metadata !== undefined) {
     const keys = Object.keys(metadata).sort(compareUtf8); // sorted so output is deterministic
@@ -144,9 +145,7 @@ function plan(tensors: SafetensorsTensors, metadata: SafetensorsMetadata | undef
       throw new SafetensorsError(`${where}: shape ${JSON.stringify(tensor.shape)} has ${count} elements but data has ${tensor.data.length}`);
     }
     const end = offset + tensor.data.byteLength;
-    entries.push(
-      `${JSON.stringify(name)}:{"dtype":"${tensor.dtype}","shape":${JSON.stringify(tensor.shape)},"data_offsets":[${offset},${end}]}`,
-    );
+    entries.push(`${JSON.stringify(name)}:{"dtype":"${tensor.dtype}","shape":${JSON.stringify(tensor.shape)},"data_offsets":[${offset},${end}]}`);
     parts.push({ name, bytes: new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength) });
     offset = end;
   }
@@ -176,11 +175,7 @@ export function encodeSafetensors(tensors: SafetensorsTensors, metadata?: Safete
  * fsynced, and the file is renamed over `path`, so readers never see a partial file. Tensor data is
  * streamed from the caller's arrays rather than copied into one big buffer first.
  */
-export async function writeSafetensors(
-  path: string,
-  tensors: SafetensorsTensors,
-  metadata?: SafetensorsMetadata,
-): Promise<void> {
+export async function writeSafetensors(path: string, tensors: SafetensorsTensors, metadata?: SafetensorsMetadata): Promise<void> {
   const { header, parts } = plan(tensors, metadata);
   await writeFileDurably(path, async (handle) => {
     await handle.write(header);
@@ -262,20 +257,14 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataLength: numb
     if (!isDtype(dtype)) throw new SafetensorsError(`${where}: unsupported dtype ${JSON.stringify(dtype)}`);
     if (!Array.isArray(shape)) throw new SafetensorsError(`${where}: shape must be an array`);
     const count = elementCount(shape, where);
-    if (
-      !Array.isArray(offsets) ||
-      offsets.length !== 2 ||
-      !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)
-    ) {
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
       throw new SafetensorsError(`${where}: data_offsets must be two non-negative integers, got ${JSON.stringify(offsets)}`);
     }
     const [begin, end] = offsets as [number, number];
     if (end < begin) throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}] end before they begin`);
     const expected = count * DTYPES[dtype].bytes;
     if (end - begin !== expected) {
-      throw new SafetensorsError(
-        `${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes but ${dtype} ${JSON.stringify(shape)} needs ${expected}`,
-      );
+      throw new SafetensorsError(`${where}: data_offsets [${begin}, ${end}] span ${end - begin} bytes but ${dtype} ${JSON.stringify(shape)} needs ${expected}`);
     }
     infos.push({ name, dtype, shape: shape as number[], begin, end });
   }

@@ -84,12 +84,7 @@ export class Graph {
   }
 
   /** An initializer whose bytes lie in an external-data file next to the model (`location` is relative to it). */
-  externalInitializer(
-    name: string,
-    dtype: DType,
-    shape: readonly number[],
-    external: { location: string; offset: number; length: number },
-  ): Value {
+  externalInitializer(name: string, dtype: DType, shape: readonly number[], external: { location: string; offset: number; length: number }): Value {
     const bytes = shape.reduce((a, b) => a * b, 1) * (dtype === 'float64' || dtype === 'int64' ? 8 : dtype === 'bool' ? 1 : 4);
     if (external.length !== bytes) throw new Error(`initializer ${name}: ${external.length} external bytes for ${dtype} [${shape.join(',')}]`);
     const v = new Value(this, this.claim(name), dtype, shape);
@@ -132,9 +127,7 @@ export class Graph {
     for (const i of inputs) {
       if (i && i.graph !== this) throw new Error(`${op}: input ${i.name} belongs to another graph`);
     }
-    const outs = outputs.map(
-      (o) => new Value(this, this.claim(o.name ?? this.fresh(op.toLowerCase())), o.dtype, o.shape),
-    );
+    const outs = outputs.map((o) => new Value(this, this.claim(o.name ?? this.fresh(op.toLowerCase())), o.dtype, o.shape));
     this.nodes.push({ op, inputs, outputs: outs, attrs, domain });
     return outs;
   }

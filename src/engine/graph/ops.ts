@@ -135,9 +135,9 @@ export function reduceMean(x: Value, axes: number[], keepdims = true): Value {
 export function reduceSum(x: Value, axes: number[], keepdims = true): Value {
   const norm = axes.map((a) => normAxis(a, x.rank));
   const g = x.graph;
-  return g.node('ReduceSum', [x, g.constInts(norm)], [
-    { dtype: x.dtype, shape: reducedShape(x.shape, norm, keepdims) },
-  ], { keepdims: int(keepdims ? 1 : 0) })[0];
+  return g.node('ReduceSum', [x, g.constInts(norm)], [{ dtype: x.dtype, shape: reducedShape(x.shape, norm, keepdims) }], {
+    keepdims: int(keepdims ? 1 : 0),
+  })[0];
 }
 
 export function softmax(x: Value, axis = -1): Value {
@@ -221,9 +221,7 @@ export function concat(xs: Value[], axis: number): Value {
   const g = graphOf(...xs);
   const a = normAxis(axis, xs[0].rank);
   const dims = xs.map((x) => x.shape[a]);
-  const sum: Dim = dims.every((d) => typeof d === 'number')
-    ? (dims as number[]).reduce((p, q) => p + q, 0)
-    : dims.join('+');
+  const sum: Dim = dims.every((d) => typeof d === 'number') ? (dims as number[]).reduce((p, q) => p + q, 0) : dims.join('+');
   const shape = xs[0].shape.map((d, i) => (i === a ? sum : d));
   return g.node('Concat', xs, [{ dtype: xs[0].dtype, shape }], { axis: int(a) })[0];
 }
@@ -244,9 +242,7 @@ export function slice(x: Value, starts: number[], ends: number[], axes: number[]
     else shape[a] = e - s; // a finite window of a named dim: the caller promises it fits
   });
   const endVals = ends.map((e) => (e === Infinity ? big : e));
-  return g.node('Slice', [x, g.constInts(starts), g.constInts(endVals), g.constInts(norm)], [
-    { dtype: x.dtype, shape },
-  ])[0];
+  return g.node('Slice', [x, g.constInts(starts), g.constInts(endVals), g.constInts(norm)], [{ dtype: x.dtype, shape }])[0];
 }
 
 export function expand(x: Value, shapeTensor: Value, outShape: Shape): Value {

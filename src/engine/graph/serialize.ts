@@ -57,20 +57,29 @@ function initializerProto(i: Initializer, placed?: ExternalLocation) {
 
 function typedFor(dtype: DType, values: number[]): TensorData {
   switch (dtype) {
-    case 'float32': return Float32Array.from(values);
-    case 'float64': return Float64Array.from(values);
-    case 'int64': return BigInt64Array.from(values.map(BigInt));
-    case 'bool': return Uint8Array.from(values);
+    case 'float32':
+      return Float32Array.from(values);
+    case 'float64':
+      return Float64Array.from(values);
+    case 'int64':
+      return BigInt64Array.from(values.map(BigInt));
+    case 'bool':
+      return Uint8Array.from(values);
   }
 }
 
 function attribute(name: string, a: Attr) {
   switch (a.kind) {
-    case 'int': return onnx.AttributeProto.create({ name, type: A.INT, i: a.v });
-    case 'float': return onnx.AttributeProto.create({ name, type: A.FLOAT, f: a.v });
-    case 'ints': return onnx.AttributeProto.create({ name, type: A.INTS, ints: a.v });
-    case 'floats': return onnx.AttributeProto.create({ name, type: A.FLOATS, floats: a.v });
-    case 'string': return onnx.AttributeProto.create({ name, type: A.STRING, s: new TextEncoder().encode(a.v) });
+    case 'int':
+      return onnx.AttributeProto.create({ name, type: A.INT, i: a.v });
+    case 'float':
+      return onnx.AttributeProto.create({ name, type: A.FLOAT, f: a.v });
+    case 'ints':
+      return onnx.AttributeProto.create({ name, type: A.INTS, ints: a.v });
+    case 'floats':
+      return onnx.AttributeProto.create({ name, type: A.FLOATS, floats: a.v });
+    case 'string':
+      return onnx.AttributeProto.create({ name, type: A.STRING, s: new TextEncoder().encode(a.v) });
     case 'tensor':
       return onnx.AttributeProto.create({
         name,

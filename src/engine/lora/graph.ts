@@ -115,7 +115,11 @@ function hashUniform(like: Value, seed: Value, salt: number): Value {
   const s1 = addMod(mulMod(s0, 16807), 1);
   const m = int64Op('Add', int64Op('Mod', int64Op('Add', int64Op('Mul', s1, s1), 3), HASH_PRIME - 1), 1);
   const count = o.sizeOf(like);
-  const idx = g.node('Range', [g.constInts([1], true), int64Op('Add', count, 1), g.constInts([1], true)], [{ dtype: 'int64', shape: ['lora_mask_elements'] }])[0];
+  const idx = g.node(
+    'Range',
+    [g.constInts([1], true), int64Op('Add', count, 1), g.constInts([1], true)],
+    [{ dtype: 'int64', shape: ['lora_mask_elements'] }],
+  )[0];
   const h1 = mulMod(int64Op('Mod', idx, HASH_PRIME), m);
   const h2 = addMod(mulMod(h1, h1), 12345);
   const h3 = addMod(mulMod(h2, 48271), h1);

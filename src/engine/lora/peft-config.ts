@@ -58,7 +58,11 @@ export function peftConfigJson(config: LoraConfig, meta: PeftMeta): string {
     use_qalora: false,
     use_rslora: config.use_rslora,
   };
-  const sorted = Object.fromEntries(Object.keys(fields).sort().map((k) => [k, fields[k]]));
+  const sorted = Object.fromEntries(
+    Object.keys(fields)
+      .sort()
+      .map((k) => [k, fields[k]]),
+  );
   return JSON.stringify(sorted, null, 2);
 }
 

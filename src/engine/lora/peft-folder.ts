@@ -45,7 +45,10 @@ export function peftTensors(adapter: Pick<LoraAdapter, 'config' | 'targets' | 'w
   const tensors: SafetensorsTensors = {};
   for (const t of adapter.targets) {
     const shapes = adapterShapes(t, adapter.config.r);
-    for (const [local, shape] of [[t.aName, shapes.a], [t.bName, shapes.b]] as const) {
+    for (const [local, shape] of [
+      [t.aName, shapes.a],
+      [t.bName, shapes.b],
+    ] as const) {
       const data = adapter.weights.get(local);
       if (!data) throw new AdapterFolderError(`adapter tensor ${local} is missing`);
       const count = shape.reduce((a, b) => a * b, 1);

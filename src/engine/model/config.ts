@@ -34,7 +34,12 @@ const IMAGE_NORM = { imageMean: [0.5, 0.5, 0.5] as [number, number, number], ima
 
 export const PRESETS: Record<string, Omit<ModelConfig, 'text'> & { text: Omit<ModelConfig['text'], 'vocabSize'> }> = {
   tiny: {
-    family: 'clinvqa-vlm', preset: 'tiny', imageSize: 32, patchSize: 8, channels: 3, ...IMAGE_NORM,
+    family: 'clinvqa-vlm',
+    preset: 'tiny',
+    imageSize: 32,
+    patchSize: 8,
+    channels: 3,
+    ...IMAGE_NORM,
     vision: { dim: 16, layers: 1, heads: 2, mlpRatio: 2 },
     text: { dim: 16, layers: 2, heads: 2, mlpRatio: 2, maxPositions: 96 },
     layerNormEps: 1e-5,
@@ -42,13 +47,23 @@ export const PRESETS: Record<string, Omit<ModelConfig, 'text'> & { text: Omit<Mo
   // Size-sweep candidates around `small` (scripts/size-sweep.ts compares them on validation
   // accuracy and single-answer CPU latency; README "Choosing the small preset" has the figures).
   mini: {
-    family: 'clinvqa-vlm', preset: 'mini', imageSize: 96, patchSize: 16, channels: 3, ...IMAGE_NORM,
+    family: 'clinvqa-vlm',
+    preset: 'mini',
+    imageSize: 96,
+    patchSize: 16,
+    channels: 3,
+    ...IMAGE_NORM,
     vision: { dim: 96, layers: 1, heads: 4, mlpRatio: 4 },
     text: { dim: 128, layers: 2, heads: 4, mlpRatio: 4, maxPositions: 192 },
     layerNormEps: 1e-5,
   },
   base: {
-    family: 'clinvqa-vlm', preset: 'base', imageSize: 128, patchSize: 16, channels: 3, ...IMAGE_NORM,
+    family: 'clinvqa-vlm',
+    preset: 'base',
+    imageSize: 128,
+    patchSize: 16,
+    channels: 3,
+    ...IMAGE_NORM,
     vision: { dim: 192, layers: 4, heads: 4, mlpRatio: 4 },
     text: { dim: 256, layers: 4, heads: 4, mlpRatio: 4, maxPositions: 256 },
     layerNormEps: 1e-5,
@@ -56,7 +71,12 @@ export const PRESETS: Record<string, Omit<ModelConfig, 'text'> & { text: Omit<Mo
   // 96 px / 16 px patches = 36 image tokens. Sized so a grounded answer (~30 tokens) comes back
   // well under 300 ms on a 2-core CPU and an SFT epoch over both datasets takes minutes, not hours.
   small: {
-    family: 'clinvqa-vlm', preset: 'small', imageSize: 96, patchSize: 16, channels: 3, ...IMAGE_NORM,
+    family: 'clinvqa-vlm',
+    preset: 'small',
+    imageSize: 96,
+    patchSize: 16,
+    channels: 3,
+    ...IMAGE_NORM,
     vision: { dim: 128, layers: 2, heads: 4, mlpRatio: 4 },
     text: { dim: 192, layers: 4, heads: 4, mlpRatio: 4, maxPositions: 192 },
     layerNormEps: 1e-5,

@@ -29,7 +29,10 @@ export function decoderStack(ps: ParamSource, c: ModelConfig, inp: DecoderInputs
   const presents: KeyValue[] = [];
   for (let i = 0; i < t.layers; i++) {
     const r = block(ps, `decoder.blocks.${i}`, x, {
-      ...t, eps: c.layerNormEps, bias: inp.bias, past: inp.past ? inp.past[i] : null,
+      ...t,
+      eps: c.layerNormEps,
+      bias: inp.bias,
+      past: inp.past ? inp.past[i] : null,
     });
     x = r.out;
     presents.push(r.present);

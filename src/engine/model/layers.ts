@@ -68,7 +68,12 @@ export function attention(ps: ParamSource, name: string, x: Value, a: AttentionA
   const qkv = linear(ps, `${name}.qkv`, x, a.dim, 3 * a.dim);
   const g = x.graph;
   const sq = x.shape[1];
-  const [q, k, v] = o.split(qkv, g.constInts([a.dim, a.dim, a.dim]), -1, [0, 1, 2].map(() => [x.shape[0], sq, a.dim]));
+  const [q, k, v] = o.split(
+    qkv,
+    g.constInts([a.dim, a.dim, a.dim]),
+    -1,
+    [0, 1, 2].map(() => [x.shape[0], sq, a.dim]),
+  );
   const heads = (t: Value) => o.reshape(t, [0, 0, a.heads, headDim]);
   // Scale q rather than the scores: [B,H,S,Dh] is smaller than [B,H,S,S].
   const qh = o.transpose(heads(o.mul(q, 1 / Math.sqrt(headDim))), [0, 2, 1, 3]);

@@ -75,8 +75,7 @@ export class AdamW {
 
     const skip = options.noWeightDecay;
     const skipSet = skip === undefined || typeof skip === 'function' ? undefined : new Set(skip);
-    const decays = (name: string): boolean =>
-      typeof skip === 'function' ? !skip(name) : !(skipSet?.has(name) ?? false);
+    const decays = (name: string): boolean => (typeof skip === 'function' ? !skip(name) : !(skipSet?.has(name) ?? false));
 
     this.slots = entriesOf(params).map(([name, param]) => {
       if (!(param instanceof Float32Array)) throw new TypeError(`AdamW parameter "${name}" must be a Float32Array`);
@@ -173,12 +172,13 @@ export class AdamW {
     if (!Number.isSafeInteger(state.step) || state.step < 0) {
       throw new Error(`AdamW state: step must be a non-negative integer, got ${state.step}`);
     }
-    for (const [label, moments] of [['m', state.m], ['v', state.v]] as const) {
+    for (const [label, moments] of [
+      ['m', state.m],
+      ['v', state.v],
+    ] as const) {
       const names = Object.keys(moments);
       if (names.length !== this.slots.length || !names.every((name) => this.byName.has(name))) {
-        throw new Error(
-          `AdamW state: ${label} has parameters [${names.join(', ')}], optimizer has [${this.slots.map((s) => s.name).join(', ')}]`,
-        );
+        throw new Error(`AdamW state: ${label} has parameters [${names.join(', ')}], optimizer has [${this.slots.map((s) => s.name).join(', ')}]`);
       }
       for (const slot of this.slots) {
         const arr = moments[slot.name]!;

@@ -35,11 +35,7 @@ export function authenticate(options: AuthOptions): RequestHandler {
     const ctx = contextOf(res);
     const operation = ctx.operation;
     if (operation && !operation.authenticated) return next();
-    const required: readonly Role[] = operation
-      ? (operation.roles as Role[])
-      : req.path.startsWith('/admin/') || req.path === '/admin'
-        ? ['admin']
-        : [];
+    const required: readonly Role[] = operation ? (operation.roles as Role[]) : req.path.startsWith('/admin/') || req.path === '/admin' ? ['admin'] : [];
 
     if (options.insecureDev && options.apiKeys.length === 0) {
       ctx.caller = { keyId: 'insecure-dev', role: 'admin' };

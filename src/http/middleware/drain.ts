@@ -12,8 +12,7 @@ export function abortWhenDraining(isDraining: () => boolean): RequestHandler {
     res.setHeader('Connection', 'close');
     const operation = contextOf(res).operation;
     if (!operation || !IMAGE_OPERATIONS.has(operation.operationId)) return next();
-    const refuse = (): void =>
-      next(ApiError.of('not_ready', 'The server is shutting down; retry on another instance.', { headers: { 'Retry-After': '1' } }));
+    const refuse = (): void => next(ApiError.of('not_ready', 'The server is shutting down; retry on another instance.', { headers: { 'Retry-After': '1' } }));
     // The body is read (and dropped) before answering: closing a socket with unread bytes in it
     // makes the kernel send RST, and the client would see a reset instead of this 503.
     if (req.readableEnded) return refuse();

@@ -11,7 +11,6 @@ import { toApiError } from '../error-translation.ts';
 const FIELD_BYTES = 64 * 1024;
 const PARTS_KEY = 'fineTuneParts';
 
-
 function limitFor(field: string, limits: UploadLimits): number | undefined {
   if (field === 'training_file') return limits.maxJsonlBytes;
   if (field === 'images') return limits.maxImageBytes;
@@ -28,7 +27,11 @@ function boundedMemoryStorage(limits: UploadLimits): multer.StorageEngine {
       const limit = limitFor(file.fieldname, limits);
       if (limit === undefined) {
         file.stream.resume();
-        cb(new RequestProblem(`Unexpected file part "${file.fieldname}"; send training_file, images or archive.`, [{ path: `/${file.fieldname}`, message: 'unexpected file part' }]));
+        cb(
+          new RequestProblem(`Unexpected file part "${file.fieldname}"; send training_file, images or archive.`, [
+            { path: `/${file.fieldname}`, message: 'unexpected file part' },
+          ]),
+        );
         return;
       }
       const chunks: Buffer[] = [];

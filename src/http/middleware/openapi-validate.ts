@@ -59,7 +59,10 @@ function specificCode(issues: SchemaIssue[]): 'image_missing' | 'question_empty'
 }
 
 function describe(issues: SchemaIssue[]): string {
-  const first = issues.slice(0, 3).map((i) => `${i.path} ${i.message}`).join('; ');
+  const first = issues
+    .slice(0, 3)
+    .map((i) => `${i.path} ${i.message}`)
+    .join('; ');
   return issues.length > 3 ? `${first}; and ${issues.length - 3} more` : first;
 }
 

@@ -15,8 +15,14 @@ export function rateLimit(limits: Readonly<Record<Role, RateLimit>>, buckets = n
     const limit = limits[caller.role];
     const taken = buckets.take(caller.keyId, limit);
     if (taken.allowed) return next();
-    next(ApiError.of('rate_limited', `This API key is limited to ${limit.perSecond} requests per second (bursts of ${limit.burst}); retry after ${taken.retryAfterSeconds} s.`, {
-      headers: { 'Retry-After': String(taken.retryAfterSeconds) },
-    }));
+    next(
+      ApiError.of(
+        'rate_limited',
+        `This API key is limited to ${limit.perSecond} requests per second (bursts of ${limit.burst}); retry after ${taken.retryAfterSeconds} s.`,
+        {
+          headers: { 'Retry-After': String(taken.retryAfterSeconds) },
+        },
+      ),
+    );
   };
 }

@@ -13,7 +13,12 @@ function schemaTypes(spec: SchemaResolver, schema: Schema | undefined): string[]
 }
 
 /** Form fields (strings) → typed values by the schema's property types; files become a marker. */
-export function formToObject(spec: SchemaResolver, schema: Schema, fields: Record<string, unknown>, files: Record<string, Express.Multer.File>): Record<string, unknown> {
+export function formToObject(
+  spec: SchemaResolver,
+  schema: Schema,
+  fields: Record<string, unknown>,
+  files: Record<string, Express.Multer.File>,
+): Record<string, unknown> {
   const properties = (typeof schema === 'object' ? (spec.deref<Record<string, unknown>>(schema).properties ?? {}) : {}) as Record<string, Schema>;
   const out: Record<string, unknown> = {};
   for (const [name, raw] of Object.entries(fields)) {

@@ -17,12 +17,38 @@ export type RefResolver = (ref: string) => Schema;
 
 const KNOWN_KEYWORDS = new Set([
   // validation
-  'type', 'const', 'enum', 'required', 'properties', 'additionalProperties', 'items',
-  'minItems', 'maxItems', 'minLength', 'maxLength', 'pattern', 'minimum', 'maximum',
-  'exclusiveMinimum', 'exclusiveMaximum', 'anyOf', 'oneOf', 'allOf', '$ref',
+  'type',
+  'const',
+  'enum',
+  'required',
+  'properties',
+  'additionalProperties',
+  'items',
+  'minItems',
+  'maxItems',
+  'minLength',
+  'maxLength',
+  'pattern',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'anyOf',
+  'oneOf',
+  'allOf',
+  '$ref',
   // annotations only
-  'description', 'title', 'default', 'format', 'example', 'examples', 'deprecated', 'readOnly', 'writeOnly',
-  'contentMediaType', 'contentEncoding',
+  'description',
+  'title',
+  'default',
+  'format',
+  'example',
+  'examples',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+  'contentMediaType',
+  'contentEncoding',
 ]);
 
 /** Throws when a schema uses a keyword (or x- extension aside) this validator does not implement. */
@@ -143,11 +169,13 @@ export class SchemaValidator {
    */
   private bestBranch(schemas: Schema[], branches: SchemaIssue[][], value: unknown, at: string, keyword: string): SchemaIssue[] {
     const rank = (i: number): [number, number] => [this.admitsType(schemas[i]!, value) ? 0 : 1, branches[i]!.length];
-    const order = branches.map((_, i) => i).sort((a, b) => {
-      const [ta, na] = rank(a);
-      const [tb, nb] = rank(b);
-      return ta - tb || na - nb;
-    });
+    const order = branches
+      .map((_, i) => i)
+      .sort((a, b) => {
+        const [ta, na] = rank(a);
+        const [tb, nb] = rank(b);
+        return ta - tb || na - nb;
+      });
     const best = order.length > 0 ? branches[order[0]!] : undefined;
     if (!best || best.length === 0) return [{ path: at, message: `does not match ${keyword}` }];
     return best;

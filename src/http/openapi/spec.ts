@@ -166,7 +166,12 @@ export class OpenApiSpec {
         requestBodies.set(mediaType, true);
         routeParsedBodies.set(mediaType, schema);
         for (const [name, enc] of Object.entries((media.encoding ?? {}) as Record<string, Json>)) {
-          if (String(enc.contentType ?? '').split(';')[0]!.trim() === 'application/json') jsonParts.add(name);
+          if (
+            String(enc.contentType ?? '')
+              .split(';')[0]!
+              .trim() === 'application/json'
+          )
+            jsonParts.add(name);
         }
       } else requestBodies.set(mediaType, schema);
     }

@@ -79,14 +79,20 @@ export function createAdminAbRouter(deps: AdminAbRouterDeps): Router {
     const id = req.params.id;
     const notFound = () => ApiError.of('model_not_found', `No model "${id}" is loaded or can be loaded.`);
     if (deps.ensureModel !== undefined && !(await deps.ensureModel(id))) throw notFound();
-    await change(req, res, 'ab_table.promote', async () => {
-      try {
-        return await deps.table.promote(id);
-      } catch (error) {
-        // The only way a promotion's table is invalid: its model is not loaded.
-        throw error instanceof AbTableError ? notFound() : error;
-      }
-    }, id);
+    await change(
+      req,
+      res,
+      'ab_table.promote',
+      async () => {
+        try {
+          return await deps.table.promote(id);
+        } catch (error) {
+          // The only way a promotion's table is invalid: its model is not loaded.
+          throw error instanceof AbTableError ? notFound() : error;
+        }
+      },
+      id,
+    );
   });
 
   router.post('/admin/models/:id/rollback', async (req, res) => {

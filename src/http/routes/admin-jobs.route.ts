@@ -38,7 +38,8 @@ function audit(res: Response, action: string, details: Record<string, unknown>):
 function intParam(value: unknown, name: string, fallback: number, max: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (typeof value !== 'string' || !Number.isInteger(n) || n < 0 || n > max) throw ApiError.of('invalid_request', `${name} must be an integer from 0 to ${max}.`);
+  if (typeof value !== 'string' || !Number.isInteger(n) || n < 0 || n > max)
+    throw ApiError.of('invalid_request', `${name} must be an integer from 0 to ${max}.`);
   return n;
 }
 
@@ -56,7 +57,12 @@ export function adminJobsRouter(deps: AdminJobsDeps): Router {
     const parts = receivedParts(res);
     // The contract's form schema, now that the body is parsed (openapi.yaml marks it x-parsed-by-route).
     const operation = contextOf(res).operation;
-    const contractIssues = operation?.routeParsedBodies.has('multipart/form-data') ? operation.checkParsedForm(fields, parts.map((p) => p.field)) : [];
+    const contractIssues = operation?.routeParsedBodies.has('multipart/form-data')
+      ? operation.checkParsedForm(
+          fields,
+          parts.map((p) => p.field),
+        )
+      : [];
     let request: FineTuneRequest;
     try {
       request = parseFineTuneRequest(fields, parts, deps.limits);
@@ -67,8 +73,12 @@ export function adminJobsRouter(deps: AdminJobsDeps): Router {
     if (contractIssues.length > 0) throw withContractIssues(new RequestProblem('The fine-tune request does not match the API contract.'), contractIssues);
     const job = await deps.queue.submit(request);
     audit(res, 'fine_tune.create', {
-      job_id: job.id, base_model: job.base_model, files: request.upload.files.size,
-      validation_fraction: request.validationFraction, canary_weight: request.canaryWeight, max_steps: request.hyperparameters.max_steps,
+      job_id: job.id,
+      base_model: job.base_model,
+      files: request.upload.files.size,
+      validation_fraction: request.validationFraction,
+      canary_weight: request.canaryWeight,
+      max_steps: request.hyperparameters.max_steps,
     });
     res.status(201).location(`/admin/fine-tunes/${job.id}`).json(toJobJson(job));
   });
@@ -117,7 +127,10 @@ function withContractIssues(problem: RequestProblem, issues: readonly SchemaIssu
   const extra = issues.filter((i) => !seen.has(i.path)).map((i) => ({ path: i.path, message: i.message }));
   if (extra.length === 0) return problem;
   const all = [...problem.problems, ...extra];
-  const listed = all.slice(0, 5).map((p) => `${p.path} ${p.message}`).join('; ');
+  const listed = all
+    .slice(0, 5)
+    .map((p) => `${p.path} ${p.message}`)
+    .join('; ');
   return new RequestProblem(`The fine-tune request is malformed: ${listed}${all.length > 5 ? `; and ${all.length - 5} more` : ''}.`, all);
 }
 

@@ -107,11 +107,15 @@ export async function generateQwen2Vl(s: Qwen2VlServingSessions, rows: Qwen2VlRo
   const t1 = performance.now();
 
   // Prefill: left-padded ids → embeddings, image rows replaced by the row's image features.
-  const layout = batchRopeIndex(rows.map((r) => r.promptIds), rows.map((r) => r.grids), {
-    imageTokenId: c.tokens.imageTokenId,
-    visionStartTokenId: c.tokens.visionStartTokenId,
-    spatialMergeSize: c.vision.spatialMergeSize,
-  });
+  const layout = batchRopeIndex(
+    rows.map((r) => r.promptIds),
+    rows.map((r) => r.grids),
+    {
+      imageTokenId: c.tokens.imageTokenId,
+      visionStartTokenId: c.tokens.visionStartTokenId,
+      spatialMergeSize: c.vision.spatialMergeSize,
+    },
+  );
   const L = layout.length;
   const ids = new BigInt64Array(B * L).fill(BigInt(opts.padId));
   rows.forEach((r, b) => r.promptIds.forEach((id, k) => (ids[b * L + layout.padding[b]! + k] = BigInt(id))));
@@ -144,7 +148,10 @@ export async function generateQwen2Vl(s: Qwen2VlServingSessions, rows: Qwen2VlRo
 
   const maxNew = Math.max(...rows.map((r) => r.maxTokens));
   const cache = new KvSlots({ batch: B, heads: numKvHeads, headDim, buffers: 2 * numLayers, maxSlots: L + Math.max(0, maxNew - 1), chunk: CACHE_CHUNK });
-  cache.append(presentOrder.map((name) => result[name]!.data as Float32Array), L);
+  cache.append(
+    presentOrder.map((name) => result[name]!.data as Float32Array),
+    L,
+  );
 
   const rand = rows.map((r) => requestRng(r.seed));
   const out: Qwen2VlGenerated[] = rows.map(() => ({ tokens: [], finishReason: 'length' }));
@@ -193,7 +200,10 @@ export async function generateQwen2Vl(s: Qwen2VlServingSessions, rows: Qwen2VlRo
       feed[n.value] = cache.past(2 * l + 1);
     }
     result = await s.decoder.run(feed);
-    cache.append(presentOrder.map((name) => result[name]!.data as Float32Array), 1);
+    cache.append(
+      presentOrder.map((name) => result[name]!.data as Float32Array),
+      1,
+    );
   }
   return { rows: out, visionMs: t1 - t0, decodeMs: performance.now() - t1 };
 }

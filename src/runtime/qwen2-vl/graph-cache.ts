@@ -29,7 +29,10 @@ export interface ServingGraphPaths {
 }
 
 export function graphCacheEntry(dataDir: string, weightsSha256: string, config: Qwen2VLConfig): string {
-  const key = createHash('sha256').update(JSON.stringify({ format: GRAPH_FORMAT, config })).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(JSON.stringify({ format: GRAPH_FORMAT, config }))
+    .digest('hex')
+    .slice(0, 16);
   return join(dataDir, GRAPH_CACHE_DIR, weightsSha256, key);
 }
 
@@ -39,7 +42,10 @@ function pathsIn(dir: string, built: boolean): ServingGraphPaths {
 }
 
 async function isFile(path: string): Promise<boolean> {
-  return stat(path).then((s) => s.isFile(), () => false);
+  return stat(path).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 /**

@@ -4,11 +4,7 @@
 // written into the folder), reused at every later start.
 import { basename, join } from 'node:path';
 import { parseQwen2VLConfig, type Qwen2VLConfig } from '../../engine/architectures/qwen2-vl/config.ts';
-import {
-  parseQwen2VlImageConfig,
-  processRgbImage,
-  type Qwen2VlImageConfig,
-} from '../../engine/architectures/qwen2-vl/image-processor.ts';
+import { parseQwen2VlImageConfig, processRgbImage, type Qwen2VlImageConfig } from '../../engine/architectures/qwen2-vl/image-processor.ts';
 import { qwen2VLParamTable } from '../../engine/architectures/qwen2-vl/params.ts';
 import { buildPromptIds, questionTurns, type PromptSource } from '../../engine/architectures/qwen2-vl/prompt.ts';
 import { qwen2VlCanonicalName } from '../../engine/architectures/qwen2-vl/weight-names.ts';
@@ -94,7 +90,10 @@ export class Qwen2VlRuntime implements ModelRuntime {
     const ratio = Math.max(decoded.width, decoded.height) / Math.min(decoded.width, decoded.height);
     if (ratio > MAX_ASPECT_RATIO) {
       // smart_resize refuses these too: the short side would shrink below one patch.
-      throw new ImageInputError('image_unreadable', `Image of ${decoded.width}x${decoded.height} pixels: an aspect ratio above ${MAX_ASPECT_RATIO}:1 is not supported.`);
+      throw new ImageInputError(
+        'image_unreadable',
+        `Image of ${decoded.width}x${decoded.height} pixels: an aspect ratio above ${MAX_ASPECT_RATIO}:1 is not supported.`,
+      );
     }
     const processed = await processRgbImage(this.imageProcessor, decoded.rgb, decoded.width, decoded.height);
     return { patches: processed.pixelValues, gridThw: processed.gridThw };
@@ -162,7 +161,11 @@ export async function loadQwen2VlRuntime(dir: string, opts: Qwen2VlRuntimeOption
   } catch (error) {
     throw new HfFolderError((error as Error).message, preprocessorPath);
   }
-  if (imageProcessor.patchSize !== config.vision.patchSize || imageProcessor.mergeSize !== config.vision.spatialMergeSize || imageProcessor.temporalPatchSize !== config.vision.temporalPatchSize) {
+  if (
+    imageProcessor.patchSize !== config.vision.patchSize ||
+    imageProcessor.mergeSize !== config.vision.spatialMergeSize ||
+    imageProcessor.temporalPatchSize !== config.vision.temporalPatchSize
+  ) {
     throw new HfFolderError(
       `${preprocessorPath}: patch_size ${imageProcessor.patchSize} / merge_size ${imageProcessor.mergeSize} / temporal_patch_size ${imageProcessor.temporalPatchSize} ` +
         `disagree with config.json's vision_config (${config.vision.patchSize} / ${config.vision.spatialMergeSize} / ${config.vision.temporalPatchSize})`,
@@ -170,7 +173,10 @@ export async function loadQwen2VlRuntime(dir: string, opts: Qwen2VlRuntimeOption
     );
   }
   if (folder.tokenizer.vocabSize > config.text.vocabSize) {
-    throw new HfFolderError(`${join(dir, 'tokenizer.json')}: ${folder.tokenizer.vocabSize} tokens, but the model has ${config.text.vocabSize} embeddings`, join(dir, 'tokenizer.json'));
+    throw new HfFolderError(
+      `${join(dir, 'tokenizer.json')}: ${folder.tokenizer.vocabSize} tokens, but the model has ${config.text.vocabSize} embeddings`,
+      join(dir, 'tokenizer.json'),
+    );
   }
   const expected = qwen2VlExpectedTable(config);
   const weightOpts = { expected, canonicalName: qwen2VlCanonicalName };
@@ -195,8 +201,13 @@ export async function loadQwen2VlRuntime(dir: string, opts: Qwen2VlRuntimeOption
     eos_token_ids: folder.generation.eosTokenIds,
   };
   return new Qwen2VlRuntime(
-    basename(dir), card, folder, config, imageProcessor,
+    basename(dir),
+    card,
+    folder,
+    config,
+    imageProcessor,
     { config, vision: vision.session, embed: embed.session, decoder: decoder.session },
-    decoder.provider, opts.maxBatch ?? QWEN2VL_DEFAULT_MAX_BATCH,
+    decoder.provider,
+    opts.maxBatch ?? QWEN2VL_DEFAULT_MAX_BATCH,
   );
 }

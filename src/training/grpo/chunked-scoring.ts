@@ -45,9 +45,7 @@ export async function scoreInChunks(session: TrainingSession, weights: Weights, 
 }
 
 /** The weight gradient of Σ grad · logprobs over all sequences (grad is [N, T]), summed over passes. */
-export async function backwardInChunks(
-  session: TrainingSession, weights: Weights, sb: ScoringBatch, grad: Float32Array,
-): Promise<Map<string, Float32Array>> {
+export async function backwardInChunks(session: TrainingSession, weights: Weights, sb: ScoringBatch, grad: Float32Array): Promise<Map<string, Float32Array>> {
   if (grad.length !== sb.numSequences * sb.seqLen) throw new Error(`grad has ${grad.length} values, expected ${sb.numSequences}×${sb.seqLen}`);
   let grads: Map<string, Float32Array> | null = null;
   for (const c of sb.chunks) {

@@ -26,7 +26,16 @@ import { requestRng } from '../../runtime/sampling.ts';
 import { initialModel } from '../model-init.ts';
 import { RunLog } from '../run-log.ts';
 import { epochOrder } from '../epoch-order.ts';
-import { assertPackageDirFree, datasetOf, evaluateAndPackage, evaluateWeights, loadCases, spreadSample, type FinishRunInput, type SetMetrics } from '../run-output.ts';
+import {
+  assertPackageDirFree,
+  datasetOf,
+  evaluateAndPackage,
+  evaluateWeights,
+  loadCases,
+  spreadSample,
+  type FinishRunInput,
+  type SetMetrics,
+} from '../run-output.ts';
 import { computeAdvantages } from './advantages.ts';
 import { backwardInChunks, scoreInChunks, scoringBatch } from './chunked-scoring.ts';
 import { grpoLoss } from './loss.ts';
@@ -77,7 +86,16 @@ export interface GrpoFinish extends Partial<Pick<FinishRunInput, 'evalSets' | 'b
 }
 
 function toRewardCase(c: VqaCase): RewardCase {
-  return { question: c.question, answer: c.answer, answerType: c.answerType, options: c.options, modality: c.modality, organ: c.organ, contentType: c.contentType, questionType: c.questionType };
+  return {
+    question: c.question,
+    answer: c.answer,
+    answerType: c.answerType,
+    options: c.options,
+    modality: c.modality,
+    organ: c.organ,
+    contentType: c.contentType,
+    questionType: c.questionType,
+  };
 }
 
 export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise<GrpoResult> {
@@ -103,14 +121,25 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
 
   const evalCases = spreadSample(validation, cfg.eval_samples);
   const finalCases = Object.values(hooks.finish?.evalSets ?? {}).flat();
-  const patches: PatchCache = await buildPatchCache([...train.cases, ...evalCases, ...finalCases].map((c) => c.imagePath), config);
-  const rasters = cfg.augment_images ? await buildRasterCache(train.cases.map((c) => c.imagePath), config) : null;
+  const patches: PatchCache = await buildPatchCache(
+    [...train.cases, ...evalCases, ...finalCases].map((c) => c.imagePath),
+    config,
+  );
+  const rasters = cfg.augment_images
+    ? await buildRasterCache(
+        train.cases.map((c) => c.imagePath),
+        config,
+      )
+    : null;
   const best = cfg.eval_every > 0 && evalCases.length ? await BestCheckpoint.open(cfg.out) : null;
   const rewards = [...buildRewardFunctions(cfg), ...(hooks.extraRewards ?? [])];
   const rewardWeights = Object.fromEntries(rewards.map((r) => [r.name, r.weight]));
-  if (Object.keys(rewardWeights).length !== rewards.length) throw new Error(`reward functions must have distinct names: ${rewards.map((r) => r.name).join(', ')}`);
+  if (Object.keys(rewardWeights).length !== rewards.length)
+    throw new Error(`reward functions must have distinct names: ${rewards.map((r) => r.name).join(', ')}`);
   const totalSteps = cfg.max_steps;
-  log.info(`grpo: ${train.cases.length} prompts, ${totalSteps} steps × ${cfg.prompts_per_step} prompts × ${cfg.num_generations} generations, loss ${cfg.loss_type}, scale_rewards ${cfg.scale_rewards}, rewards ${rewards.map((r) => `${r.name}×${r.weight}`).join(' + ')}, init ${cfg.init}${resumed ? ` (resuming ${resumed.dir})` : ''}`);
+  log.info(
+    `grpo: ${train.cases.length} prompts, ${totalSteps} steps × ${cfg.prompts_per_step} prompts × ${cfg.num_generations} generations, loss ${cfg.loss_type}, scale_rewards ${cfg.scale_rewards}, rewards ${rewards.map((r) => `${r.name}×${r.weight}`).join(' + ')}, init ${cfg.init}${resumed ? ` (resuming ${resumed.dir})` : ''}`,
+  );
 
   const decays = new Set(specs.filter((s) => s.decay).map((s) => s.name));
   // Frozen parameters stay out of the optimizer (and out of the clipped gradient norm).
@@ -124,7 +153,14 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
   const policySessions = await openPolicySessions(config, cfg.threads);
   const runStart = runStartTime(started, resumed);
   const state = (step: number): TrainerState => ({
-    method: 'grpo', step, totalSteps, cursor: {}, seed: cfg.seed, modelConfig: config, trainerConfig: cfg, createdAt: new Date().toISOString(),
+    method: 'grpo',
+    step,
+    totalSteps,
+    cursor: {},
+    seed: cfg.seed,
+    modelConfig: config,
+    trainerConfig: cfg,
+    createdAt: new Date().toISOString(),
     trainingSeconds: secondsSince(runStart),
   });
 
@@ -143,19 +179,21 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
       const prompts = Array.from({ length: Math.min(P, train.cases.length) }, (_, i) => train.cases[order[(at + i) % order.length]]);
       // One image per prompt, shared by its G completions (the group compares answers, not images);
       // an augmented copy is seeded by (seed, step, prompt) like everything else.
-      const images = prompts.map((c, p) => (rasters
-        ? augmentedPatches(rasters.get(c.imagePath)!, config, requestRng((cfg.seed * 7_919 + step * 104_729 + p) >>> 0))
-        : patches.get(c.imagePath)!));
+      const images = prompts.map((c, p) =>
+        rasters ? augmentedPatches(rasters.get(c.imagePath)!, config, requestRng((cfg.seed * 7_919 + step * 104_729 + p) >>> 0)) : patches.get(c.imagePath)!,
+      );
 
       // 1. rollouts: G completions per prompt, sampling seeded by (seed, step, row)
-      const rows = prompts.flatMap((c, p) => Array.from({ length: G }, (_, g) => ({
-        case: c,
-        patches: images[p],
-        promptIds: promptIds(tk, c.question, maxPrompt),
-        sampling: { temperature: cfg.temperature, topP: cfg.top_p },
-        maxTokens: cfg.max_completion_length,
-        seed: (cfg.seed * 1_000_003 + step * 9176 + p * G + g) >>> 0,
-      })));
+      const rows = prompts.flatMap((c, p) =>
+        Array.from({ length: G }, (_, g) => ({
+          case: c,
+          patches: images[p],
+          promptIds: promptIds(tk, c.question, maxPrompt),
+          sampling: { temperature: cfg.temperature, topP: cfg.top_p },
+          maxTokens: cfg.max_completion_length,
+          seed: (cfg.seed * 1_000_003 + step * 9176 + p * G + g) >>> 0,
+        })),
+      );
       const rollout = await generate(policySessions.withWeights(weights), rows, { stopIds: [tk.answerEndId, tk.eosId], padId: tk.padId });
       const completions = rollout.rows.map((r) => tk.decode(r.tokens.filter((t) => t !== tk.eosId)));
       const tRollout = performance.now();
@@ -168,7 +206,11 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
       const adv = computeAdvantages(combined, G, cfg.scale_rewards);
 
       // 4. log-probs of the sampled tokens under the current, old and reference policies
-      const batch = scoringBatch(config, rows.map((r, i) => ({ ids: [...r.promptIds, ...rollout.rows[i].tokens], promptLength: r.promptIds.length, patches: r.patches })), tk.padId);
+      const batch = scoringBatch(
+        config,
+        rows.map((r, i) => ({ ids: [...r.promptIds, ...rollout.rows[i].tokens], promptLength: r.promptIds.length, patches: r.patches })),
+        tk.padId,
+      );
       const logpOld = cfg.num_iterations > 1 ? (await scoreInChunks(scorer, weights, batch)).logprobs : undefined;
       const logpRef = cfg.beta !== 0 ? (await scoreInChunks(scorer, ref.weights, batch)).logprobs : undefined;
       const terminated = rollout.rows.map((r) => r.finishReason === 'stop');
@@ -180,8 +222,25 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
       for (let it = 0; it < cfg.num_iterations && step < totalSteps; it++) {
         const cur = await scoreInChunks(scorer, weights, batch);
         const l = grpoLoss(
-          { numSequences: rows.length, seqLen: batch.seqLen, logpNew: cur.logprobs, logpOld, logpRef, mask: batch.lossMask, advantages: adv.advantages, terminated, entropy: cur.entropy },
-          { lossType: cfg.loss_type, epsilonLow: cfg.epsilon, epsilonHigh: cfg.epsilon_high ?? cfg.epsilon, beta: cfg.beta, maxCompletionLength: cfg.max_completion_length, maskTruncatedCompletions: cfg.mask_truncated_completions },
+          {
+            numSequences: rows.length,
+            seqLen: batch.seqLen,
+            logpNew: cur.logprobs,
+            logpOld,
+            logpRef,
+            mask: batch.lossMask,
+            advantages: adv.advantages,
+            terminated,
+            entropy: cur.entropy,
+          },
+          {
+            lossType: cfg.loss_type,
+            epsilonLow: cfg.epsilon,
+            epsilonHigh: cfg.epsilon_high ?? cfg.epsilon,
+            beta: cfg.beta,
+            maxCompletionLength: cfg.max_completion_length,
+            maskTruncatedCompletions: cfg.mask_truncated_completions,
+          },
         );
         const grads = await backwardInChunks(trainer, weights, batch, l.grad);
         for (const name of [...grads.keys()]) if (frozen(name)) grads.delete(name);
@@ -195,11 +254,18 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
       const meanReward = combined.reduce((a, b) => a + b, 0) / combined.length;
       rewardCurve.push(meanReward);
       const record: Record<string, number> = {
-        loss, reward: meanReward, reward_std: adv.stats.batchRewardStd, frac_reward_zero_std: adv.stats.fracZeroStdGroups,
-        kl: metrics?.meanKl ?? 0, entropy: metrics?.meanEntropy ?? 0,
+        loss,
+        reward: meanReward,
+        reward_std: adv.stats.batchRewardStd,
+        frac_reward_zero_std: adv.stats.fracZeroStdGroups,
+        kl: metrics?.meanKl ?? 0,
+        entropy: metrics?.meanEntropy ?? 0,
         completion_length: rollout.rows.reduce((a, r) => a + r.tokens.length, 0) / rows.length,
-        clip_ratio: metrics?.regionClipFraction ?? 0, grad_norm: gradNorm, lr: lr(step),
-        rollout_ms: tRollout - t0, step_ms: performance.now() - t0,
+        clip_ratio: metrics?.regionClipFraction ?? 0,
+        grad_norm: gradNorm,
+        lr: lr(step),
+        rollout_ms: tRollout - t0,
+        step_ms: performance.now() - t0,
       };
       for (const [name, values] of Object.entries(perFunction)) {
         const finite = values.filter(Number.isFinite);
@@ -210,12 +276,16 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
       log.step({ step, total: totalSteps, ...record });
       hooks.onStep?.({ step, total: totalSteps, ...record });
       if (best && step % cfg.eval_every === 0) {
-        const m = (await evaluateWeights({ method: 'grpo', config, weights, tokenizer: tk, patches, threads: cfg.threads, log }, { validation: evalCases })).validation!;
+        const m = (await evaluateWeights({ method: 'grpo', config, weights, tokenizer: tk, patches, threads: cfg.threads, log }, { validation: evalCases }))
+          .validation!;
         const score = m.all.accuracy ?? Number.NaN;
         const improved = await best.consider(state(step), score, weights);
-        log.info(`validation at step ${step}: ${JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.accuracy])))}${improved ? ' (best so far)' : ''}`);
+        log.info(
+          `validation at step ${step}: ${JSON.stringify(Object.fromEntries(Object.entries(m).map(([k, v]) => [k, v.accuracy])))}${improved ? ' (best so far)' : ''}`,
+        );
       }
-      if (step % cfg.checkpoint_every === 0 || step === totalSteps || step === hooks.stopAfterStep) await saveCheckpoint(cfg.out, state(step), weights, opt.exportState());
+      if (step % cfg.checkpoint_every === 0 || step === totalSteps || step === hooks.stopAfterStep)
+        await saveCheckpoint(cfg.out, state(step), weights, opt.exportState());
     }
     // A cooperative stop (cancel) keeps its progress.
     if (step < totalSteps && hooks.shouldStop?.()) await saveCheckpoint(cfg.out, state(step), weights, opt.exportState());
@@ -230,13 +300,35 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
   if (chosen) log.info(`packaging the weights of step ${chosen.step} (best validation accuracy ${chosen.score.toFixed(4)})`);
   const finish = hooks.finish ?? {};
   const done = await evaluateAndPackage({
-    method: 'grpo', config, specs, weights: chosen?.weights ?? weights, tokenizer: tk, tokenizerBytes, evalSets: finish.evalSets ?? { validation: evalCases }, patches, threads: cfg.threads, log,
-    packageDir: cfg.package_dir, version: cfg.package_version, parent: ref.parent, seed: cfg.seed,
+    method: 'grpo',
+    config,
+    specs,
+    weights: chosen?.weights ?? weights,
+    tokenizer: tk,
+    tokenizerBytes,
+    evalSets: finish.evalSets ?? { validation: evalCases },
+    patches,
+    threads: cfg.threads,
+    log,
+    packageDir: cfg.package_dir,
+    version: cfg.package_version,
+    parent: ref.parent,
+    seed: cfg.seed,
     training: { ...(finish.training ?? (cfg as unknown as JsonObject)), ...(chosen ? { selected_step: chosen.step } : {}) },
-    dataset: finish.dataset ?? datasetOf(cfg.train, train.sha256), startedAt: runStart,
+    dataset: finish.dataset ?? datasetOf(cfg.train, train.sha256),
+    startedAt: runStart,
     ...(finish.baseline ? { baseline: finish.baseline } : {}),
     ...(finish.latencySamples !== undefined ? { latencySamples: finish.latencySamples } : {}),
     ...(finish.onPhase ? { onPhase: finish.onPhase } : {}),
   });
-  return { runDir: cfg.out, steps: step, rewardCurve, validation: done.scores.validation ?? null, scores: done.scores, packageDir: done.packageDir, wallSeconds: done.wallSeconds, weights };
+  return {
+    runDir: cfg.out,
+    steps: step,
+    rewardCurve,
+    validation: done.scores.validation ?? null,
+    scores: done.scores,
+    packageDir: done.packageDir,
+    wallSeconds: done.wallSeconds,
+    weights,
+  };
 }

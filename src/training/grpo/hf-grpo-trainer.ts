@@ -63,14 +63,23 @@ export async function trainGrpoOnHfFolder(cfg: HfGrpoConfig, hooks: HfGrpoHooks 
 
   const resumed = await latestCheckpoint(cfg.out);
   const policy = await Qwen2VLPolicy.create({
-    config, base, method: cfg.method, seed: cfg.seed, stopIds, padId, threads: cfg.threads,
+    config,
+    base,
+    method: cfg.method,
+    seed: cfg.seed,
+    stopIds,
+    padId,
+    threads: cfg.threads,
     ...(resumed ? { trainable: new Map(resumed.weights) } : {}),
   });
   const opt = new AdamW(policy.trainable, { weightDecay: cfg.weight_decay, noWeightDecay: (n) => !policy.decays(n) });
   if (resumed?.optimizer) opt.importState(resumed.optimizer);
   const totalSteps = cfg.max_steps;
   const lr = warmupCosineSchedule({ peakLr: cfg.learning_rate, warmupSteps: Math.min(cfg.warmup, totalSteps), totalSteps, minRatio: cfg.min_lr_ratio });
-  const prompt = { render: (t: Parameters<typeof folder.chatTemplate.render>[0], o: { addGenerationPrompt: boolean }) => folder.chatTemplate.render(t, o), encode: (s: string) => folder.tokenizer.encode(s) };
+  const prompt = {
+    render: (t: Parameters<typeof folder.chatTemplate.render>[0], o: { addGenerationPrompt: boolean }) => folder.chatTemplate.render(t, o),
+    encode: (s: string) => folder.tokenizer.encode(s),
+  };
   const m2 = config.vision.spatialMergeSize ** 2;
   const prepared = new Map<string, PolicyPrompt>();
   const prepare = async (c: VqaCase): Promise<PolicyPrompt> => {
@@ -91,12 +100,21 @@ export async function trainGrpoOnHfFolder(cfg: HfGrpoConfig, hooks: HfGrpoHooks 
   const named = [...buildRewardFunctions(cfg), ...(hooks.extraRewards ?? [])];
   const runStart = runStartTime(started, resumed);
   const state = (step: number): TrainerState => ({
-    method: 'grpo', step, totalSteps, cursor: {}, seed: cfg.seed, modelConfig: config, trainerConfig: cfg, createdAt: new Date().toISOString(),
+    method: 'grpo',
+    step,
+    totalSteps,
+    cursor: {},
+    seed: cfg.seed,
+    modelConfig: config,
+    trainerConfig: cfg,
+    createdAt: new Date().toISOString(),
     trainingSeconds: secondsSince(runStart),
   });
   const P = cfg.prompts_per_step;
   const stepsPerEpoch = Math.max(1, Math.floor(train.length / P));
-  log.info(`grpo on ${config.modelType} ${cfg.base}: ${cfg.method.type === 'lora' ? `LoRA r=${cfg.method.lora.r} alpha=${cfg.method.lora.lora_alpha}, ${policy.trainable.size} adapter tensors` : 'full fine-tuning'}, ${train.length} prompts, ${totalSteps} steps${resumed ? ` (resuming ${resumed.dir})` : ''}`);
+  log.info(
+    `grpo on ${config.modelType} ${cfg.base}: ${cfg.method.type === 'lora' ? `LoRA r=${cfg.method.lora.r} alpha=${cfg.method.lora.lora_alpha}, ${policy.trainable.size} adapter tensors` : 'full fine-tuning'}, ${train.length} prompts, ${totalSteps} steps${resumed ? ` (resuming ${resumed.dir})` : ''}`,
+  );
   const rewardCurve: number[] = [];
   let step = resumed?.state.step ?? 0;
   try {
@@ -107,18 +125,26 @@ export async function trainGrpoOnHfFolder(cfg: HfGrpoConfig, hooks: HfGrpoHooks 
       const cases = Array.from({ length: Math.min(P, train.length) }, (_, i) => train[order[(at + i) % order.length]!]!);
       const prompts = await Promise.all(cases.map(prepare));
       const rewards: StepReward[] = named.map((r) => ({
-        name: r.name, weight: r.weight,
-        fn: (completions, promptIndex) => r.fn(
-          completions.map((t) => folder.tokenizer.decode(t.filter((id) => !stopIds.includes(id)), { skipSpecial: true })),
-          promptIndex.map((i) => cases[i]!),
-        ),
+        name: r.name,
+        weight: r.weight,
+        fn: (completions, promptIndex) =>
+          r.fn(
+            completions.map((t) =>
+              folder.tokenizer.decode(
+                t.filter((id) => !stopIds.includes(id)),
+                { skipSpecial: true },
+              ),
+            ),
+            promptIndex.map((i) => cases[i]!),
+          ),
       }));
       const r = await grpoPolicyStep(policy, opt, prompts, rewards, cfg, step, lr, totalSteps);
       step += r.steps;
       rewardCurve.push(r.metrics.reward!);
       log.step({ step, total: totalSteps, ...r.metrics });
       hooks.onStep?.({ step, total: totalSteps, ...r.metrics });
-      if (step % cfg.checkpoint_every === 0 || step === totalSteps || step === hooks.stopAfterStep) await saveCheckpoint(cfg.out, state(step), policy.trainable, opt.exportState());
+      if (step % cfg.checkpoint_every === 0 || step === totalSteps || step === hooks.stopAfterStep)
+        await saveCheckpoint(cfg.out, state(step), policy.trainable, opt.exportState());
     }
     if (step < totalSteps && hooks.shouldStop?.()) await saveCheckpoint(cfg.out, state(step), policy.trainable, opt.exportState());
   } finally {
@@ -128,7 +154,9 @@ export async function trainGrpoOnHfFolder(cfg: HfGrpoConfig, hooks: HfGrpoHooks 
   const outDir = cfg.package_dir;
   if (policy.method.kind === 'lora') {
     await saveAdapterFolder(outDir, {
-      config: policy.method.config, targets: [...policy.method.targets], weights: policy.trainable,
+      config: policy.method.config,
+      targets: [...policy.method.targets],
+      weights: policy.trainable,
       meta: { base_model_name_or_path: resolve(cfg.base), task_type: 'CAUSAL_LM' },
     });
   } else {

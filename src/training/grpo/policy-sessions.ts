@@ -23,12 +23,14 @@ export async function openPolicySessions(config: ModelConfig, intraOpThreads?: n
   const decoderParams = weightInputs(decoderGraph);
   const vision = await openSession(serializeGraph(visionGraph), { intraOpThreads });
   const decoder = await openSession(serializeGraph(decoderGraph), { intraOpThreads });
-  const feedOf = (specs: ParamSpec[], weights: Weights): Feed =>
-    Object.fromEntries(specs.map((p) => [p.name, f32(weights.get(p.name)!, p.shape)]));
+  const feedOf = (specs: ParamSpec[], weights: Weights): Feed => Object.fromEntries(specs.map((p) => [p.name, f32(weights.get(p.name)!, p.shape)]));
   return {
     withWeights: (weights) => ({
-      config, vision: vision.session, decoder: decoder.session,
-      visionExtraFeed: feedOf(visionParams, weights), decoderExtraFeed: feedOf(decoderParams, weights),
+      config,
+      vision: vision.session,
+      decoder: decoder.session,
+      visionExtraFeed: feedOf(visionParams, weights),
+      decoderExtraFeed: feedOf(decoderParams, weights),
     }),
     release: async () => {
       await vision.session.release();

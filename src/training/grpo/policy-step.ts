@@ -53,10 +53,15 @@ export async function grpoPolicyStep<B extends { B: number; S: number; lossMask:
 ): Promise<GrpoStepResult> {
   const t0 = performance.now();
   const G = cfg.num_generations;
-  const rows = prompts.flatMap((p, i) => Array.from({ length: G }, (_, g) => ({
-    ...p, temperature: cfg.temperature, topP: cfg.top_p, maxTokens: cfg.max_completion_length,
-    seed: (cfg.seed * 1_000_003 + step * 9176 + i * G + g) >>> 0,
-  })));
+  const rows = prompts.flatMap((p, i) =>
+    Array.from({ length: G }, (_, g) => ({
+      ...p,
+      temperature: cfg.temperature,
+      topP: cfg.top_p,
+      maxTokens: cfg.max_completion_length,
+      seed: (cfg.seed * 1_000_003 + step * 9176 + i * G + g) >>> 0,
+    })),
+  );
   const rollout = await policy.rollout(rows);
   const tRollout = performance.now();
   const completions = rollout.map((r) => r.tokens);
@@ -65,7 +70,9 @@ export async function grpoPolicyStep<B extends { B: number; S: number; lossMask:
   const metrics: Record<string, number> = {};
   for (const rf of rewards) {
     const values = await rf.fn(completions, promptIndex);
-    values.forEach((v, i) => { if (Number.isFinite(v)) combined[i] += rf.weight * v; });
+    values.forEach((v, i) => {
+      if (Number.isFinite(v)) combined[i] += rf.weight * v;
+    });
     const finite = values.filter(Number.isFinite);
     metrics[`rewards/${rf.name}/mean`] = finite.reduce((a, b) => a + b, 0) / Math.max(1, finite.length);
   }
@@ -82,8 +89,25 @@ export async function grpoPolicyStep<B extends { B: number; S: number; lossMask:
     // The loss needs the current log-probs before its gradient: a forward pass, then the backward one.
     const cur = await policy.score(batch, 'current');
     const l = grpoLoss(
-      { numSequences: batch.B, seqLen: batch.S, logpNew: cur.logprobs, logpOld, logpRef, mask: batch.lossMask, advantages: adv.advantages, terminated, entropy: cur.entropy },
-      { lossType: cfg.loss_type, epsilonLow: cfg.epsilon, epsilonHigh: cfg.epsilon_high ?? cfg.epsilon, beta: cfg.beta, maxCompletionLength: cfg.max_completion_length, maskTruncatedCompletions: cfg.mask_truncated_completions },
+      {
+        numSequences: batch.B,
+        seqLen: batch.S,
+        logpNew: cur.logprobs,
+        logpOld,
+        logpRef,
+        mask: batch.lossMask,
+        advantages: adv.advantages,
+        terminated,
+        entropy: cur.entropy,
+      },
+      {
+        lossType: cfg.loss_type,
+        epsilonLow: cfg.epsilon,
+        epsilonHigh: cfg.epsilon_high ?? cfg.epsilon,
+        beta: cfg.beta,
+        maxCompletionLength: cfg.max_completion_length,
+        maskTruncatedCompletions: cfg.mask_truncated_completions,
+      },
     );
     const { grads } = await policy.gradients(batch, l.grad, step + taken);
     gradNorm = clipGradNorm(grads, cfg.grad_clip);
@@ -94,10 +118,18 @@ export async function grpoPolicyStep<B extends { B: number; S: number; lossMask:
   }
   const reward = combined.reduce((a, b) => a + b, 0) / combined.length;
   Object.assign(metrics, {
-    loss, reward, reward_std: adv.stats.batchRewardStd, frac_reward_zero_std: adv.stats.fracZeroStdGroups,
-    kl: lossMetrics?.meanKl ?? 0, entropy: lossMetrics?.meanEntropy ?? 0, clip_ratio: lossMetrics?.regionClipFraction ?? 0,
+    loss,
+    reward,
+    reward_std: adv.stats.batchRewardStd,
+    frac_reward_zero_std: adv.stats.fracZeroStdGroups,
+    kl: lossMetrics?.meanKl ?? 0,
+    entropy: lossMetrics?.meanEntropy ?? 0,
+    clip_ratio: lossMetrics?.regionClipFraction ?? 0,
     completion_length: completions.reduce((a, c) => a + c.length, 0) / completions.length,
-    grad_norm: gradNorm, lr: lr(step + taken), rollout_ms: tRollout - t0, step_ms: performance.now() - t0,
+    grad_norm: gradNorm,
+    lr: lr(step + taken),
+    rollout_ms: tRollout - t0,
+    step_ms: performance.now() - t0,
   });
   return { steps: taken, metrics, completions, rewards: combined };
 }

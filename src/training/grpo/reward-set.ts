@@ -21,10 +21,18 @@ export function buildRewardFunctions(cfg: GrpoConfig): NamedReward[] {
   return cfg.reward_funcs.map((name, i) => {
     const weight = cfg.reward_weights[i] ?? 1;
     switch (name) {
-      case 'accuracy': return { name, weight, fn: accuracyReward };
-      case 'format': return { name, weight, fn: formatReward };
-      case 'length': return { name: `length_${cfg.length_mode}`, weight, fn: makeLengthReward({ mode: cfg.length_mode, targetWords: cfg.length_target_words, capWords: cfg.length_cap_words }) };
-      case 'semantic': return { name, weight, fn: makeSemanticReward(judgeFor(cfg)) };
+      case 'accuracy':
+        return { name, weight, fn: accuracyReward };
+      case 'format':
+        return { name, weight, fn: formatReward };
+      case 'length':
+        return {
+          name: `length_${cfg.length_mode}`,
+          weight,
+          fn: makeLengthReward({ mode: cfg.length_mode, targetWords: cfg.length_target_words, capWords: cfg.length_cap_words }),
+        };
+      case 'semantic':
+        return { name, weight, fn: makeSemanticReward(judgeFor(cfg)) };
     }
   });
 }

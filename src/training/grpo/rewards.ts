@@ -137,4 +137,3 @@ export function combineRewards(perFunc: Readonly<Record<string, readonly number[
   }
   return total;
 }
-

@@ -50,15 +50,72 @@ export interface GroundingVerdict {
 }
 
 const CLAUSE_NEGATIONS = new Set([
-  'no', 'not', 'without', 'absent', 'absence', 'none', 'neither', 'nor', 'negative', 'cannot',
-  'isnt', 'arent', 'doesnt', 'dont', 'wasnt', 'werent', 'lack', 'lacking', 'excluded', 'ruled',
+  'no',
+  'not',
+  'without',
+  'absent',
+  'absence',
+  'none',
+  'neither',
+  'nor',
+  'negative',
+  'cannot',
+  'isnt',
+  'arent',
+  'doesnt',
+  'dont',
+  'wasnt',
+  'werent',
+  'lack',
+  'lacking',
+  'excluded',
+  'ruled',
 ]);
 /** Words that end the subject phrase of a presence question ("is there a mass IN the liver"). */
 const SUBJECT_STOP = new Set([
-  'in', 'on', 'at', 'within', 'near', 'along', 'involving', 'of', 'seen', 'visible', 'present', 'noted', 'evident',
-  'under', 'above', 'below', 'beneath', 'behind', 'around', 'between', 'into', 'across', 'over', 'inside',
-  'outside', 'adjacent', 'throughout', 'that', 'which',
-  'shown', 'this', 'these', 'image', 'scan', 'film', 'patient', 'here', 'or', 'and', 'to', 'from', 'with', 'by',
+  'in',
+  'on',
+  'at',
+  'within',
+  'near',
+  'along',
+  'involving',
+  'of',
+  'seen',
+  'visible',
+  'present',
+  'noted',
+  'evident',
+  'under',
+  'above',
+  'below',
+  'beneath',
+  'behind',
+  'around',
+  'between',
+  'into',
+  'across',
+  'over',
+  'inside',
+  'outside',
+  'adjacent',
+  'throughout',
+  'that',
+  'which',
+  'shown',
+  'this',
+  'these',
+  'image',
+  'scan',
+  'film',
+  'patient',
+  'here',
+  'or',
+  'and',
+  'to',
+  'from',
+  'with',
+  'by',
 ]);
 const SUBJECT_LEADING_FILLER = new Set(['any', 'some', 'evidence', 'sign', 'signs', 'of', 'abnormal']);
 
@@ -131,8 +188,7 @@ export function checkTraceGrounding(trace: string, answer: string, c: GroundingC
   // Rule 3.
   const traceModalities = modalitiesMentioned(trace).affirmed;
   const traceRegions = regionsMentioned(trace).affirmed;
-  const modalityClash =
-    answerModalities.size > 0 && traceModalities.size > 0 && ![...answerModalities].some((m) => traceModalities.has(m));
+  const modalityClash = answerModalities.size > 0 && traceModalities.size > 0 && ![...answerModalities].some((m) => traceModalities.has(m));
   const regionClash = [...answerRegions].some((a) => [...traceRegions].some((t) => regionsIncompatible(a, t)));
   const answerMatchesTrace = !modalityClash && !regionClash;
 

@@ -61,11 +61,16 @@ export async function trainSft(cfg: SftConfig, hooks: SftHooks = {}): Promise<Sf
     const e = encodeExample(tk, c, i, cfg.trace, maxText);
     if (e) examples.push(e);
   });
-  const patches = await buildPatchCache([...train.cases, ...(validation?.cases ?? [])].map((c) => c.imagePath), config);
+  const patches = await buildPatchCache(
+    [...train.cases, ...(validation?.cases ?? [])].map((c) => c.imagePath),
+    config,
+  );
   const stepsPerEpoch = Math.floor(examples.length / cfg.batch_size);
   if (stepsPerEpoch < 1) throw new Error(`only ${examples.length} usable examples for batch_size ${cfg.batch_size}`);
   const totalSteps = cfg.max_steps > 0 ? Math.min(cfg.max_steps, cfg.epochs * stepsPerEpoch) : cfg.epochs * stepsPerEpoch;
-  log.info(`sft: ${examples.length}/${train.cases.length} examples, ${stepsPerEpoch} steps/epoch, ${totalSteps} steps, preset ${config.preset}, init ${resumed ? `resume ${resumed.dir}` : cfg.init}`);
+  log.info(
+    `sft: ${examples.length}/${train.cases.length} examples, ${stepsPerEpoch} steps/epoch, ${totalSteps} steps, preset ${config.preset}, init ${resumed ? `resume ${resumed.dir}` : cfg.init}`,
+  );
 
   // 3. optimizer and schedule
   const decays = new Set(specs.filter((s) => s.decay).map((s) => s.name));
@@ -76,8 +81,15 @@ export async function trainSft(cfg: SftConfig, hooks: SftHooks = {}): Promise<Sf
 
   const runStart = runStartTime(started, resumed);
   const state = (step: number): TrainerState => ({
-    method: 'sft', step, totalSteps, cursor: { epoch: Math.floor(step / stepsPerEpoch) }, seed: cfg.seed,
-    modelConfig: config, trainerConfig: cfg, createdAt: new Date().toISOString(), trainingSeconds: secondsSince(runStart),
+    method: 'sft',
+    step,
+    totalSteps,
+    cursor: { epoch: Math.floor(step / stepsPerEpoch) },
+    seed: cfg.seed,
+    modelConfig: config,
+    trainerConfig: cfg,
+    createdAt: new Date().toISOString(),
+    trainingSeconds: secondsSince(runStart),
   });
 
   // 4. the loop
@@ -109,17 +121,41 @@ export async function trainSft(cfg: SftConfig, hooks: SftHooks = {}): Promise<Sf
     lastLoss = loss;
     losses.push(loss);
     log.step({ step, total: totalSteps, epoch, loss, lr: lr(step), grad_norm: gradNorm, tokens, ms: performance.now() - t0 });
-    if (step % cfg.checkpoint_every === 0 || step === totalSteps || step === hooks.stopAfterStep) await saveCheckpoint(cfg.out, state(step), weights, opt.exportState());
+    if (step % cfg.checkpoint_every === 0 || step === totalSteps || step === hooks.stopAfterStep)
+      await saveCheckpoint(cfg.out, state(step), weights, opt.exportState());
   }
   await session.release();
-  if (step < totalSteps) return { runDir: cfg.out, steps: step, losses, finalLoss: lastLoss, validation: null, packageDir: null, wallSeconds: secondsSince(runStart), weights };
+  if (step < totalSteps)
+    return { runDir: cfg.out, steps: step, losses, finalLoss: lastLoss, validation: null, packageDir: null, wallSeconds: secondsSince(runStart), weights };
 
   // 5. evaluate on the validation splits and write the package
   const done = await evaluateAndPackage({
-    method: 'sft', config, specs, weights, tokenizer: tk, tokenizerBytes, evalSets: { validation: spreadSample(validation?.cases ?? [], cfg.eval_samples) },
-    patches, threads: cfg.threads, log, packageDir: cfg.package_dir, version: cfg.package_version, parent: init.parent, seed: cfg.seed,
-    training: { ...(cfg as unknown as JsonObject), steps: totalSteps }, dataset: datasetOf(cfg.train, train.sha256), startedAt: runStart,
+    method: 'sft',
+    config,
+    specs,
+    weights,
+    tokenizer: tk,
+    tokenizerBytes,
+    evalSets: { validation: spreadSample(validation?.cases ?? [], cfg.eval_samples) },
+    patches,
+    threads: cfg.threads,
+    log,
+    packageDir: cfg.package_dir,
+    version: cfg.package_version,
+    parent: init.parent,
+    seed: cfg.seed,
+    training: { ...(cfg as unknown as JsonObject), steps: totalSteps },
+    dataset: datasetOf(cfg.train, train.sha256),
+    startedAt: runStart,
   });
-  return { runDir: cfg.out, steps: totalSteps, losses, finalLoss: lastLoss, validation: done.scores.validation ?? null, packageDir: done.packageDir, wallSeconds: done.wallSeconds, weights };
+  return {
+    runDir: cfg.out,
+    steps: totalSteps,
+    losses,
+    finalLoss: lastLoss,
+    validation: done.scores.validation ?? null,
+    packageDir: done.packageDir,
+    wallSeconds: done.wallSeconds,
+    weights,
+  };
 }
-

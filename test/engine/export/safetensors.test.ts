@@ -24,15 +24,44 @@ const FIXTURE_HEADER =
   '"mask":{"dtype":"U8","shape":[3],"data_offsets":[16,19]}}';
 const FIXTURE = Buffer.from([
   // u64 little-endian header length: 201 bytes of JSON padded with 7 spaces to 208 = 0xd0
-  0xd0, 0, 0, 0, 0, 0, 0, 0,
+  0xd0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
   ...Buffer.from(FIXTURE_HEADER, 'ascii'),
-  0x20, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20,
+  0x20,
+  0x20,
+  0x20,
+  0x20,
+  0x20,
+  0x20,
+  0x20,
   // ids: I64 258 = 0x0102
-  0x02, 0x01, 0, 0, 0, 0, 0, 0,
+  0x02,
+  0x01,
+  0,
+  0,
+  0,
+  0,
+  0,
+  0,
   // bias: F32 1.0 = 0x3f800000, -2.0 = 0xc0000000, little-endian
-  0x00, 0x00, 0x80, 0x3f, 0x00, 0x00, 0x00, 0xc0,
+  0x00,
+  0x00,
+  0x80,
+  0x3f,
+  0x00,
+  0x00,
+  0x00,
+  0xc0,
   // mask: U8
-  1, 0, 255,
+  1,
+  0,
+  255,
 ]);
 
 const FIXTURE_TENSORS: SafetensorsTensors = {
@@ -50,11 +79,14 @@ function rawFile(header: unknown, data: Uint8Array, headerLength?: bigint): Buff
 }
 
 function assertDecodeError(bytes: Uint8Array, pattern: RegExp): void {
-  assert.throws(() => decodeSafetensors(bytes), (error: unknown) => {
-    assert.ok(error instanceof SafetensorsError, `expected SafetensorsError, got ${String(error)}`);
-    assert.match(error.message, pattern);
-    return true;
-  });
+  assert.throws(
+    () => decodeSafetensors(bytes),
+    (error: unknown) => {
+      assert.ok(error instanceof SafetensorsError, `expected SafetensorsError, got ${String(error)}`);
+      assert.match(error.message, pattern);
+      return true;
+    },
+  );
 }
 
 describe('safetensors layout', () => {
@@ -146,7 +178,7 @@ describe('safetensors round trip', () => {
     'i64.ids': { dtype: 'I64', shape: [2], data: BigInt64Array.from([-(2n ** 63n), 2n ** 63n - 1n]) },
     'i32.pos': { dtype: 'I32', shape: [1, 2], data: Int32Array.from([-7, 2 ** 31 - 1]) },
     'u8.flags': { dtype: 'U8', shape: [3], data: Uint8Array.from([0, 128, 255]) },
-    'empty': { dtype: 'F32', shape: [0, 4], data: new Float32Array(0) },
+    empty: { dtype: 'F32', shape: [0, 4], data: new Float32Array(0) },
   };
 
   it('round-trips every dtype, scalar and empty shapes, through a file', async () => {
@@ -164,7 +196,10 @@ describe('safetensors round trip', () => {
     await writeSafetensors(path, { a: { dtype: 'U8', shape: [1], data: Uint8Array.from([1]) } });
     await writeSafetensors(path, { a: { dtype: 'U8', shape: [1], data: Uint8Array.from([2]) } });
     assert.deepEqual((await readSafetensors(path)).tensors.a!.data, Uint8Array.from([2]));
-    assert.deepEqual((await readdir(dir)).filter((f) => f.startsWith('replace')), ['replace.safetensors']);
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.startsWith('replace')),
+      ['replace.safetensors'],
+    );
   });
 
   it('reads tensors at offsets that are not multiples of their element size', () => {
@@ -231,10 +266,7 @@ describe('safetensors write validation', () => {
     const bf16 = { w: { dtype: 'F8_E4M3', shape: [1], data: new Uint8Array(1) } } as unknown as SafetensorsTensors;
     assert.throws(() => encodeSafetensors(bf16), /unsupported dtype "F8_E4M3"/);
     assert.throws(() => encodeSafetensors({ w: { dtype: 'U8', shape: [-1], data: new Uint8Array(0) } }), /non-negative/);
-    assert.throws(
-      () => encodeSafetensors({ __metadata__: { dtype: 'U8', shape: [0], data: new Uint8Array(0) } }),
-      /reserved/,
-    );
+    assert.throws(() => encodeSafetensors({ __metadata__: { dtype: 'U8', shape: [0], data: new Uint8Array(0) } }), /reserved/);
     assert.throws(() => encodeSafetensors({}, { step: 3 } as unknown as Record<string, string>), /"step" must be a string/);
   });
 });

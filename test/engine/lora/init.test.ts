@@ -15,7 +15,7 @@ test('torch kaiming_uniform_ bound sqrt(6/((1+a^2) fan_in)) is 1/sqrt(fan_in) at
   assert.ok(Math.abs(kaimingUniformBound(100, 0) - Math.sqrt(6 / 100)) < 1e-15); // a = 0: He/ReLU bound
 });
 
-test('A is uniform within ±1/sqrt(in) with the uniform law\'s moments; B is exactly zero', () => {
+test("A is uniform within ±1/sqrt(in) with the uniform law's moments; B is exactly zero", () => {
   const w = initLoraWeights(targets, { r: 16, init_lora_weights: true }, 42);
   for (const t of targets) {
     const a = w.get(t.aName)!;
@@ -35,8 +35,8 @@ test('A is uniform within ±1/sqrt(in) with the uniform law\'s moments; B is exa
     const n = a.length;
     assert.ok(max <= bound && max > 0.99 * bound, `${t.module}: max |A| ${max} vs bound ${bound}`);
     // U(-b, b): mean 0, variance b²/3; n ≥ 6400 draws keep both within a few standard errors.
-    assert.ok(Math.abs(sum / n) < 5 * bound / Math.sqrt(3 * n), `${t.module}: mean ${sum / n}`);
-    assert.ok(Math.abs(sq / n / (bound * bound / 3) - 1) < 0.05, `${t.module}: variance ratio ${sq / n / (bound * bound / 3)}`);
+    assert.ok(Math.abs(sum / n) < (5 * bound) / Math.sqrt(3 * n), `${t.module}: mean ${sum / n}`);
+    assert.ok(Math.abs(sq / n / ((bound * bound) / 3) - 1) < 0.05, `${t.module}: variance ratio ${sq / n / ((bound * bound) / 3)}`);
   }
 });
 

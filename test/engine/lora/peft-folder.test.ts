@@ -15,12 +15,42 @@ const REFERENCE = '../shared/reference/qwen2-vl-tiny/model.safetensors';
 
 // The keys of peft 0.18.1's LoraConfig.to_dict(), as in a saved adapter_config.json.
 const PEFT_KEYS = [
-  'alora_invocation_tokens', 'alpha_pattern', 'arrow_config', 'auto_mapping', 'base_model_name_or_path', 'bias',
-  'corda_config', 'ensure_weight_tying', 'eva_config', 'exclude_modules', 'fan_in_fan_out', 'inference_mode',
-  'init_lora_weights', 'layer_replication', 'layers_pattern', 'layers_to_transform', 'loftq_config', 'lora_alpha',
-  'lora_bias', 'lora_dropout', 'megatron_config', 'megatron_core', 'modules_to_save', 'peft_type', 'peft_version',
-  'qalora_group_size', 'r', 'rank_pattern', 'revision', 'target_modules', 'target_parameters', 'task_type',
-  'trainable_token_indices', 'use_dora', 'use_qalora', 'use_rslora',
+  'alora_invocation_tokens',
+  'alpha_pattern',
+  'arrow_config',
+  'auto_mapping',
+  'base_model_name_or_path',
+  'bias',
+  'corda_config',
+  'ensure_weight_tying',
+  'eva_config',
+  'exclude_modules',
+  'fan_in_fan_out',
+  'inference_mode',
+  'init_lora_weights',
+  'layer_replication',
+  'layers_pattern',
+  'layers_to_transform',
+  'loftq_config',
+  'lora_alpha',
+  'lora_bias',
+  'lora_dropout',
+  'megatron_config',
+  'megatron_core',
+  'modules_to_save',
+  'peft_type',
+  'peft_version',
+  'qalora_group_size',
+  'r',
+  'rank_pattern',
+  'revision',
+  'target_modules',
+  'target_parameters',
+  'task_type',
+  'trainable_token_indices',
+  'use_dora',
+  'use_qalora',
+  'use_rslora',
 ];
 
 async function qwenParams(): Promise<ParamEntry[]> {
@@ -38,9 +68,20 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 }
 
 async function adapterFor(params: ParamEntry[]): Promise<LoraAdapter> {
-  const config = parseLoraConfig({ r: 4, lora_alpha: 8, lora_dropout: 0.05, target_modules: ['q_proj', 'v_proj', 'qkv', 'mlp.0', 'patch_embed.proj'], init_lora_weights: false });
+  const config = parseLoraConfig({
+    r: 4,
+    lora_alpha: 8,
+    lora_dropout: 0.05,
+    target_modules: ['q_proj', 'v_proj', 'qkv', 'mlp.0', 'patch_embed.proj'],
+    init_lora_weights: false,
+  });
   const targets = selectLoraTargets(params, config);
-  return { config, meta: { base_model_name_or_path: 'Qwen/Qwen2-VL-2B-Instruct', task_type: 'CAUSAL_LM' }, targets, weights: initLoraWeights(targets, config, 11) };
+  return {
+    config,
+    meta: { base_model_name_or_path: 'Qwen/Qwen2-VL-2B-Instruct', task_type: 'CAUSAL_LM' },
+    targets,
+    weights: initLoraWeights(targets, config, 11),
+  };
 }
 
 test('saved names, shapes, dtype and metadata follow PEFT: base_model.model.<public module>.lora_{A,B}.weight', async () => {
@@ -64,7 +105,7 @@ test('saved names, shapes, dtype and metadata follow PEFT: base_model.model.<pub
   });
 });
 
-test('adapter_config.json has every LoraConfig key, sorted, with the adapter\'s values', async () => {
+test("adapter_config.json has every LoraConfig key, sorted, with the adapter's values", async () => {
   const params = await qwenParams();
   const adapter = await adapterFor(params);
   await withDir(async (dir) => {
@@ -74,8 +115,36 @@ test('adapter_config.json has every LoraConfig key, sorted, with the adapter\'s 
     assert.deepEqual(Object.keys(json), PEFT_KEYS);
     assert.ok(text.startsWith('{\n  "alora_invocation_tokens": null,\n'), 'two-space indent, sorted keys');
     assert.deepEqual(
-      { peft_type: json.peft_type, task_type: json.task_type, base: json.base_model_name_or_path, r: json.r, alpha: json.lora_alpha, dropout: json.lora_dropout, bias: json.bias, fan: json.fan_in_fan_out, inference: json.inference_mode, init: json.init_lora_weights, mts: json.modules_to_save, rs: json.use_rslora, dora: json.use_dora },
-      { peft_type: 'LORA', task_type: 'CAUSAL_LM', base: 'Qwen/Qwen2-VL-2B-Instruct', r: 4, alpha: 8, dropout: 0.05, bias: 'none', fan: false, inference: true, init: false, mts: null, rs: false, dora: false },
+      {
+        peft_type: json.peft_type,
+        task_type: json.task_type,
+        base: json.base_model_name_or_path,
+        r: json.r,
+        alpha: json.lora_alpha,
+        dropout: json.lora_dropout,
+        bias: json.bias,
+        fan: json.fan_in_fan_out,
+        inference: json.inference_mode,
+        init: json.init_lora_weights,
+        mts: json.modules_to_save,
+        rs: json.use_rslora,
+        dora: json.use_dora,
+      },
+      {
+        peft_type: 'LORA',
+        task_type: 'CAUSAL_LM',
+        base: 'Qwen/Qwen2-VL-2B-Instruct',
+        r: 4,
+        alpha: 8,
+        dropout: 0.05,
+        bias: 'none',
+        fan: false,
+        inference: true,
+        init: false,
+        mts: null,
+        rs: false,
+        dora: false,
+      },
     );
     assert.deepEqual(json.target_modules, ['mlp.0', 'patch_embed.proj', 'q_proj', 'qkv', 'v_proj']);
   });
@@ -94,17 +163,21 @@ test('a saved adapter loads back identical, validated against the base table', a
   });
 });
 
-test('adapters written with later transformers\' module paths (model.language_model.*, model.visual.*) load under the public names', async () => {
+test("adapters written with later transformers' module paths (model.language_model.*, model.visual.*) load under the public names", async () => {
   const params = await qwenParams();
   const adapter = await adapterFor(params);
   await withDir(async (dir) => {
     await saveAdapterFolder(dir, adapter);
     const path = join(dir, 'adapter_model.safetensors');
     const file = await readSafetensors(path);
-    const renamed = Object.fromEntries(Object.entries(file.tensors).map(([k, t]) => [
-      k.replace('base_model.model.model.layers.', 'base_model.model.model.language_model.layers.').replace('base_model.model.visual.', 'base_model.model.model.visual.'),
-      t,
-    ]));
+    const renamed = Object.fromEntries(
+      Object.entries(file.tensors).map(([k, t]) => [
+        k
+          .replace('base_model.model.model.layers.', 'base_model.model.model.language_model.layers.')
+          .replace('base_model.model.visual.', 'base_model.model.model.visual.'),
+        t,
+      ]),
+    );
     await writeSafetensors(path, renamed, file.metadata);
     const loaded = await loadAdapterFolder(dir, params);
     assert.deepEqual(loaded.weights, adapter.weights);
@@ -123,16 +196,25 @@ test('bad folders get errors naming the file, the tensor and the shapes', async 
 
     const wrongShape = { ...file.tensors, [q]: { dtype: 'F32' as const, shape: [8, 32], data: new Float32Array(256) } };
     await writeSafetensors(path, wrongShape);
-    await assert.rejects(loadAdapterFolder(dir, params), /adapter_model\.safetensors: tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" has shape \[8, 32\], expected \[4, 64\] \(r = 4, base model\.layers\.0\.self_attn\.q_proj\.weight \[64, 64\]\)/);
+    await assert.rejects(
+      loadAdapterFolder(dir, params),
+      /adapter_model\.safetensors: tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" has shape \[8, 32\], expected \[4, 64\] \(r = 4, base model\.layers\.0\.self_attn\.q_proj\.weight \[64, 64\]\)/,
+    );
 
     const missing = { ...file.tensors };
     delete missing[q];
     await writeSafetensors(path, missing);
     await assert.rejects(loadAdapterFolder(dir, params), /tensor "base_model\.model\.model\.layers\.0\.self_attn\.q_proj\.lora_A\.weight" is missing/);
 
-    const extra = { ...file.tensors, 'base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight': { dtype: 'F32' as const, shape: [4, 64], data: new Float32Array(256) } };
+    const extra = {
+      ...file.tensors,
+      'base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight': { dtype: 'F32' as const, shape: [4, 64], data: new Float32Array(256) },
+    };
     await writeSafetensors(path, extra);
-    await assert.rejects(loadAdapterFolder(dir, params), /tensor "base_model\.model\.model\.layers\.0\.self_attn\.k_proj\.lora_A\.weight" belongs to a module that target_modules does not select/);
+    await assert.rejects(
+      loadAdapterFolder(dir, params),
+      /tensor "base_model\.model\.model\.layers\.0\.self_attn\.k_proj\.lora_A\.weight" belongs to a module that target_modules does not select/,
+    );
 
     await writeSafetensors(path, file.tensors, file.metadata);
     const cfgPath = join(dir, 'adapter_config.json');

@@ -123,7 +123,10 @@ test('training: gradients reach only A and B; AdamW holds state for them only; t
 
   // A goal the adapter can reach: the base network with a different fc2.
   const goalWeights = new Map(base);
-  goalWeights.set('net.fc2.weight', base.get('net.fc2.weight')!.map((v, i) => v + 0.3 * Math.sin(i)));
+  goalWeights.set(
+    'net.fc2.weight',
+    base.get('net.fc2.weight')!.map((v, i) => v + 0.3 * Math.sin(i)),
+  );
   const gGoal = new Graph('goal');
   network(gGoal, { kind: 'initializers', weights: goalWeights }, null);
   const goalOut = await forward(gGoal, { x: f32(inputs, [ROWS, DIMS.in]) });
@@ -144,8 +147,14 @@ test('training: gradients reach only A and B; AdamW holds state for them only; t
     if (step === 0) {
       // B starts at zero, so the first step moves B only: ∂L/∂A = (scale·B)ᵀ·… is exactly 0.
       for (const t of targets) {
-        assert.ok(stepGrads.get(t.aName)!.every((v) => v === 0), `${t.aName} gradient at step 0`);
-        assert.ok(stepGrads.get(t.bName)!.some((v) => v !== 0), `${t.bName} gradient at step 0`);
+        assert.ok(
+          stepGrads.get(t.aName)!.every((v) => v === 0),
+          `${t.aName} gradient at step 0`,
+        );
+        assert.ok(
+          stepGrads.get(t.bName)!.some((v) => v !== 0),
+          `${t.bName} gradient at step 0`,
+        );
       }
     }
     opt.step(stepGrads, 0.05);

@@ -37,7 +37,10 @@ test('serving decoder with KV cache reproduces the training graph log-probs (max
   const m = tinyModel();
   const c = m.config;
   const np = numPatches(c);
-  const rows = [[3, 9, 14, 2, 21, 7, 7, 11, 5], [8, 1, 17, 4]];
+  const rows = [
+    [3, 9, 14, 2, 21, 7, 7, 11, 5],
+    [8, 1, 17, 4],
+  ];
   const patches = randomPatches(c, rows.length, 5);
   const batch = trainingBatch({ numPatches: np, rows, padId: 6 });
   const train = await TrainingSession.create(c, { withGrads: false });
@@ -66,8 +69,14 @@ test('serving decoder with KV cache reproduces the training graph log-probs (max
         ...past,
         image_embeds: first ? image : f32(new Float32Array(0), [1, 0, dim]),
         input_ids: i64([row[t]], [1, 1]),
-        position_ids: i64(Array.from({ length: step }, (_, q) => total - step + q), [1, step]),
-        attention_bias: f32(Float32Array.from({ length: step * total }, (_, i) => (i % total > total - step + Math.floor(i / total) ? -1e9 : 0)), [1, 1, step, total]),
+        position_ids: i64(
+          Array.from({ length: step }, (_, q) => total - step + q),
+          [1, step],
+        ),
+        attention_bias: f32(
+          Float32Array.from({ length: step * total }, (_, i) => (i % total > total - step + Math.floor(i / total) ? -1e9 : 0)),
+          [1, 1, step, total],
+        ),
       };
       const out = await serving.decoder.run(feed);
       for (let l = 0; l < layers; l++) {

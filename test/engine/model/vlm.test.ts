@@ -36,13 +36,22 @@ test('prefill and cached steps return only the fed positions: [B, H, S, Dh]', as
   const B = 2;
   const pd = np * patchDim(c);
   const patches = randomPatches(c, B, 3);
-  const image = await encodeImages(s, [0, 1].map((b) => patches.subarray(b * pd, (b + 1) * pd)));
+  const image = await encodeImages(
+    s,
+    [0, 1].map((b) => patches.subarray(b * pd, (b + 1) * pd)),
+  );
   const run = async (I: number, T: number, P: number) => {
     const S = I + T;
     const feed: Feed = {
       image_embeds: I ? image : f32(new Float32Array(0), [B, 0, dim]),
-      input_ids: i64(Array.from({ length: B * T }, (_, i) => 7 + (i % 5)), [B, T]),
-      position_ids: i64(Array.from({ length: B * S }, (_, i) => P + (i % S)), [B, S]),
+      input_ids: i64(
+        Array.from({ length: B * T }, (_, i) => 7 + (i % 5)),
+        [B, T],
+      ),
+      position_ids: i64(
+        Array.from({ length: B * S }, (_, i) => P + (i % S)),
+        [B, S],
+      ),
       attention_bias: f32(new Float32Array(B * S * (P + S)), [B, 1, S, P + S]),
     };
     for (let l = 0; l < layers; l++) {

@@ -147,10 +147,7 @@ describe('AdamW', () => {
     const opt = new AdamW({ a, b });
     assert.throws(() => opt.step({ a: new Float32Array(2) }, 0.1), /missing gradient for parameter "b"/);
     assert.throws(() => opt.step({ a: new Float32Array(2), b: new Float32Array(2) }, 0.1), /"b" has 2 elements, parameter has 1/);
-    assert.throws(
-      () => opt.step({ a: new Float32Array(2), b: new Float32Array(1), c: new Float32Array(1) }, 0.1),
-      /unknown parameters: c/,
-    );
+    assert.throws(() => opt.step({ a: new Float32Array(2), b: new Float32Array(1), c: new Float32Array(1) }, 0.1), /unknown parameters: c/);
     assert.throws(() => opt.step({ a: new Float32Array(2), b: new Float32Array(1) }, NaN), /learning rate/);
     assert.deepEqual([a, b, opt.stepCount], [Float32Array.from([1, 2]), Float32Array.from([3]), 0]);
   });

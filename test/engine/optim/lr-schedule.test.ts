@@ -25,7 +25,10 @@ describe('warmup + cosine schedule', () => {
 
   it('handles no warmup and a zero minimum', () => {
     const noWarmup = warmupCosineSchedule({ peakLr: 2, warmupSteps: 0, totalSteps: 4, minRatio: 0 });
-    assert.deepEqual([0, 1, 2, 3, 4].map(noWarmup).map((x) => Math.round(x * 1e12) / 1e12), [2, 1.707106781187, 1, 0.292893218813, 0]);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4].map(noWarmup).map((x) => Math.round(x * 1e12) / 1e12),
+      [2, 1.707106781187, 1, 0.292893218813, 0],
+    );
   });
 
   it('rejects inconsistent options and bad steps', () => {

@@ -20,7 +20,11 @@ test('10 AdamW steps of the tiny preset follow the recorded loss curve and the l
   const c = presetConfig('tiny', 24);
   const specs = parameterSpecs(c);
   const weights = initWeights(specs, 1234, c.text.layers);
-  const rows = [[3, 9, 14, 2, 21, 7, 5], [8, 1, 17, 4, 5], [12, 13, 15, 16, 5, 6, 6]];
+  const rows = [
+    [3, 9, 14, 2, 21, 7, 5],
+    [8, 1, 17, 4, 5],
+    [12, 13, 15, 16, 5, 6, 6],
+  ];
   const batch = trainingBatch({ numPatches: numPatches(c), rows, padId: 6 });
   const patches = randomPatches(c, rows.length, 77);
   const session = await TrainingSession.create(c, { withGrads: true });

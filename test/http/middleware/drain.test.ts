@@ -11,7 +11,13 @@ function postLargeBody(port: number, bytes: number): Promise<{ status?: number; 
   return new Promise((resolve) => {
     const body = JSON.stringify({ image: 'A'.repeat(bytes), question: 'Normal?' });
     const req = http.request(
-      { host: '127.0.0.1', port, path: '/v1/vqa', method: 'POST', headers: { ...AUTH, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/v1/vqa',
+        method: 'POST',
+        headers: { ...AUTH, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
       (res) => {
         res.resume();
         res.on('end', () => resolve({ status: res.statusCode, retryAfter: String(res.headers['retry-after']), connection: String(res.headers.connection) }));
@@ -24,7 +30,8 @@ function postLargeBody(port: number, bytes: number): Promise<{ status?: number; 
     let offset = 0;
     const pump = (): void => {
       while (offset < body.length) {
-        const piece = body.slice(offset, (offset += chunk));
+        const piece = body.slice(offset, offset + chunk);
+        offset += chunk;
         if (!req.write(piece)) return void req.once('drain', () => setTimeout(pump, 5));
       }
       req.end();

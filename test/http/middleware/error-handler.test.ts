@@ -43,7 +43,15 @@ const client = (apiKey = CLINICIAN_KEY) => new OpenAI({ baseURL, apiKey, maxRetr
 function question(text = 'Is there a fracture?', extra: Record<string, unknown> = {}): OpenAI.ChatCompletionCreateParamsNonStreaming {
   return {
     model: 'auto',
-    messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrl(png, 'image/png') } }, { type: 'text', text }] }],
+    messages: [
+      {
+        role: 'user',
+        content: [
+          { type: 'image_url', image_url: { url: dataUrl(png, 'image/png') } },
+          { type: 'text', text },
+        ],
+      },
+    ],
     ...extra,
   } as OpenAI.ChatCompletionCreateParamsNonStreaming;
 }
@@ -62,7 +70,10 @@ test('a good request still works through the SDK', async () => {
   const reply = await client().chat.completions.create(question());
   assert.equal(reply.choices[0]!.message.content, 'clinvqa-sft answer 4');
   const models = await client().models.list();
-  assert.deepEqual(models.data.map((m) => m.id), ['clinvqa-sft']);
+  assert.deepEqual(
+    models.data.map((m) => m.id),
+    ['clinvqa-sft'],
+  );
 });
 
 test('401: an unknown key → AuthenticationError with the real message', async () => {
@@ -88,7 +99,9 @@ test('400: a contract violation names the field in `param`', async () => {
   assert.equal(e.type, 'invalid_request_error');
   assert.equal(e.param, 'n');
   assert.match(e.message, /^400 The request does not match the API contract: \/n must be <= 1\.$/);
-  const nested = await apiError(client().chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: [{ type: 'text', text: 42 }] }] } as never));
+  const nested = await apiError(
+    client().chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: [{ type: 'text', text: 42 }] }] } as never),
+  );
   assert.equal(nested.param, 'messages[0].content[0].text');
   const noImage = await apiError(client().chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: 'Is it normal?' }] }));
   assert.equal(noImage.code, 'image_missing');
@@ -97,7 +110,9 @@ test('400: a contract violation names the field in `param`', async () => {
   const long = await apiError(client().chat.completions.create(question(Array.from({ length: 70 }, () => 'word').join(' '))));
   assert.equal(long.code, 'context_length_exceeded');
   assert.equal(long.message, '400 The question is 70 tokens long; model "clinvqa-sft" reads at most 64 tokens of question. Shorten the question.');
-  const system = await apiError(client().chat.completions.create({ ...question(), messages: [{ role: 'system', content: 'Be brief.' }, ...question().messages] }));
+  const system = await apiError(
+    client().chat.completions.create({ ...question(), messages: [{ role: 'system', content: 'Be brief.' }, ...question().messages] }),
+  );
   assert.equal(system.code, 'unsupported_parameter');
   assert.equal(system.param, 'messages[0]');
 });
@@ -115,7 +130,20 @@ test('404: an unknown model → NotFoundError, code model_not_found, on chat and
 
 test('413: a body over the limit → 413 with the limit in the message', async () => {
   const big = Buffer.alloc(MAX_IMAGE_BYTES * 3, 1);
-  const e = await apiError(client().chat.completions.create({ model: 'auto', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrl(big) } }, { type: 'text', text: 'Normal?' }] }] }));
+  const e = await apiError(
+    client().chat.completions.create({
+      model: 'auto',
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'image_url', image_url: { url: dataUrl(big) } },
+            { type: 'text', text: 'Normal?' },
+          ],
+        },
+      ],
+    }),
+  );
   assert.equal(e.status, 413);
   assert.equal(e.code, 'payload_too_large');
   assert.equal(e.type, 'invalid_request_error');
@@ -123,7 +151,14 @@ test('413: a body over the limit → 413 with the limit in the message', async (
 });
 
 test('503: a full queue → InternalServerError with Retry-After, code queue_full', async () => {
-  const calls = Array.from({ length: 4 }, () => client().chat.completions.create(question()).then(() => undefined, (error: unknown) => error));
+  const calls = Array.from({ length: 4 }, () =>
+    client()
+      .chat.completions.create(question())
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      ),
+  );
   const outcomes = await Promise.all(calls);
   const full = outcomes.filter((o): o is InstanceType<typeof OpenAI.APIError> => o instanceof OpenAI.APIError);
   assert.ok(full.length >= 1, 'at least one request overflowed the queue');
@@ -172,7 +207,9 @@ test('a wrong method on an OpenAI-compatible path is answered in its shape too; 
   const wrong = await request(t.clinvqa.app).get('/v1/chat/completions').set('Authorization', `Bearer ${CLINICIAN_KEY}`);
   assert.equal(wrong.status, 405);
   assert.match(String(wrong.headers['content-type']), /^application\/json/);
-  assert.deepEqual(wrong.body, { error: { message: 'GET is not allowed on /v1/chat/completions.', type: 'invalid_request_error', param: null, code: 'method_not_allowed' } });
+  assert.deepEqual(wrong.body, {
+    error: { message: 'GET is not allowed on /v1/chat/completions.', type: 'invalid_request_error', param: null, code: 'method_not_allowed' },
+  });
   const unknown = await request(t.clinvqa.app).get('/v1/nothing-here').set('Authorization', `Bearer ${CLINICIAN_KEY}`);
   assert.equal(unknown.status, 404);
   assert.match(String(unknown.headers['content-type']), /^application\/problem\+json/);

@@ -55,19 +55,27 @@ test('const, enum, anyOf, oneOf (exactly one)', () => {
   const anyOf: Schema = { anyOf: [{ type: 'string' }, { type: 'null' }] };
   assert.deepEqual(paths(anyOf, null), []);
   assert.equal(paths(anyOf, 3).length, 1);
-  const oneOf: Schema = { oneOf: [{ type: 'object', required: ['a'] }, { type: 'object', required: ['b'] }] };
+  const oneOf: Schema = {
+    oneOf: [
+      { type: 'object', required: ['a'] },
+      { type: 'object', required: ['b'] },
+    ],
+  };
   assert.deepEqual(paths(oneOf, { a: 1 }), []);
   assert.deepEqual(paths(oneOf, { a: 1, b: 2 }), ['/ matches more than one allowed shape']);
   assert.deepEqual(paths(oneOf, { c: 1 }), ['/a is required']);
 });
 
-test('a failed anyOf/oneOf reports the branch of the value\'s own type, not the first one listed', () => {
+test("a failed anyOf/oneOf reports the branch of the value's own type, not the first one listed", () => {
   // Each branch fails with one issue; the array branch's is the real reason.
   const content: Schema = { anyOf: [{ type: 'string' }, { type: 'null' }, { type: 'array', maxItems: 2, items: { type: 'integer' } }] };
   assert.deepEqual(paths(content, [1, 2, 3]), ['/ must have at most 2 items']);
   // Through $refs, and by issue count among branches of the right type.
-  const refs = new SchemaValidator((ref) => ({ '#/S': { type: 'string' }, '#/O': { type: 'object', required: ['a', 'b'] } } as Record<string, Schema>)[ref]!);
-  assert.deepEqual(refs.validate({ oneOf: [{ $ref: '#/S' }, { $ref: '#/O' }] }, { a: 1 }).map((i) => `${i.path} ${i.message}`), ['/b is required']);
+  const refs = new SchemaValidator((ref) => (({ '#/S': { type: 'string' }, '#/O': { type: 'object', required: ['a', 'b'] } }) as Record<string, Schema>)[ref]!);
+  assert.deepEqual(
+    refs.validate({ oneOf: [{ $ref: '#/S' }, { $ref: '#/O' }] }, { a: 1 }).map((i) => `${i.path} ${i.message}`),
+    ['/b is required'],
+  );
   // No branch of its type: still the closest one.
   assert.deepEqual(paths(content, 3.5), ['/ must be string']);
 });

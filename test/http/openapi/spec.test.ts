@@ -11,7 +11,10 @@ test('every operation of openapi.yaml compiles, and every authenticated one name
     if (op.authenticated) assert.ok(op.roles.length > 0, `${op.method} ${op.template} has no x-roles`);
     assert.ok(op.raw.responses, `${op.operationId} declares responses`);
   }
-  const publicOps = operations.filter((o) => !o.authenticated).map((o) => o.template).sort();
+  const publicOps = operations
+    .filter((o) => !o.authenticated)
+    .map((o) => o.template)
+    .sort();
   assert.deepEqual(publicOps, ['/healthz', '/metrics', '/readyz']);
   assert.ok(operations.filter((o) => o.template.startsWith('/admin')).every((o) => o.roles.join() === 'admin'));
 });

@@ -17,7 +17,10 @@ import { assertContract, assertProblem } from '../../helpers/contract.ts';
 
 const renderProblems: ErrorRequestHandler = (error, _req, res, _next) => {
   const apiError = toApiError(error);
-  res.status(apiError.status).type('application/problem+json').send(JSON.stringify(toProblem(apiError)));
+  res
+    .status(apiError.status)
+    .type('application/problem+json')
+    .send(JSON.stringify(toProblem(apiError)));
 };
 
 const MODELS = ['clinvqa-sft', 'clinvqa-grpo', 'clinvqa-ft1'];
@@ -44,7 +47,13 @@ function setup(t: { after(fn: () => void): void }, inferMs = 0) {
     const started = performance.now();
     await new Promise((resolve) => setTimeout(resolve, inferMs));
     const id = randomUUID();
-    store.recordResponse({ responseId: id, model: picked.variant.model, variant: picked.variant.name, tableVersion: picked.tableVersion, latencyMs: performance.now() - started });
+    store.recordResponse({
+      responseId: id,
+      model: picked.variant.model,
+      variant: picked.variant.name,
+      tableVersion: picked.tableVersion,
+      latencyMs: performance.now() - started,
+    });
     res.json({ id, variant: picked.variant.name, model: picked.variant.model, version: picked.tableVersion, variants: current.variants });
   });
   app.use(createFeedbackRouter({ store }));
@@ -74,7 +83,13 @@ test('GET /admin/ab returns the default table (every loaded model, equal weight)
 
 test('PUT /admin/ab puts a table in effect, persists it, bumps the version and audits the change', async (t) => {
   const { app, audits, dir } = setup(t);
-  const body = { variants: [{ name: 'treatment', model: 'clinvqa-grpo', weight: 0.9 }, { name: 'control', model: 'clinvqa-sft', weight: 0.1 }], sticky_header: 'X-Site-User' };
+  const body = {
+    variants: [
+      { name: 'treatment', model: 'clinvqa-grpo', weight: 0.9 },
+      { name: 'control', model: 'clinvqa-sft', weight: 0.1 },
+    ],
+    sticky_header: 'X-Site-User',
+  };
   const res = await request(app).put('/admin/ab').send(body);
   assert.equal(res.status, 200, res.text);
   assertContract('PUT', '/admin/ab', res);
@@ -82,22 +97,38 @@ test('PUT /admin/ab puts a table in effect, persists it, bumps the version and a
   assert.equal(res.body.sticky_header, 'X-Site-User');
   assert.deepEqual((await request(app).get('/admin/ab')).body, res.body);
   assert.equal(JSON.parse(fs.readFileSync(path.join(dir, AB_TABLE_FILE), 'utf8')).table.version, 2);
-  assert.deepEqual(audits, [{
-    action: 'ab_table.replace', previous_version: 1, version: 2, sticky_header: 'X-Site-User',
-    variants: [{ name: 'treatment', model: 'clinvqa-grpo', weight: 0.9 }, { name: 'control', model: 'clinvqa-sft', weight: 0.1 }],
-  }]);
+  assert.deepEqual(audits, [
+    {
+      action: 'ab_table.replace',
+      previous_version: 1,
+      version: 2,
+      sticky_header: 'X-Site-User',
+      variants: [
+        { name: 'treatment', model: 'clinvqa-grpo', weight: 0.9 },
+        { name: 'control', model: 'clinvqa-sft', weight: 0.1 },
+      ],
+    },
+  ]);
 });
 
 test('PUT /admin/ab rejects bad tables (400 malformed, 422 invalid, 415, bad JSON) and keeps the old one', async (t) => {
   const { app, audits, table } = setup(t);
   const before = table.current;
-  const malformed = await request(app).put('/admin/ab').send({ variants: [{ model: 'clinvqa-grpo', weight: -1 }] });
+  const malformed = await request(app)
+    .put('/admin/ab')
+    .send({ variants: [{ model: 'clinvqa-grpo', weight: -1 }] });
   assertProblem('PUT', '/admin/ab', malformed, 400, 'invalid_request');
   assert.deepEqual(malformed.body.errors ?? JSON.parse(malformed.text).errors, [{ path: '/variants/0/weight', message: 'must be a number from 0 to 1000000' }]);
   for (const variants of [
     [{ model: 'not-loaded', weight: 1 }],
-    [{ model: 'clinvqa-grpo', weight: 0 }, { model: 'clinvqa-sft', weight: 0 }],
-    [{ model: 'clinvqa-grpo', weight: 1 }, { name: 'again', model: 'clinvqa-grpo', weight: 1 }],
+    [
+      { model: 'clinvqa-grpo', weight: 0 },
+      { model: 'clinvqa-sft', weight: 0 },
+    ],
+    [
+      { model: 'clinvqa-grpo', weight: 1 },
+      { name: 'again', model: 'clinvqa-grpo', weight: 1 },
+    ],
     [{ name: 'override', model: 'clinvqa-grpo', weight: 1 }],
   ]) {
     const res = await request(app).put('/admin/ab').send({ variants });
@@ -115,7 +146,15 @@ test('the loop: sticky traffic split by the table, feedback, and a report that f
   const server = handler.listen(0); // one server for all requests (request(app) would start one per request)
   t.after(() => server.close());
   const app = request(server);
-  await app.put('/admin/ab').send({ variants: [{ name: 'grpo', model: 'clinvqa-grpo', weight: 1 }, { name: 'sft', model: 'clinvqa-sft', weight: 1 }] }).expect(200);
+  await app
+    .put('/admin/ab')
+    .send({
+      variants: [
+        { name: 'grpo', model: 'clinvqa-grpo', weight: 1 },
+        { name: 'sft', model: 'clinvqa-sft', weight: 1 },
+      ],
+    })
+    .expect(200);
   const accuracy: Record<string, number> = { 'clinvqa-grpo': 0.85, 'clinvqa-sft': 0.55 };
   let seed = 42;
   const rand = () => {
@@ -132,7 +171,10 @@ test('the loop: sticky traffic split by the table, feedback, and a report that f
         const client = `clinician-${i}`;
         if (assigned.has(client)) assert.equal(res.body.variant, assigned.get(client), 'sticky while the table is unchanged');
         assigned.set(client, res.body.variant);
-        return app.post('/v1/feedback').send({ response_id: res.body.id, correct: rand() < accuracy[res.body.model]! }).expect(200);
+        return app
+          .post('/v1/feedback')
+          .send({ response_id: res.body.id, correct: rand() < accuracy[res.body.model]! })
+          .expect(200);
       }),
     );
   }
@@ -155,8 +197,19 @@ test('the loop: sticky traffic split by the table, feedback, and a report that f
 test('tables changing under 240 concurrent in-flight requests: none fails, each used one whole committed table', async (t) => {
   const { app, table } = setup(t, 5);
   const shapes = [
-    { variants: [{ name: 'a', model: 'clinvqa-grpo', weight: 3 }, { name: 'b', model: 'clinvqa-sft', weight: 1 }] },
-    { variants: [{ name: 'c', model: 'clinvqa-ft1', weight: 1 }, { name: 'a', model: 'clinvqa-sft', weight: 0 }], sticky_header: 'X-Other' },
+    {
+      variants: [
+        { name: 'a', model: 'clinvqa-grpo', weight: 3 },
+        { name: 'b', model: 'clinvqa-sft', weight: 1 },
+      ],
+    },
+    {
+      variants: [
+        { name: 'c', model: 'clinvqa-ft1', weight: 1 },
+        { name: 'a', model: 'clinvqa-sft', weight: 0 },
+      ],
+      sticky_header: 'X-Other',
+    },
   ];
   const committed = new Map<number, string>([[1, JSON.stringify(table.current.variants)]]);
   const server = app.listen(0);
@@ -167,7 +220,13 @@ test('tables changing under 240 concurrent in-flight requests: none fails, each 
   for (let i = 0; i < 20; i++) {
     for (let k = 0; k < 12; k++) {
       const n = i * 12 + k;
-      inFlight.push(agent.post('/fake-vqa').set('X-Client-Id', `c${n % 37}`).set('X-Other', `o${n % 11}`).then((r) => r));
+      inFlight.push(
+        agent
+          .post('/fake-vqa')
+          .set('X-Client-Id', `c${n % 37}`)
+          .set('X-Other', `o${n % 11}`)
+          .then((r) => r),
+      );
     }
     const res = await agent.put('/admin/ab').send(shapes[i % 2]);
     assert.equal(res.status, 200, res.text);
@@ -188,15 +247,27 @@ test('tables changing under 240 concurrent in-flight requests: none fails, each 
 
 test('promote sends all traffic to one model; rollback restores the table before it; both audited', async (t) => {
   const { app, audits, ensured, table } = setup(t);
-  const base = await request(app).put('/admin/ab').send({ variants: [{ name: 'control', model: 'clinvqa-sft', weight: 1 }, { model: 'clinvqa-grpo', weight: 1 }] });
+  const base = await request(app)
+    .put('/admin/ab')
+    .send({
+      variants: [
+        { name: 'control', model: 'clinvqa-sft', weight: 1 },
+        { model: 'clinvqa-grpo', weight: 1 },
+      ],
+    });
   const promoted = await request(app).post('/admin/models/clinvqa-ft1/promote');
   assert.equal(promoted.status, 200, promoted.text);
   assertContract('POST', '/admin/models/clinvqa-ft1/promote', promoted);
   assert.deepEqual(ensured, ['clinvqa-ft1']);
   assert.equal(promoted.body.promoted, 'clinvqa-ft1');
-  assert.deepEqual(promoted.body.variants.map((v: { model: string; weight: number }) => [v.model, v.weight]), [
-    ['clinvqa-sft', 0], ['clinvqa-grpo', 0], ['clinvqa-ft1', 1],
-  ]);
+  assert.deepEqual(
+    promoted.body.variants.map((v: { model: string; weight: number }) => [v.model, v.weight]),
+    [
+      ['clinvqa-sft', 0],
+      ['clinvqa-grpo', 0],
+      ['clinvqa-ft1', 1],
+    ],
+  );
   for (let i = 0; i < 50; i++) {
     assert.equal(pickVariant(table.current, `client-${i}`, () => true)!.variant.model, 'clinvqa-ft1');
   }
@@ -209,10 +280,13 @@ test('promote sends all traffic to one model; rollback restores the table before
   assert.equal(rolled.body.promoted, null);
   assert.deepEqual(rolled.body.variants, base.body.variants);
   assert.equal(rolled.body.version, base.body.version + 2);
-  assert.deepEqual(audits.map((a) => [a.action, a.model ?? null, a.previous_version, a.version]), [
-    ['ab_table.replace', null, 1, 2],
-    ['ab_table.promote', 'clinvqa-ft1', 2, 3],
-    ['ab_table.rollback', 'clinvqa-ft1', 3, 4],
-  ]);
+  assert.deepEqual(
+    audits.map((a) => [a.action, a.model ?? null, a.previous_version, a.version]),
+    [
+      ['ab_table.replace', null, 1, 2],
+      ['ab_table.promote', 'clinvqa-ft1', 2, 3],
+      ['ab_table.rollback', 'clinvqa-ft1', 3, 4],
+    ],
+  );
   assertProblem('POST', '/admin/models/clinvqa-ft1/rollback', await request(app).post('/admin/models/clinvqa-ft1/rollback'), 409, 'conflict');
 });

@@ -71,11 +71,14 @@ function assertEventStream(method: string, urlPath: string, res: request.Respons
   const operation = spec.match(method, urlPath).found?.operation;
   assert.ok(operation, `${method} ${urlPath} is not in openapi.yaml`);
   assert.equal(res.status, 200);
-  const media = spec.deref<{ content: Record<string, { 'x-event-schema'?: Schema }> }>((operation.raw.responses as Record<string, unknown>)['200']).content['text/event-stream'];
+  const media = spec.deref<{ content: Record<string, { 'x-event-schema'?: Schema }> }>((operation.raw.responses as Record<string, unknown>)['200']).content[
+    'text/event-stream'
+  ];
   assert.ok(media?.['x-event-schema'], 'the stream declares its event schema');
   const events = sseEvents(res.text);
   assert.ok(events.length > 0, 'the stream carried events');
-  for (const event of events) assert.deepEqual(spec.validator.validate(media['x-event-schema'], JSON.parse(event)), [], `SSE event breaks the contract: ${event}`);
+  for (const event of events)
+    assert.deepEqual(spec.validator.validate(media['x-event-schema'], JSON.parse(event)), [], `SSE event breaks the contract: ${event}`);
 }
 
 /** A problem document with this status (and these error paths) that matches the contract. */
@@ -84,7 +87,11 @@ async function assertProblem(req: request.Test, status: number, paths: string[] 
   assert.equal(res.status, status, res.text);
   assert.match(String(res.headers['content-type']), /application\/problem\+json/);
   assert.equal(res.body.status, status);
-  for (const p of paths) assert.ok((res.body.errors as { path: string }[]).some((e) => e.path === p), `expected a problem at ${p}: ${res.text}`);
+  for (const p of paths)
+    assert.ok(
+      (res.body.errors as { path: string }[]).some((e) => e.path === p),
+      `expected a problem at ${p}: ${res.text}`,
+    );
   return res;
 }
 
@@ -108,27 +115,82 @@ test('malformed requests are refused at once with every problem listed', async (
 
   // no training file, no images, bad fractions, bad hyperparameters — all in one answer
   await assertProblem(
-    post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').field('validation_fraction', '1.5').field('canary_weight', '0')
+    post()
+      .set(ADMIN_AUTH)
+      .field('base_model', 'clinvqa-sft')
+      .field('validation_fraction', '1.5')
+      .field('canary_weight', '0')
       .field('hyperparameters', JSON.stringify({ max_steps: -1, learning_rate: 'fast', out: '/etc', nonsense: 1 })),
     422,
-    ['/training_file', '/validation_fraction', '/canary_weight', '/hyperparameters/max_steps', '/hyperparameters/learning_rate', '/hyperparameters/out', '/hyperparameters/nonsense'],
+    [
+      '/training_file',
+      '/validation_fraction',
+      '/canary_weight',
+      '/hyperparameters/max_steps',
+      '/hyperparameters/learning_rate',
+      '/hyperparameters/out',
+      '/hyperparameters/nonsense',
+    ],
   );
-  await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').field('hyperparameters', '{not json').attach('training_file', JSONL, 'a.jsonl').attach('images', Buffer.from('x'), 'a.jpg'), 422, ['/hyperparameters']);
+  await assertProblem(
+    post()
+      .set(ADMIN_AUTH)
+      .field('base_model', 'clinvqa-sft')
+      .field('hyperparameters', '{not json')
+      .attach('training_file', JSONL, 'a.jsonl')
+      .attach('images', Buffer.from('x'), 'a.jpg'),
+    422,
+    ['/hyperparameters'],
+  );
   await assertProblem(post().set(ADMIN_AUTH).attach('training_file', JSONL, 'a.jsonl').attach('images', Buffer.from('x'), 'a.jpg'), 422, ['/base_model']);
-  await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'no-such-model').attach('training_file', JSONL, 'a.jsonl').attach('images', Buffer.from('x'), 'a.jpg'), 422, ['/base_model']);
+  await assertProblem(
+    post().set(ADMIN_AUTH).field('base_model', 'no-such-model').attach('training_file', JSONL, 'a.jsonl').attach('images', Buffer.from('x'), 'a.jpg'),
+    422,
+    ['/base_model'],
+  );
   // path traversal and duplicates in image names (form-data keeps the directories of `filepath`)
-  await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('training_file', JSONL, 'a.jsonl').attach('images', Buffer.from('x'), { filepath: '../../etc/passwd' } as unknown as string), 422, ['/images/0']);
-  await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('training_file', JSONL, 'a.jsonl').attach('images', Buffer.from('x'), 'a.jpg').attach('images', Buffer.from('y'), 'a.jpg'), 422, ['/images/1']);
+  await assertProblem(
+    post()
+      .set(ADMIN_AUTH)
+      .field('base_model', 'clinvqa-sft')
+      .attach('training_file', JSONL, 'a.jsonl')
+      .attach('images', Buffer.from('x'), { filepath: '../../etc/passwd' } as unknown as string),
+    422,
+    ['/images/0'],
+  );
+  await assertProblem(
+    post()
+      .set(ADMIN_AUTH)
+      .field('base_model', 'clinvqa-sft')
+      .attach('training_file', JSONL, 'a.jsonl')
+      .attach('images', Buffer.from('x'), 'a.jpg')
+      .attach('images', Buffer.from('y'), 'a.jpg'),
+    422,
+    ['/images/1'],
+  );
   // images and an archive together; an unknown file part
-  await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('archive', writeTarArchive([]), 'a.tar').attach('images', Buffer.from('x'), 'a.jpg'), 422, ['/archive']);
+  await assertProblem(
+    post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('archive', writeTarArchive([]), 'a.tar').attach('images', Buffer.from('x'), 'a.jpg'),
+    422,
+    ['/archive'],
+  );
   await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('weights', Buffer.from('x'), 'w.bin'), 422);
   // archives: a symbolic link, and a path escaping the upload
-  const link = writeTarArchive([{ path: 'cases.jsonl', data: JSONL }, { path: 'images/x.jpg', data: Buffer.alloc(0), type: '2' }]);
+  const link = writeTarArchive([
+    { path: 'cases.jsonl', data: JSONL },
+    { path: 'images/x.jpg', data: Buffer.alloc(0), type: '2' },
+  ]);
   await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('archive', link, 'a.tar'), 422, ['/archive']);
-  const traversal = writeTarArchive([{ path: 'cases.jsonl', data: JSONL }, { path: '../x.jpg', data: Buffer.from('x') }]);
+  const traversal = writeTarArchive([
+    { path: 'cases.jsonl', data: JSONL },
+    { path: '../x.jpg', data: Buffer.from('x') },
+  ]);
   await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('archive', gzipSync(traversal), 'a.tar.gz'), 422, ['/archive']);
   // an image part over the byte limit (200 kB here), and more parts than allowed
-  await assertProblem(post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('training_file', JSONL, 'a.jsonl').attach('images', Buffer.alloc(300_000), 'big.jpg'), 413);
+  await assertProblem(
+    post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('training_file', JSONL, 'a.jsonl').attach('images', Buffer.alloc(300_000), 'big.jpg'),
+    413,
+  );
   let many = post().set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('training_file', JSONL, 'a.jsonl');
   for (let i = 0; i < 45; i++) many = many.attach('images', Buffer.from('x'), `i${i}.jpg`);
   await assertProblem(many, 413);
@@ -152,10 +214,12 @@ test('an upload with bad content is accepted, then its job fails with every prob
     lines[0], // 7: duplicate id
     lines[1], // 8: fine
   ].join('\n');
-  const res = await checked(withImages(
-    request(app).post('/admin/fine-tunes').set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('training_file', Buffer.from(bad), 'cases.jsonl'),
-    ['synpic29265.jpg', 'synpic25821.jpg'],
-  ).attach('images', Buffer.from('\x89PNG\r\n\x1a\n-truncated'), 'broken.png'));
+  const res = await checked(
+    withImages(
+      request(app).post('/admin/fine-tunes').set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('training_file', Buffer.from(bad), 'cases.jsonl'),
+      ['synpic29265.jpg', 'synpic25821.jpg'],
+    ).attach('images', Buffer.from('\x89PNG\r\n\x1a\n-truncated'), 'broken.png'),
+  );
   assert.equal(res.status, 201, res.text);
   assert.equal(res.body.status, 'validating_files');
   assert.match(res.body.id, /^ftjob-[0-9a-f]{16}$/);
@@ -164,7 +228,11 @@ test('an upload with bad content is accepted, then its job fails with every prob
   const job = await waitForStatus(app, res.body.id, 'failed');
   assert.equal(job.error.code, 'invalid_upload');
   const byLine = new Map<number, string>((job.error.errors as { line: number; message: string }[]).map((e) => [e.line, e.message]));
-  assert.deepEqual([...byLine.keys()].sort((a, b) => a - b), [2, 3, 4, 5, 6, 7], JSON.stringify(job.error.errors));
+  assert.deepEqual(
+    [...byLine.keys()].sort((a, b) => a - b),
+    [2, 3, 4, 5, 6, 7],
+    JSON.stringify(job.error.errors),
+  );
   assert.match(byLine.get(2)!, /answer/);
   assert.match(byLine.get(3)!, /invalid JSON/);
   assert.match(byLine.get(4)!, /\.\./);
@@ -177,17 +245,29 @@ test('an upload with bad content is accepted, then its job fails with every prob
   // events as JSON, and as SSE (the backlog, ending with the final status since the job is over)
   const events = await checked(request(app).get(`/admin/fine-tunes/${job.id}/events`).set(ADMIN_AUTH));
   assert.equal(events.status, 200);
-  assert.deepEqual(events.body.data.map((e: { type: string }) => e.type), ['created', 'failed']);
+  assert.deepEqual(
+    events.body.data.map((e: { type: string }) => e.type),
+    ['created', 'failed'],
+  );
   const sse = await checked(request(app).get(`/admin/fine-tunes/${job.id}/events`).set(ADMIN_AUTH).set('Accept', 'text/event-stream'));
   assert.equal(sse.status, 200);
   assert.match(String(sse.headers['content-type']), /text\/event-stream/);
-  assert.deepEqual([...sse.text.matchAll(/^event: (.+)$/gm)].map((m) => m[1]), ['created', 'failed']);
+  assert.deepEqual(
+    [...sse.text.matchAll(/^event: (.+)$/gm)].map((m) => m[1]),
+    ['created', 'failed'],
+  );
   const after = await checked(request(app).get(`/admin/fine-tunes/${job.id}/events?after=${events.body.data[0].id}`).set(ADMIN_AUTH));
-  assert.deepEqual(after.body.data.map((e: { type: string }) => e.type), ['failed']);
+  assert.deepEqual(
+    after.body.data.map((e: { type: string }) => e.type),
+    ['failed'],
+  );
 
   // listing, lookups, cancel of a finished job
   const list = await checked(request(app).get('/admin/fine-tunes').set(ADMIN_AUTH));
-  assert.deepEqual(list.body.data.map((j: { id: string }) => j.id), [job.id]);
+  assert.deepEqual(
+    list.body.data.map((j: { id: string }) => j.id),
+    [job.id],
+  );
   await assertProblem(request(app).get('/admin/fine-tunes/ftjob-0000000000000000').set(ADMIN_AUTH), 404);
   await assertProblem(request(app).post(`/admin/fine-tunes/${job.id}/cancel`).set(ADMIN_AUTH), 409);
   await assertProblem(request(app).get('/admin/fine-tunes').set(AUTH), 403);
@@ -210,7 +290,13 @@ test('an archive upload is read: the JSONL inside it and images relative to it',
     const image = (JSON.parse(l) as { image: string }).image;
     entries.push({ path: `set/${image}`, data: readFileSync(path.join('test/fixtures/vqa', image)) });
   }
-  const res = await checked(request(app).post('/admin/fine-tunes').set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('archive', gzipSync(writeTarArchive(entries)), 'set.tar.gz'));
+  const res = await checked(
+    request(app)
+      .post('/admin/fine-tunes')
+      .set(ADMIN_AUTH)
+      .field('base_model', 'clinvqa-sft')
+      .attach('archive', gzipSync(writeTarArchive(entries)), 'set.tar.gz'),
+  );
   assert.equal(res.status, 201, res.text);
   const job = await waitForStatus(app, res.body.id, 'failed');
   assert.deepEqual(job.error.errors, [{ line: 4, message: 'image not found: images/absent.jpg' }]);
@@ -231,8 +317,15 @@ test('the contract is enforced on these routes: Content-Type, methods, headers a
   assert.equal(header.body.code, 'invalid_request');
   // The form against FineTuneUploadForm, after the route parsed it: reward weights must be numbers.
   const hyper = await assertProblem(
-    withImages(request(app).post('/admin/fine-tunes').set(ADMIN_AUTH).field('base_model', 'clinvqa-sft')
-      .field('hyperparameters', JSON.stringify({ reward_funcs: ['accuracy'], reward_weights: ['heavy'] })).attach('training_file', JSONL, 'cases.jsonl'), ['synpic29265.jpg']),
+    withImages(
+      request(app)
+        .post('/admin/fine-tunes')
+        .set(ADMIN_AUTH)
+        .field('base_model', 'clinvqa-sft')
+        .field('hyperparameters', JSON.stringify({ reward_funcs: ['accuracy'], reward_weights: ['heavy'] }))
+        .attach('training_file', JSONL, 'cases.jsonl'),
+      ['synpic29265.jpg'],
+    ),
     422,
     ['/hyperparameters/reward_weights/0'],
   );
@@ -275,7 +368,10 @@ async function setupWithStore(t: { after(fn: () => Promise<void> | void): void }
     },
   };
   const app = await createApp({
-    config, loader: fakeLoader(), logger: silentLogger, audit: new MemoryAuditSink(),
+    config,
+    loader: fakeLoader(),
+    logger: silentLogger,
+    audit: new MemoryAuditSink(),
     extraRouters: () => [adminJobsRouter({ queue, store, limits: { ...DEFAULT_UPLOAD_LIMITS, maxFiles: 40, minCases: 2 } })],
   });
   t.after(async () => {
@@ -287,15 +383,31 @@ async function setupWithStore(t: { after(fn: () => Promise<void> | void): void }
 }
 
 function resultSpec(req: FineTuneRequest, id: string): JobSpec {
-  return { base_dir: '/models/base', models_dir: '/models', result_model: `${req.baseModel}-ft-${id.slice(6, 18)}`, standard_validation: [], worker_threads: 1, validation_fraction: req.validationFraction, canary_weight: req.canaryWeight };
+  return {
+    base_dir: '/models/base',
+    models_dir: '/models',
+    result_model: `${req.baseModel}-ft-${id.slice(6, 18)}`,
+    standard_validation: [],
+    worker_threads: 1,
+    validation_fraction: req.validationFraction,
+    canary_weight: req.canaryWeight,
+  };
 }
 
 test('a job in every state, its list, events (JSON and SSE) and cancel: every response matches the contract', async (t) => {
   const { app, store } = await setupWithStore(t);
-  const upload = () => withImages(request(app).post('/admin/fine-tunes').set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('training_file', JSONL, 'cases.jsonl'), ['synpic29265.jpg']);
+  const upload = () =>
+    withImages(request(app).post('/admin/fine-tunes').set(ADMIN_AUTH).field('base_model', 'clinvqa-sft').attach('training_file', JSONL, 'cases.jsonl'), [
+      'synpic29265.jpg',
+    ]);
 
-  const created = await checked(upload().field('hyperparameters', JSON.stringify({ max_steps: 3, seed: 7, loss_type: 'dapo', epsilon_high: 0.28 }))
-    .field('validation_fraction', '0.9').field('canary_weight', '0.25').field('suffix', 'ignored'));
+  const created = await checked(
+    upload()
+      .field('hyperparameters', JSON.stringify({ max_steps: 3, seed: 7, loss_type: 'dapo', epsilon_high: 0.28 }))
+      .field('validation_fraction', '0.9')
+      .field('canary_weight', '0.25')
+      .field('suffix', 'ignored'),
+  );
   assert.equal(created.status, 201, created.text);
   assert.equal(created.headers.location, `/admin/fine-tunes/${created.body.id}`);
   assert.deepEqual([created.body.validation_fraction, created.body.canary_weight, created.body.hyperparameters.max_steps], [0.9, 0.25, 3]);
@@ -313,7 +425,11 @@ test('a job in every state, its list, events (JSON and SSE) and cancel: every re
     store.addEvent(done, { type: 'metrics', message: `step ${step}/3`, data: progress });
   }
   const scores = (accuracy: number) => ({ held_out: { n: 4, accuracy, closed_accuracy: accuracy, open_accuracy: null }, validation: { n: 10, accuracy: 0.5 } });
-  store.transition(done, ['running'], 'succeeded', { finished: true, result_model: `clinvqa-sft-ft-${done.slice(6, 18)}`, metrics: { before: scores(0.25), after: scores(0.5) } });
+  store.transition(done, ['running'], 'succeeded', {
+    finished: true,
+    result_model: `clinvqa-sft-ft-${done.slice(6, 18)}`,
+    metrics: { before: scores(0.25), after: scores(0.5) },
+  });
   store.addEvent(done, { type: 'succeeded', message: 'job succeeded' });
   // failed by worker crashes; running with a cancel requested
   store.transition(failed, ['validating_files'], 'failed', { finished: true, error: { code: 'worker_crashed', message: 'the worker crashed 3 times' } });
@@ -340,9 +456,17 @@ test('a job in every state, its list, events (JSON and SSE) and cancel: every re
   const page = await checked(request(app).get(`/admin/fine-tunes/${done}/events?limit=2`).set(ADMIN_AUTH));
   assert.deepEqual([page.body.data.map((e: { type: string }) => e.type), page.body.has_more], [['created', 'metrics'], true]);
   const rest = await checked(request(app).get(`/admin/fine-tunes/${done}/events?after=${page.body.data[1].id}`).set(ADMIN_AUTH));
-  assert.deepEqual(rest.body.data.map((e: { type: string }) => e.type), ['metrics', 'metrics', 'succeeded']);
-  const sse = await checked(request(app).get(`/admin/fine-tunes/${done}/events`).set(ADMIN_AUTH).set('Accept', 'text/event-stream').set('Last-Event-ID', String(page.body.data[0].id)));
-  assert.deepEqual([...sse.text.matchAll(/^event: (.+)$/gm)].map((m) => m[1]), ['metrics', 'metrics', 'metrics', 'succeeded']);
+  assert.deepEqual(
+    rest.body.data.map((e: { type: string }) => e.type),
+    ['metrics', 'metrics', 'succeeded'],
+  );
+  const sse = await checked(
+    request(app).get(`/admin/fine-tunes/${done}/events`).set(ADMIN_AUTH).set('Accept', 'text/event-stream').set('Last-Event-ID', String(page.body.data[0].id)),
+  );
+  assert.deepEqual(
+    [...sse.text.matchAll(/^event: (.+)$/gm)].map((m) => m[1]),
+    ['metrics', 'metrics', 'metrics', 'succeeded'],
+  );
   await assertProblem(request(app).get(`/admin/fine-tunes/${done}/events?after=-1`).set(ADMIN_AUTH), 400);
   await assertProblem(request(app).get(`/admin/fine-tunes/${done}/events?limit=10001`).set(ADMIN_AUTH), 400);
   const failedEvents = await checked(request(app).get(`/admin/fine-tunes/${failed}/events`).set(ADMIN_AUTH));
@@ -386,7 +510,11 @@ test('FineTuneHyperparameters in openapi.yaml is what the server accepts: same n
     }
     if (typeof property.maximum === 'number') {
       assert.equal(refused({ [name]: property.maximum }), false, `${name} = its maximum is accepted`);
-      assert.equal(refused({ [name]: property.maximum + (integer ? 1 : Math.max(1e-9, property.maximum * 1e-9)) }), true, `${name} above its maximum is refused`);
+      assert.equal(
+        refused({ [name]: property.maximum + (integer ? 1 : Math.max(1e-9, property.maximum * 1e-9)) }),
+        true,
+        `${name} above its maximum is refused`,
+      );
     }
     if (integer) assert.equal(refused({ [name]: Number(defaults[name]) + 0.5 }), true, `${name} must be an integer`);
     if (Array.isArray(property.enum)) {

@@ -14,7 +14,10 @@ import { assertContract, assertProblem } from '../../helpers/contract.ts';
 /** Stand-in for the server's error handler: the one translation to an ApiError, then problem+json. */
 const renderProblems: ErrorRequestHandler = (error, _req, res, _next) => {
   const apiError = toApiError(error);
-  res.status(apiError.status).type('application/problem+json').send(JSON.stringify(toProblem(apiError)));
+  res
+    .status(apiError.status)
+    .type('application/problem+json')
+    .send(JSON.stringify(toProblem(apiError)));
 };
 
 function setup(t: { after(fn: () => void): void }) {
@@ -85,7 +88,9 @@ test('invalid bodies → 400 invalid_request listing the problems, never echoing
     [{ response_id: 'resp-1', correct: true }],
   ];
   for (const body of bodies) {
-    const res = await request(app).post('/v1/feedback').send(body as object);
+    const res = await request(app)
+      .post('/v1/feedback')
+      .send(body as object);
     assertProblem('POST', '/v1/feedback', res, 400, 'invalid_request');
     assert.equal(res.text.includes('pneumothorax'), false);
   }
@@ -102,7 +107,9 @@ test('bad JSON → 400 bad_json; wrong content type → 415; no body → 400; hu
   assertProblem('POST', '/v1/feedback', form, 415, 'unsupported_media_type');
   const empty = await request(app).post('/v1/feedback');
   assertProblem('POST', '/v1/feedback', empty, 400, 'invalid_request');
-  const huge = await request(app).post('/v1/feedback').send({ response_id: 'resp-1', correct: true, pad: 'x'.repeat(20_000) });
+  const huge = await request(app)
+    .post('/v1/feedback')
+    .send({ response_id: 'resp-1', correct: true, pad: 'x'.repeat(20_000) });
   assert.equal(huge.status, 413);
   assert.equal(huge.body.code ?? JSON.parse(huge.text).code, 'payload_too_large');
 });

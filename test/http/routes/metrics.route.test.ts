@@ -10,7 +10,11 @@ test('/metrics exposes request, inference, batch, token, feedback and process me
   try {
     const png = await smallPng();
     const question = 'Unique-question-marker present?';
-    const ok = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).set('X-Client-Id', 'ward-7').send({ image: png.toString('base64'), question });
+    const ok = await request(t.clinvqa.app)
+      .post('/v1/vqa')
+      .set(AUTH)
+      .set('X-Client-Id', 'ward-7')
+      .send({ image: png.toString('base64'), question });
     assert.equal(ok.status, 200);
     await request(t.clinvqa.app).post('/v1/feedback').set(AUTH).send({ response_id: ok.body.id, correct: false });
     await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).send({ image: 'bad base64 !!', question });

@@ -10,7 +10,10 @@ test('GET /v1/models lists every package with its manifest; id = package directo
     const res = await request(t.clinvqa.app).get('/v1/models').set(AUTH);
     assert.equal(res.status, 200);
     assertContract('GET', '/v1/models', res);
-    assert.deepEqual(res.body.data.map((m: { id: string }) => m.id), ['clinvqa-grpo', 'clinvqa-sft']);
+    assert.deepEqual(
+      res.body.data.map((m: { id: string }) => m.id),
+      ['clinvqa-grpo', 'clinvqa-sft'],
+    );
     const sft = res.body.data[1];
     assert.equal(sft.manifest.method, 'sft');
     assert.equal(sft.created, Date.parse('2025-01-31T12:00:00.000Z') / 1000);

@@ -40,10 +40,7 @@ test('JSON with base64 or a data: URL; model override is labelled "override"; pa
   try {
     const png = await smallPng();
     for (const image of [png.toString('base64'), dataUrl(png, 'image/png')]) {
-      const res = await request(t.clinvqa.app)
-        .post('/v1/vqa')
-        .set(AUTH)
-        .send({ image, question: 'What organ is shown?', model: 'clinvqa-sft', max_tokens: 3 });
+      const res = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).send({ image, question: 'What organ is shown?', model: 'clinvqa-sft', max_tokens: 3 });
       assert.equal(res.status, 200, res.text);
       assertContract('POST', '/v1/vqa', res);
       assert.equal(res.body.model, 'clinvqa-sft');
@@ -64,7 +61,11 @@ test('a client id keeps its variant while the table is unchanged', async () => {
     const seen = new Map<string, Set<string>>();
     for (let i = 0; i < 36; i++) {
       const client = `ward-${i % 12}`;
-      const res = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).set('X-Client-Id', client).send({ image: png.toString('base64'), question: 'Normal?' });
+      const res = await request(t.clinvqa.app)
+        .post('/v1/vqa')
+        .set(AUTH)
+        .set('X-Client-Id', client)
+        .send({ image: png.toString('base64'), question: 'Normal?' });
       assert.equal(res.status, 200, res.text);
       if (!seen.has(client)) seen.set(client, new Set());
       seen.get(client)!.add(res.body.variant);
@@ -82,7 +83,10 @@ test('every answer is recorded for feedback, and feedback on it is accepted', as
   const t = await makeTestApp();
   try {
     const png = await smallPng();
-    const res = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).send({ image: png.toString('base64'), question: 'Normal?' });
+    const res = await request(t.clinvqa.app)
+      .post('/v1/vqa')
+      .set(AUTH)
+      .send({ image: png.toString('base64'), question: 'Normal?' });
     assert.equal(res.status, 200);
     const fb = await request(t.clinvqa.app).post('/v1/feedback').set(AUTH).send({ response_id: res.body.id, correct: true });
     assert.equal(fb.status, 200, fb.text);
@@ -97,7 +101,12 @@ test('the audit log has one line per inference with the image hash and no patien
   const t = await makeTestApp();
   try {
     const question = 'Is the distinctive-question-text visible?';
-    const ok = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).set('X-Request-Id', 'trace-12345678').attach('image', realJpeg, 'a.jpg').field('question', question);
+    const ok = await request(t.clinvqa.app)
+      .post('/v1/vqa')
+      .set(AUTH)
+      .set('X-Request-Id', 'trace-12345678')
+      .attach('image', realJpeg, 'a.jpg')
+      .field('question', question);
     assert.equal(ok.status, 200);
     const bad = await request(t.clinvqa.app).post('/v1/vqa').set(AUTH).attach('image', Buffer.from('not an image at all'), 'a.jpg').field('question', question);
     assert.equal(bad.status, 415);
@@ -105,7 +114,10 @@ test('the audit log has one line per inference with the image hash and no patien
     const text = readFileSync(path.join(t.dataDir, 'audit', 'audit.jsonl'), 'utf8');
     assert.ok(!text.includes('distinctive'), 'no question text');
     assert.ok(!text.includes(ok.body.answer), 'no answer text');
-    const lines = text.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(lines.length, 2);
     const { createHash } = await import('node:crypto');
     assert.equal(lines[0].image_sha256, createHash('sha256').update(realJpeg).digest('hex'));

@@ -24,7 +24,10 @@ const server = await startServer(
 await fineTunes.started;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {
-    void fineTunes.close().then(() => server.shutdown(signal)).then(() => process.exit(0));
+    void fineTunes
+      .close()
+      .then(() => server.shutdown(signal))
+      .then(() => process.exit(0));
   });
 }
 process.stdout.write(`FT_SERVER_PORT=${server.port}\n`);

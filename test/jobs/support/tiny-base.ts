@@ -13,8 +13,19 @@ export async function writeTinyBase(modelsDir: string, id = 'tiny-base'): Promis
   try {
     await trainSft(
       {
-        ...SFT_DEFAULTS, preset: 'tiny', train: FIXTURE_JSONL, validation: [], epochs: 2, batch_size: 8,
-        learning_rate: 3e-3, warmup: 2, checkpoint_every: 1000, max_steps: 6, out: run, package_dir: join(modelsDir, id), threads: 1,
+        ...SFT_DEFAULTS,
+        preset: 'tiny',
+        train: FIXTURE_JSONL,
+        validation: [],
+        epochs: 2,
+        batch_size: 8,
+        learning_rate: 3e-3,
+        warmup: 2,
+        checkpoint_every: 1000,
+        max_steps: 6,
+        out: run,
+        package_dir: join(modelsDir, id),
+        threads: 1,
       },
       { quiet: true },
     );

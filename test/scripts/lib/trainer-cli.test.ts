@@ -30,7 +30,10 @@ test('a config file overlays the defaults, the trainer gets the result, one JSON
     ['--config', file],
   );
   assert.deepEqual(got, { ...DEFAULTS, epochs: 2 });
-  assert.deepEqual(printed.map((l) => JSON.parse(l)), [{ steps: 6 }]);
+  assert.deepEqual(
+    printed.map((l) => JSON.parse(l)),
+    [{ steps: 6 }],
+  );
 });
 
 test('an unknown key in the config file is refused before training starts', async (t) => {
@@ -40,7 +43,17 @@ test('an unknown key in the config file is refused before training starts', asyn
   await writeFile(file, 'epochz: 2\n');
   let trained = false;
   await assert.rejects(
-    runTrainerCli({ script: 'train:x', defaults: DEFAULTS, train: async () => { trained = true; }, summary: () => ({}) }, ['--config', file]),
+    runTrainerCli(
+      {
+        script: 'train:x',
+        defaults: DEFAULTS,
+        train: async () => {
+          trained = true;
+        },
+        summary: () => ({}),
+      },
+      ['--config', file],
+    ),
     /unknown key "epochz"/,
   );
   assert.equal(trained, false);

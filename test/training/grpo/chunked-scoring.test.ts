@@ -24,7 +24,13 @@ test('chunked scoring equals one pass: log-probs, entropy, loss mask and summed 
   const pd = numPatches(config) * patchDim(config);
   // Five rows of different prompt and completion lengths: chunks of two get different widths,
   // and the longest row sits in the last chunk.
-  const lengths = [[3, 4], [5, 2], [2, 6], [4, 3], [3, 9]];
+  const lengths = [
+    [3, 4],
+    [5, 2],
+    [2, 6],
+    [4, 3],
+    [3, 9],
+  ];
   const rows = lengths.map(([prompt, completion]) => ({
     ids: Array.from({ length: prompt + completion }, () => 4 + Math.floor(rand() * (VOCAB - 4))),
     promptLength: prompt,
@@ -56,7 +62,10 @@ test('chunked scoring equals one pass: log-probs, entropy, loss mask and summed 
       worst = Math.max(worst, maxAbsDiff(g, gb.get(name)!) / scale);
     }
     assert.ok(worst < 1e-4, `largest gradient difference ${worst} of the tensor's largest entry`);
-    assert.ok([...ga.values()].some((g) => g.some((x) => x !== 0)), 'the gradient should not be all zero');
+    assert.ok(
+      [...ga.values()].some((g) => g.some((x) => x !== 0)),
+      'the gradient should not be all zero',
+    );
   } finally {
     await session.release();
   }

@@ -19,10 +19,28 @@ const FIXTURES = ['test/fixtures/vqa/vqa-rad.jsonl', 'test/fixtures/vqa/slake.js
 
 function config(out: string, over: Partial<GrpoConfig> = {}): GrpoConfig {
   return {
-    ...GRPO_DEFAULTS, preset: 'tiny', init: 'scratch', train: FIXTURES, validation: [],
-    num_generations: 4, prompts_per_step: 4, max_completion_length: 8, temperature: 1, beta: 0.04,
-    loss_type: 'dr_grpo', scale_rewards: 'group', reward_funcs: ['format'], reward_weights: [0],
-    learning_rate: 1e-2, warmup: 0, weight_decay: 0, max_steps: 8, checkpoint_every: 2, seed: 3, out, ...over,
+    ...GRPO_DEFAULTS,
+    preset: 'tiny',
+    init: 'scratch',
+    train: FIXTURES,
+    validation: [],
+    num_generations: 4,
+    prompts_per_step: 4,
+    max_completion_length: 8,
+    temperature: 1,
+    beta: 0.04,
+    loss_type: 'dr_grpo',
+    scale_rewards: 'group',
+    reward_funcs: ['format'],
+    reward_weights: [0],
+    learning_rate: 1e-2,
+    warmup: 0,
+    weight_decay: 0,
+    max_steps: 8,
+    checkpoint_every: 2,
+    seed: 3,
+    out,
+    ...over,
   };
 }
 
@@ -30,7 +48,8 @@ function config(out: string, over: Partial<GrpoConfig> = {}): GrpoConfig {
 // spelling counts, so the signal is dense even for a near-uniform random policy).
 function charsPerToken(): NamedReward {
   return {
-    name: 'chars', weight: 1,
+    name: 'chars',
+    weight: 1,
     fn: (completions) => completions.map((c) => Math.min(1, c.replace(/<[^>]+>/g, '').length / 64)),
   };
 }
@@ -46,7 +65,7 @@ test('a few GRPO steps raise the mean reward of a learnable task and change the 
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const first = mean(r.rewardCurve.slice(0, 4));
     const last = mean(r.rewardCurve.slice(-4));
-    console.log(`reward curve: ${r.rewardCurve.map((x) => x.toFixed(3)).join(" ")}`);
+    console.log(`reward curve: ${r.rewardCurve.map((x) => x.toFixed(3)).join(' ')}`);
     assert.ok(last > first + 0.05, `reward ${first.toFixed(3)} → ${last.toFixed(3)}: ${r.rewardCurve.map((x) => x.toFixed(3)).join(' ')}`);
     let moved = 0;
     for (const [name, w] of before.weights) moved += w.some((x, i) => x !== r.weights.get(name)![i]) ? 1 : 0;
@@ -91,7 +110,12 @@ test('select_best packages the weights of the best validation evaluation and nam
   const dir = await mkdtemp(join(tmpdir(), 'grpo-'));
   try {
     const cfg = config(join(dir, 'run'), {
-      max_steps: 6, eval_every: 2, select_best: true, validation: FIXTURES, eval_samples: 12, package_dir: join(dir, 'pkg'),
+      max_steps: 6,
+      eval_every: 2,
+      select_best: true,
+      validation: FIXTURES,
+      eval_samples: 12,
+      package_dir: join(dir, 'pkg'),
     });
     const r = await trainGrpo(cfg, { extraRewards: [charsPerToken()], quiet: true });
     const best = (await BestCheckpoint.open(cfg.out)).best!;

@@ -98,7 +98,6 @@ test('entropy metric is the masked mean', () => {
   close(r.metrics.meanEntropy!, 3);
 });
 
-
 test('dLoss/dlogp matches central finite differences for every loss_type, with clipping, KL and masks', () => {
   const rand = rng(7);
   const n = 4;
@@ -120,7 +119,12 @@ test('dLoss/dlogp matches central finite differences for every loss_type, with c
   const lengths = [8, 5, 2, 7];
   const mask = Array.from({ length: n * t }, (_, k) => (k % t < lengths[Math.floor(k / t)]! ? 1 : 0));
   const inputs: GrpoLossInputs = {
-    numSequences: n, seqLen: t, logpOld, logpNew, logpRef, mask,
+    numSequences: n,
+    seqLen: t,
+    logpOld,
+    logpNew,
+    logpRef,
+    mask,
     advantages: [1.3, -0.7, 0.4, -1.9],
     terminated: [true, true, false, true],
   };

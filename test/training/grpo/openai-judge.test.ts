@@ -1,11 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  JudgeResponseError,
-  chatCompletionsUrl,
-  defaultJudgeMessages,
-  parseJudgeVerdict,
-} from '../../../src/training/grpo/openai-judge.ts';
+import { JudgeResponseError, chatCompletionsUrl, defaultJudgeMessages, parseJudgeVerdict } from '../../../src/training/grpo/openai-judge.ts';
 
 test('verdict parsing: leading digit, quoted or bracketed, or a single standalone digit', () => {
   assert.equal(parseJudgeVerdict('1'), 1);

@@ -80,7 +80,12 @@ test('semantic: the embedded judge scores trace/answer/metadata consistency 0/1'
 });
 
 test('semantic: judge errors throw by default or become NaN (not applicable)', async () => {
-  const flaky: SemanticJudge = { judge: (completion) => { if (completion.includes('boom')) throw new Error('judge down'); return 1; } };
+  const flaky: SemanticJudge = {
+    judge: (completion) => {
+      if (completion.includes('boom')) throw new Error('judge down');
+      return 1;
+    },
+  };
   await assert.rejects(makeSemanticReward(flaky)(['ok', 'boom'], [yesNo, yesNo]), /judge down/);
   const values = await makeSemanticReward(flaky, { onJudgeError: 'nan', concurrency: 1 })(['ok', 'boom'], [yesNo, yesNo]);
   assert.equal(values[0], 1);
@@ -97,4 +102,3 @@ test('combineRewards: weighted sum, NaN skipped, default weight 1', () => {
 test('rewards reject misaligned inputs', () => {
   assert.throws(() => accuracyReward(['yes'], []), /1 completions but 0 cases/);
 });
-

@@ -23,7 +23,9 @@ test('presence verdict: the last clause mentioning the subject decides; question
 
 test('a consistent, grounded trace passes every rule', () => {
   const v = checkTraceGrounding('X-ray of the chest; a right pleural effusion.', 'yes', {
-    question: 'Is there a pleural effusion?', modality: 'X-Ray', organ: 'Lung',
+    question: 'Is there a pleural effusion?',
+    modality: 'X-Ray',
+    organ: 'Lung',
   });
   assert.equal(v.grounded, true);
   assert.equal(v.metadata.grounded, true);
@@ -69,6 +71,10 @@ test('rule 4: the answer agrees with the image labels', () => {
   assert.equal(organ.answerMatchesMetadata, false);
   assert.equal(organ.grounded, false);
   // "femoral head" is in the pelvis, not the head
-  const hip = checkTraceGrounding('CT of the pelvic cavity.', 'Left Femoral Head', { question: 'What tissue is the white part?', modality: 'CT', organ: 'Pelvic Cavity' });
+  const hip = checkTraceGrounding('CT of the pelvic cavity.', 'Left Femoral Head', {
+    question: 'What tissue is the white part?',
+    modality: 'CT',
+    organ: 'Pelvic Cavity',
+  });
   assert.equal(hip.grounded, true);
 });

@@ -13,7 +13,19 @@ import { latestCheckpoint, runStartTime, type TrainerState } from '../../../src/
 const FIXTURES = ['test/fixtures/vqa/vqa-rad.jsonl', 'test/fixtures/vqa/slake.jsonl'];
 
 function config(dir: string, over: Partial<SftConfig> = {}): SftConfig {
-  return { ...SFT_DEFAULTS, preset: 'tiny', train: FIXTURES, validation: [], epochs: 4, batch_size: 8, learning_rate: 3e-3, warmup: 2, checkpoint_every: 100, out: join(dir, 'run'), ...over };
+  return {
+    ...SFT_DEFAULTS,
+    preset: 'tiny',
+    train: FIXTURES,
+    validation: [],
+    epochs: 4,
+    batch_size: 8,
+    learning_rate: 3e-3,
+    warmup: 2,
+    checkpoint_every: 100,
+    out: join(dir, 'run'),
+    ...over,
+  };
 }
 
 test('SFT lowers the loss and writes a loadable, evaluated package', async () => {

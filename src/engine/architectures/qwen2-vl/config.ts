@@ -199,7 +199,10 @@ export function parseQwen2VLConfig(raw: unknown, file = 'config.json'): Qwen2VLC
   const ropeFields = new Fields(file, [{ prefix: `${rope.path}.`, obj: rope.value }]);
   const ropeType = ropeFields.string('rope_type') ?? ropeFields.string('type') ?? 'default';
   if (ropeType !== 'mrope' && ropeType !== 'default') {
-    ropeFields.fail(rope.value.rope_type !== undefined ? 'rope_type' : 'type', `is ${JSON.stringify(ropeType)}; only "mrope"/"default" rotary embeddings are supported`);
+    ropeFields.fail(
+      rope.value.rope_type !== undefined ? 'rope_type' : 'type',
+      `is ${JSON.stringify(ropeType)}; only "mrope"/"default" rotary embeddings are supported`,
+    );
   }
   const section = rope.value.mrope_section;
   if (!Array.isArray(section) || section.length !== 3 || !section.every((s) => Number.isInteger(s) && s > 0)) {

@@ -148,7 +148,11 @@ export function textModel(p: Qwen2VLParams, inp: TextInputs): TextOutputs {
   for (let l = 0; l < t.numLayers; l++) {
     const pre = `model.layers.${l}`;
     const att = attention(p, l, rmsNorm(p, `${pre}.input_layernorm`, x, t.rmsNormEps), {
-      cos, sin, bias, past: inp.past ? inp.past[l] : null, present: inp.present,
+      cos,
+      sin,
+      bias,
+      past: inp.past ? inp.past[l] : null,
+      present: inp.present,
     });
     const h = o.add(x, att.out);
     x = o.add(h, mlp(p, l, rmsNorm(p, `${pre}.post_attention_layernorm`, h, t.rmsNormEps)));

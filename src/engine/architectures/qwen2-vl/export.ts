@@ -29,7 +29,12 @@ export interface ExportedServing {
 }
 
 /** Writes `<onnxDir>/weights.bin` in serving layout; returns where each serving tensor lies. */
-export async function writeServingWeights(onnxDir: string, c: Qwen2VLConfig, weights: Qwen2VLWeights, release = false): Promise<{ refs: Map<string, ExternalRef>; bytes: number }> {
+export async function writeServingWeights(
+  onnxDir: string,
+  c: Qwen2VLConfig,
+  weights: Qwen2VLWeights,
+  release = false,
+): Promise<{ refs: Map<string, ExternalRef>; bytes: number }> {
   const refs = new Map<string, ExternalRef>();
   const path = join(onnxDir, SERVING_WEIGHTS_FILE);
   let offset = 0;

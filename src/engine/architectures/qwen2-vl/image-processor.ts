@@ -134,7 +134,7 @@ export function resizedSize(cfg: Qwen2VlImageConfig, height: number, width: numb
 /** Image tokens in the prompt for an image of height × width (before resizing). */
 export function imageTokenCount(cfg: Qwen2VlImageConfig, height: number, width: number): number {
   const [h, w] = resizedSize(cfg, height, width);
-  return (h / cfg.patchSize) * (w / cfg.patchSize) / (cfg.mergeSize * cfg.mergeSize);
+  return ((h / cfg.patchSize) * (w / cfg.patchSize)) / (cfg.mergeSize * cfg.mergeSize);
 }
 
 /**

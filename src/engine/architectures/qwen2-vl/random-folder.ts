@@ -16,7 +16,7 @@ export interface RandomFolderOptions {
 
 /** xorshift32 → uniform in [-1, 1). Uniform noise scaled to the wanted std (sqrt(3)·std). */
 function uniformSource(seed: number): () => number {
-  let s = (seed >>> 0) || 0x9e3779b9;
+  let s = seed >>> 0 || 0x9e3779b9;
   return () => {
     s ^= s << 13;
     s >>>= 0;
@@ -71,7 +71,10 @@ export async function writeRandomQwen2VLFolder(dir: string, rawConfig: Record<st
     shards[shards.length - 1].push(p);
     bytes += size;
   }
-  const names = shards.length === 1 ? ['model.safetensors'] : shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`);
+  const names =
+    shards.length === 1
+      ? ['model.safetensors']
+      : shards.map((_, i) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`);
   const rand = uniformSource(opts.seed ?? 1);
   const weightMap: Record<string, string> = {};
   let total = 0;
@@ -94,7 +97,11 @@ export async function writeRandomQwen2VLFolder(dir: string, rawConfig: Record<st
     try {
       await handle.write(header);
       for (const p of shards[s]) {
-        const data = fill(p, p.shape.reduce((a, b) => a * b, 1), rand);
+        const data = fill(
+          p,
+          p.shape.reduce((a, b) => a * b, 1),
+          rand,
+        );
         const out = dtype === 'F32' ? data : toBf16(data);
         await handle.write(new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
       }

@@ -46,10 +46,10 @@ export async function encodeImages(
   for (const [, h, w] of gridThw) {
     if (h % m !== 0 || w % m !== 0) throw new Error(`grid_thw ${JSON.stringify(gridThw)}: h and w must be multiples of ${m}`);
   }
-  const out = await s.vision.run(
-    { pixel_values: f32(pixelValues, [N, v.patchDim]), grid_thw: i64(gridThw.flat(), [gridThw.length, 3]) },
-    ['image_features', ...extraOutputs],
-  );
+  const out = await s.vision.run({ pixel_values: f32(pixelValues, [N, v.patchDim]), grid_thw: i64(gridThw.flat(), [gridThw.length, 3]) }, [
+    'image_features',
+    ...extraOutputs,
+  ]);
   return { features: out.image_features.data as Float32Array, outputs: out };
 }
 

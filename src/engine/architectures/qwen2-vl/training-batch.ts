@@ -77,7 +77,17 @@ export function qwen2VLTrainingBatch(c: Qwen2VLConfig, rows: readonly Qwen2VLSeq
   }
   const grids = rows.flatMap((r) => r.grids);
   return {
-    B, S, inputIds, targets, attentionMask, positionIds, pixelValues, imageMask,
-    gridThw: BigInt64Array.from(grids.flat().map(BigInt)), numImages: grids.length, lossMask, padding,
+    B,
+    S,
+    inputIds,
+    targets,
+    attentionMask,
+    positionIds,
+    pixelValues,
+    imageMask,
+    gridThw: BigInt64Array.from(grids.flat().map(BigInt)),
+    numImages: grids.length,
+    lossMask,
+    padding,
   };
 }

@@ -89,7 +89,13 @@ export class Qwen2VLTrainingSession {
   }
 
   /** Forward plus the VJP of `gradLogprobs` [B, S] for every trainable tensor. */
-  async backward(base: Qwen2VLWeights, trainable: Qwen2VLWeights, b: Qwen2VLTrainingBatch, gradLogprobs: Float32Array, dropoutSeed = 0n): Promise<Qwen2VLBackwardResult> {
+  async backward(
+    base: Qwen2VLWeights,
+    trainable: Qwen2VLWeights,
+    b: Qwen2VLTrainingBatch,
+    gradLogprobs: Float32Array,
+    dropoutSeed = 0n,
+  ): Promise<Qwen2VLBackwardResult> {
     if (!this.withGrads) throw new Error('this session was created without gradients');
     if (gradLogprobs.length !== b.B * b.S) throw new Error(`gradLogprobs must be [${b.B}, ${b.S}]`);
     const feed = this.feed(base, trainable, b, dropoutSeed);

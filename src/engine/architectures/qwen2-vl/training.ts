@@ -69,9 +69,14 @@ function mergeImages(imageMask: Value, textEmbeds: Value, features: Value): Valu
 }
 
 /** The forward pass on `g` (built by the caller, so checks can build it on a float64 graph). */
-export function buildQwen2VLForwardOn(g: Graph, c: Qwen2VLConfig, opts: Omit<Qwen2VLTrainingOptions, 'withGrads' | 'floatType'> & { dropout: boolean }): Qwen2VLForward {
+export function buildQwen2VLForwardOn(
+  g: Graph,
+  c: Qwen2VLConfig,
+  opts: Omit<Qwen2VLTrainingOptions, 'withGrads' | 'floatType'> & { dropout: boolean },
+): Qwen2VLForward {
   const source = opts.source ?? { kind: 'inputs' };
-  if (opts.trainable.kind === 'full' && !(source.kind === 'inputs' && (source.layout ?? 'hf') === 'hf')) throw new Error('full fine-tuning takes the weights as graph inputs in HF layout');
+  if (opts.trainable.kind === 'full' && !(source.kind === 'inputs' && (source.layout ?? 'hf') === 'hf'))
+    throw new Error('full fine-tuning takes the weights as graph inputs in HF layout');
   const p = new Qwen2VLParams(g, c, source);
   let lora: LoraSource | null = null;
   if (opts.trainable.kind === 'lora') {
@@ -131,5 +136,10 @@ export function buildQwen2VLTrainingGraph(c: Qwen2VLConfig, opts: Qwen2VLTrainin
       grads.set(v.name, g.output(gv, `grad.${v.name}`).name);
     }
   }
-  return { graph: g, trainable: [...f.trainable.keys()], outputs: { logprobs: logprobs.name, entropy: entropy.name, grads }, dropoutSeed: f.lora?.dropoutSeed != null };
+  return {
+    graph: g,
+    trainable: [...f.trainable.keys()],
+    outputs: { logprobs: logprobs.name, entropy: entropy.name, grads },
+    dropoutSeed: f.lora?.dropoutSeed != null,
+  };
 }

@@ -129,7 +129,10 @@ async function readOptionalJson(path: string): Promise<Json | undefined> {
 }
 
 async function exists(path: string): Promise<boolean> {
-  return access(path).then(() => true, () => false);
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 export interface TransformersJsModel {
@@ -154,10 +157,15 @@ export interface TransformersJsExport {
  * Writes the folder. The source's tokenizer and processor files are checked for presence and
  * agreement with config.json before any graph is built, so a wrong folder fails fast.
  */
-export async function writeTransformersJsFolder(outDir: string, model: TransformersJsModel, opts: Pick<WriteOnnxOptions, 'externalData'> = {}): Promise<TransformersJsExport> {
+export async function writeTransformersJsFolder(
+  outDir: string,
+  model: TransformersJsModel,
+  opts: Pick<WriteOnnxOptions, 'externalData'> = {},
+): Promise<TransformersJsExport> {
   const { sourceDir, config } = model;
   for (const f of REQUIRED_TOKENIZER_FILES) {
-    if (!(await exists(join(sourceDir, f)))) throw new TransformersJsExportError(`${join(sourceDir, f)}: missing (transformers.js needs ${REQUIRED_TOKENIZER_FILES.join(' and ')})`);
+    if (!(await exists(join(sourceDir, f))))
+      throw new TransformersJsExportError(`${join(sourceDir, f)}: missing (transformers.js needs ${REQUIRED_TOKENIZER_FILES.join(' and ')})`);
   }
   const pre = await readOptionalJson(join(sourceDir, PREPROCESSOR_FILE));
   if (!pre) throw new TransformersJsExportError(`${join(sourceDir, PREPROCESSOR_FILE)}: missing (the Qwen2-VL image processor settings)`);

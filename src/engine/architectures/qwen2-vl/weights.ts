@@ -16,12 +16,7 @@ export class Qwen2VLWeightsError extends Error {
  * ignored when the embeddings are tied (some exporters write it anyway); other extra names are errors
  * only with `strict`.
  */
-export function checkQwen2VLWeights(
-  c: Qwen2VLConfig,
-  tensors: ReadonlyMap<string, { shape: readonly number[] }>,
-  where = 'weights',
-  strict = false,
-): void {
+export function checkQwen2VLWeights(c: Qwen2VLConfig, tensors: ReadonlyMap<string, { shape: readonly number[] }>, where = 'weights', strict = false): void {
   const table = qwen2VLParamTable(c);
   for (const p of table) {
     const t = tensors.get(p.name);

@@ -10,7 +10,12 @@ import { exportQwen2VLServing } from '../../../../src/engine/architectures/qwen2
 import { buildQwen2VLServingGraphs, writeQwen2VLServingGraphs } from '../../../../src/engine/architectures/qwen2-vl/graphs.ts';
 import { paramCount } from '../../../../src/engine/architectures/qwen2-vl/params.ts';
 import {
-  embedIds, encodeImages, greedyDecode, mergeImageFeatures, openQwen2VLSessions, type Qwen2VLSessions,
+  embedIds,
+  encodeImages,
+  greedyDecode,
+  mergeImageFeatures,
+  openQwen2VLSessions,
+  type Qwen2VLSessions,
 } from '../../../../src/engine/architectures/qwen2-vl/sessions.ts';
 import { readQwen2VLFolderF32 } from '../../../../src/engine/architectures/qwen2-vl/weights.ts';
 
@@ -55,7 +60,9 @@ test('writeQwen2VLServingGraphs with externalData "always": <file>_data beside e
       assert.ok(w.dataPath && w.externalTensors > 0, `${w.path} has external data`);
       assert.ok((await stat(w.path)).size < 64 * 1024);
     }
-    const fromDisk = await goldenRun(await openQwen2VLSessions(config, { vision: written.vision.path, embed: written.embed.path, decoder: written.decoder.path }));
+    const fromDisk = await goldenRun(
+      await openQwen2VLSessions(config, { vision: written.vision.path, embed: written.embed.path, decoder: written.decoder.path }),
+    );
     assert.deepEqual(fromDisk.stepLogits, inMemory.stepLogits);
   } finally {
     await rm(dir, { recursive: true, force: true });

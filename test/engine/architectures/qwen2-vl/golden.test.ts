@@ -7,9 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readSafetensors } from '../../../../src/engine/export/safetensors.ts';
 import { buildQwen2VLServingGraphs } from '../../../../src/engine/architectures/qwen2-vl/graphs.ts';
-import {
-  embedIds, encodeImages, greedyDecode, mergeImageFeatures, openQwen2VLSessions,
-} from '../../../../src/engine/architectures/qwen2-vl/sessions.ts';
+import { embedIds, encodeImages, greedyDecode, mergeImageFeatures, openQwen2VLSessions } from '../../../../src/engine/architectures/qwen2-vl/sessions.ts';
 import { readQwen2VLFolderF32 } from '../../../../src/engine/architectures/qwen2-vl/weights.ts';
 
 const DIR = join(import.meta.dirname, '../../../../../shared/reference/qwen2-vl-tiny');

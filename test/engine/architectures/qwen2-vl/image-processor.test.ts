@@ -18,7 +18,15 @@ import { decodeNativeRgb } from '../../../../src/preprocess/image.ts';
 import { TS, writeDicomImage } from '../../../preprocess/dicom-writer.ts';
 import { GOLDEN_DIR, REFERENCE_DIR, REFERENCE_ROOT } from '../../../support/hf-folders.ts';
 
-interface Case { height: number; width: number; min_pixels: number; max_pixels: number; factor: number; resized_height: number; resized_width: number }
+interface Case {
+  height: number;
+  width: number;
+  min_pixels: number;
+  max_pixels: number;
+  factor: number;
+  resized_height: number;
+  resized_width: number;
+}
 
 const LIMITS = { maxInputPixels: 50_000_000, maxBytes: 50_000_000 };
 
@@ -54,11 +62,7 @@ describe('Qwen2-VL image processor', () => {
     const { cases } = JSON.parse(await readFile(path.join(REFERENCE_ROOT, 'smart_resize_cases.json'), 'utf8')) as { cases: Case[] };
     assert.ok(cases.length >= 12);
     for (const c of cases) {
-      assert.deepEqual(
-        smartResize(c.height, c.width, c.factor, c.min_pixels, c.max_pixels),
-        [c.resized_height, c.resized_width],
-        JSON.stringify(c),
-      );
+      assert.deepEqual(smartResize(c.height, c.width, c.factor, c.min_pixels, c.max_pixels), [c.resized_height, c.resized_width], JSON.stringify(c));
     }
   });
 
@@ -117,7 +121,9 @@ describe('Qwen2-VL image processor', () => {
   });
 
   it('composites transparency onto white, as the processor converts RGBA', async () => {
-    const transparent = await sharp({ create: { width: 56, height: 56, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
+    const transparent = await sharp({ create: { width: 56, height: 56, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } })
+      .png()
+      .toBuffer();
     const decoded = await decodeNativeRgb(transparent, LIMITS, 'white');
     assert.ok(decoded.rgb.every((v) => v === 255));
   });
@@ -156,7 +162,12 @@ describe('Qwen2-VL image processor', () => {
           for (let iw = 0; iw < 2; iw++, n++) {
             const row = 2 * bh + ih;
             const col = 2 * bw + iw;
-            for (const [c, t, py, px] of [[0, 0, 0, 0], [2, 1, 13, 5], [1, 1, 7, 13], [2, 0, 3, 9]] as const) {
+            for (const [c, t, py, px] of [
+              [0, 0, 0, 0],
+              [2, 1, 13, 5],
+              [1, 1, 7, 13],
+              [2, 0, 3, 9],
+            ] as const) {
               const value = out.pixelValues[n * 1176 + c * 392 + t * 196 + py * 14 + px];
               assert.equal(value, rgb[((14 * row + py) * width + 14 * col + px) * 3 + c]);
             }

@@ -19,7 +19,9 @@ const c = tinyTrainConfig();
 const base = tinyTrainWeights(c, 31, 0.15);
 const batch = tinyTrainBatch(c);
 const config = parseLoraConfig({
-  r: 3, lora_alpha: 6, init_lora_weights: false,
+  r: 3,
+  lora_alpha: 6,
+  init_lora_weights: false,
   target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'qkv', 'proj', 'fc1', 'fc2', 'mlp.0', 'mlp.2', 'lm_head'],
 });
 const targets = qwen2VLLoraTargets(c, config);
@@ -52,7 +54,11 @@ test('Qwen2-VL LoRA: merged weights = adapter baked on its base = adapter fed to
   const visionFeed: Feed = { pixel_values: f32(batch.pixelValues, [batch.numPatches, c.vision.patchDim]), grid_thw: i64(batch.gridThw, [2, 3]) };
   const vMerged = await run(buildVisionEncoderGraph(c, { kind: 'arrays', weights: merged }), visionFeed, 'image_features');
   const vBaked = await run(buildVisionEncoderGraph(c, { kind: 'arrays', weights: base }, { lora: baked }), visionFeed, 'image_features');
-  const vFed = await run(buildVisionEncoderGraph(c, { kind: 'arrays', weights: base }, { lora: fed }), { ...visionFeed, ...adapterFeed('vision') }, 'image_features');
+  const vFed = await run(
+    buildVisionEncoderGraph(c, { kind: 'arrays', weights: base }, { lora: fed }),
+    { ...visionFeed, ...adapterFeed('vision') },
+    'image_features',
+  );
   const vBase = await run(buildVisionEncoderGraph(c, { kind: 'arrays', weights: base }), visionFeed, 'image_features');
   assert.ok(maxAbs(vMerged, vBaked) <= 1e-5, `vision merged vs baked ${maxAbs(vMerged, vBaked)}`);
   assert.ok(maxAbs(vMerged, vFed) <= 1e-5, `vision merged vs fed ${maxAbs(vMerged, vFed)}`);

@@ -54,7 +54,8 @@ test('parameters as graph inputs (HF layout) = parameters baked in (serving layo
     position_ids: i64(kase.position_ids.flat(), [3, 1, L]),
   };
   for (let l = 0; l < config.text.numLayers; l++) {
-    for (const kind of ['key', 'value']) decFeed[`past_key_values.${l}.${kind}`] = f32(new Float32Array(0), [1, config.text.numKvHeads, 0, config.text.headDim]);
+    for (const kind of ['key', 'value'])
+      decFeed[`past_key_values.${l}.${kind}`] = f32(new Float32Array(0), [1, config.text.numKvHeads, 0, config.text.headDim]);
   }
   const c = await run(buildDecoderGraph(config, { kind: 'inputs' }), decFeed);
   const d = await run(buildDecoderGraph(config, { kind: 'arrays', weights }), decFeed);

@@ -108,10 +108,13 @@ export function referenceVision(c: Qwen2VLConfig, W: Qwen2VLWeights, pixels: Flo
   for (const [t, h, wd] of grid) {
     for (let f = 0; f < t; f++) {
       segments.push([rows.length, rows.length + h * wd]);
-      for (let bh = 0; bh < h / m; bh++) for (let bw = 0; bw < wd / m; bw++) for (let ih = 0; ih < m; ih++) for (let iw = 0; iw < m; iw++) {
-        rows.push(bh * m + ih);
-        cols.push(bw * m + iw);
-      }
+      for (let bh = 0; bh < h / m; bh++)
+        for (let bw = 0; bw < wd / m; bw++)
+          for (let ih = 0; ih < m; ih++)
+            for (let iw = 0; iw < m; iw++) {
+              rows.push(bh * m + ih);
+              cols.push(bw * m + iw);
+            }
     }
   }
   const d = v.headDim;
@@ -182,11 +185,13 @@ export function referenceRopeIndex(c: Qwen2VLConfig, ids: number[], grid: number
       const gh = h / m;
       const gw = wd / m;
       const st = next;
-      for (let a = 0; a < t; a++) for (let b = 0; b < gh; b++) for (let e = 0; e < gw; e++) {
-        pos[0].push(st + a);
-        pos[1].push(st + b);
-        pos[2].push(st + e);
-      }
+      for (let a = 0; a < t; a++)
+        for (let b = 0; b < gh; b++)
+          for (let e = 0; e < gw; e++) {
+            pos[0].push(st + a);
+            pos[1].push(st + b);
+            pos[2].push(st + e);
+          }
       i += t * gh * gw;
       next = Math.max(...pos[0], ...pos[1], ...pos[2]) + 1;
     } else {
@@ -210,7 +215,9 @@ export function referenceText(c: Qwen2VLConfig, W: Qwen2VLWeights, embeds: Float
   for (let i = 0; i < hd; i += 2) inv.push(1 / t.ropeTheta ** (i / hd));
   const sec = [...t.mropeSection, ...t.mropeSection];
   const rowOf: number[] = [];
-  sec.forEach((len, i) => { for (let k = 0; k < len; k++) rowOf.push(i % 3); });
+  sec.forEach((len, i) => {
+    for (let k = 0; k < len; k++) rowOf.push(i % 3);
+  });
   const emb = (r: number, j: number) => positions[rowOf[j]][r] * inv[j % (hd / 2)];
   let x: M = Float64Array.from(embeds);
   for (let l = 0; l < t.numLayers; l++) {

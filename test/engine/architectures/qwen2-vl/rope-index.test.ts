@@ -26,7 +26,10 @@ interface GoldenCase {
 // text resumes at max 3 + 1 = 4 (VE, 2, VS = 4, 5, 6); image 2 (llm grid 1×1×2) at 7: t 77, h 77, w 78;
 // text at 9, 10. rope_delta = 11 − 13.
 const MULTI_IDS = [1, VS, I, I, I, I, VE, 2, VS, I, I, VE, 3];
-const MULTI_GRIDS: GridThw[] = [[1, 4, 4], [1, 2, 4]];
+const MULTI_GRIDS: GridThw[] = [
+  [1, 4, 4],
+  [1, 2, 4],
+];
 const MULTI_POSITIONS = [
   [0, 1, 2, 2, 2, 2, 4, 5, 6, 7, 7, 9, 10],
   [0, 1, 2, 2, 3, 3, 4, 5, 6, 7, 7, 9, 10],
@@ -59,7 +62,11 @@ describe('Qwen2-VL positions (get_rope_index)', () => {
 
   it('a text-only prompt: 0..n−1 on all three rows, rope_delta 0', () => {
     const out = ropeIndex([5, 6, 7, 8], [], SPEC);
-    assert.deepEqual(rows(out), [[0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2, 3]]);
+    assert.deepEqual(rows(out), [
+      [0, 1, 2, 3],
+      [0, 1, 2, 3],
+      [0, 1, 2, 3],
+    ]);
     assert.equal(out.ropeDelta, 0);
   });
 
@@ -81,7 +88,10 @@ describe('Qwen2-VL positions (get_rope_index)', () => {
       for (let axis = 0; axis < 3; axis++) {
         const row = [...out.positionIds.subarray((axis * 3 + b) * L, (axis * 3 + b + 1) * L)].map(Number);
         assert.deepEqual(row.slice(pad), [...alone.positions[axis]!]);
-        assert.ok(row.slice(0, pad).every((p) => p === 1), 'padding holds 1, as in HF');
+        assert.ok(
+          row.slice(0, pad).every((p) => p === 1),
+          'padding holds 1, as in HF',
+        );
       }
       const mask = [...out.attentionMask.subarray(b * L, (b + 1) * L)].map(Number);
       assert.deepEqual(mask, [...new Array<number>(pad).fill(0), ...new Array<number>(ids.length).fill(1)]);

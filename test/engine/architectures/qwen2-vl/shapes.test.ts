@@ -11,36 +11,95 @@ import { join } from 'node:path';
 import { buildDecoderGraph, buildQwen2VLServingGraphs } from '../../../../src/engine/architectures/qwen2-vl/graphs.ts';
 import { writeRandomQwen2VLFolder } from '../../../../src/engine/architectures/qwen2-vl/random-folder.ts';
 import {
-  argmax, decoderPass, embedIds, encodeImages, mergeImageFeatures, openQwen2VLSessions, type Qwen2VLSessions,
+  argmax,
+  decoderPass,
+  embedIds,
+  encodeImages,
+  mergeImageFeatures,
+  openQwen2VLSessions,
+  type Qwen2VLSessions,
 } from '../../../../src/engine/architectures/qwen2-vl/sessions.ts';
 import { readQwen2VLFolderF32 } from '../../../../src/engine/architectures/qwen2-vl/weights.ts';
 import { serializeGraph } from '../../../../src/engine/graph/serialize.ts';
 import { openSession, ort } from '../../../../src/engine/ort/session.ts';
 import { referenceEmbed, referenceRopeIndex, referenceText, referenceVision } from './reference-impl.ts';
 
-const TOKENS = { bos_token_id: 280, eos_token_id: [281, 280], vision_start_token_id: 284, vision_end_token_id: 285, vision_token_id: 286, image_token_id: 287, video_token_id: 288 };
+const TOKENS = {
+  bos_token_id: 280,
+  eos_token_id: [281, 280],
+  vision_start_token_id: 284,
+  vision_end_token_id: 285,
+  vision_token_id: 286,
+  image_token_id: 287,
+  video_token_id: 288,
+};
 
 /** v5 layout; GQA 3:1, tied, sections [4,2,2], 3 vision heads of 16. */
 const CONFIG_TIED_GQA3 = {
-  architectures: ['Qwen2VLForConditionalGeneration'], model_type: 'qwen2_vl', ...TOKENS,
+  architectures: ['Qwen2VLForConditionalGeneration'],
+  model_type: 'qwen2_vl',
+  ...TOKENS,
   text_config: {
-    hidden_size: 96, num_hidden_layers: 2, num_attention_heads: 6, num_key_value_heads: 2, intermediate_size: 80,
-    vocab_size: 300, rms_norm_eps: 1e-6, max_position_embeddings: 4096, tie_word_embeddings: true, hidden_act: 'silu',
+    hidden_size: 96,
+    num_hidden_layers: 2,
+    num_attention_heads: 6,
+    num_key_value_heads: 2,
+    intermediate_size: 80,
+    vocab_size: 300,
+    rms_norm_eps: 1e-6,
+    max_position_embeddings: 4096,
+    tie_word_embeddings: true,
+    hidden_act: 'silu',
     rope_parameters: { rope_type: 'default', mrope_section: [4, 2, 2], rope_theta: 10000 },
   },
-  vision_config: { depth: 2, embed_dim: 48, num_heads: 3, mlp_ratio: 2, hidden_size: 96, in_channels: 3, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2, hidden_act: 'quick_gelu' },
+  vision_config: {
+    depth: 2,
+    embed_dim: 48,
+    num_heads: 3,
+    mlp_ratio: 2,
+    hidden_size: 96,
+    in_channels: 3,
+    patch_size: 14,
+    spatial_merge_size: 2,
+    temporal_patch_size: 2,
+    hidden_act: 'quick_gelu',
+  },
 };
 
 /** flat layout; plain multi-head (1:1), untied, sections [1,2,1], 3 layers. */
 const CONFIG_MHA = {
-  architectures: ['Qwen2VLForConditionalGeneration'], model_type: 'qwen2_vl', ...TOKENS,
-  hidden_size: 32, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 4, intermediate_size: 48,
-  vocab_size: 300, rms_norm_eps: 1e-5, max_position_embeddings: 4096, tie_word_embeddings: false, rope_theta: 500000,
+  architectures: ['Qwen2VLForConditionalGeneration'],
+  model_type: 'qwen2_vl',
+  ...TOKENS,
+  hidden_size: 32,
+  num_hidden_layers: 3,
+  num_attention_heads: 4,
+  num_key_value_heads: 4,
+  intermediate_size: 48,
+  vocab_size: 300,
+  rms_norm_eps: 1e-5,
+  max_position_embeddings: 4096,
+  tie_word_embeddings: false,
+  rope_theta: 500000,
   rope_scaling: { type: 'mrope', mrope_section: [1, 2, 1] },
-  vision_config: { depth: 1, embed_dim: 16, num_heads: 1, mlp_ratio: 3, hidden_size: 32, in_chans: 3, patch_size: 14, spatial_merge_size: 2, temporal_patch_size: 2, hidden_act: 'quick_gelu' },
+  vision_config: {
+    depth: 1,
+    embed_dim: 16,
+    num_heads: 1,
+    mlp_ratio: 3,
+    hidden_size: 32,
+    in_chans: 3,
+    patch_size: 14,
+    spatial_merge_size: 2,
+    temporal_patch_size: 2,
+    hidden_act: 'quick_gelu',
+  },
 };
 
-const GRIDS = [[1, 4, 6], [1, 6, 2]];
+const GRIDS = [
+  [1, 4, 6],
+  [1, 6, 2],
+];
 
 function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length, 'length');
@@ -59,7 +118,8 @@ function randomPixels(n: number, seed: number): Float32Array {
 
 function promptIds(c: { tokens: { imageTokenId: number; visionStartTokenId: number; visionEndTokenId: number } }, grids: number[][]): number[] {
   const ids = [5, 17, 33];
-  for (const [t, h, w] of grids) ids.push(c.tokens.visionStartTokenId, ...new Array((t * h * w) / 4).fill(c.tokens.imageTokenId), c.tokens.visionEndTokenId, 40, 41);
+  for (const [t, h, w] of grids)
+    ids.push(c.tokens.visionStartTokenId, ...new Array((t * h * w) / 4).fill(c.tokens.imageTokenId), c.tokens.visionEndTokenId, 40, 41);
   ids.push(99, 100, 101);
   return ids;
 }
@@ -131,8 +191,15 @@ async function checkConfig(raw: Record<string, unknown>): Promise<void> {
 }
 
 async function checkServerVariant(
-  s: Qwen2VLSessions, c: Qwen2VLSessions['config'], weights: Map<string, Float32Array>, embeds: Float32Array,
-  positions: number[][], ropeDelta: number, generated: number[], cachedLogits: Float32Array[], prefillLogits: Float32Array,
+  s: Qwen2VLSessions,
+  c: Qwen2VLSessions['config'],
+  weights: Map<string, Float32Array>,
+  embeds: Float32Array,
+  positions: number[][],
+  ropeDelta: number,
+  generated: number[],
+  cachedLogits: Float32Array[],
+  prefillLogits: Float32Array,
 ): Promise<void> {
   const t = c.text;
   const V = t.vocabSize;
@@ -159,7 +226,11 @@ async function checkServerVariant(
     const pos = L + step - 1 + ropeDelta;
     const feed: Record<string, ort.Tensor> = {
       inputs_embeds: new ort.Tensor('float32', await embedIds(s, [generated[step - 1]]), [1, 1, t.hiddenSize]),
-      attention_mask: new ort.Tensor('int64', BigInt64Array.from({ length: cap + 1 }, (_, j) => (j < len || j === cap ? 1n : 0n)), [1, cap + 1]),
+      attention_mask: new ort.Tensor(
+        'int64',
+        BigInt64Array.from({ length: cap + 1 }, (_, j) => (j < len || j === cap ? 1n : 0n)),
+        [1, cap + 1],
+      ),
       position_ids: new ort.Tensor('int64', BigInt64Array.from([pos, pos, pos].map(BigInt)), [3, 1, 1]),
     };
     for (let l = 0; l < t.numLayers; l++) {

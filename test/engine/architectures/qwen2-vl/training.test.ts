@@ -66,7 +66,10 @@ test('training log-probs equal the serving graphs run on each row alone (same de
   const logprobs = out.logprobs.data as Float32Array;
 
   const serving = await openQwen2VLSessions(c, buildQwen2VLServingGraphs(c, { kind: 'arrays', weights }));
-  const grids = [[1, 4, 4], [1, 2, 4]];
+  const grids = [
+    [1, 4, 4],
+    [1, 2, 4],
+  ];
   let patchStart = 0;
   let compared = 0;
   for (let b = 0; b < batch.B; b++) {
@@ -77,7 +80,9 @@ test('training log-probs equal the serving graphs run on each row alone (same de
     const pad = [...batch.attentionMask.subarray(b * batch.S, (b + 1) * batch.S)].filter((m) => m === 0n).length;
     const ids = [...batch.inputIds.subarray(b * batch.S + pad, (b + 1) * batch.S)].map(Number);
     const n = ids.length;
-    const positions = [0, 1, 2].map((axis) => [...batch.positionIds.subarray((axis * batch.B + b) * batch.S + pad, (axis * batch.B + b + 1) * batch.S)].map(Number));
+    const positions = [0, 1, 2].map((axis) =>
+      [...batch.positionIds.subarray((axis * batch.B + b) * batch.S + pad, (axis * batch.B + b + 1) * batch.S)].map(Number),
+    );
     const { features } = await encodeImages(serving, pixels, [[t, h, w]]);
     const embeds = mergeImageFeatures(await embedIds(serving, ids), ids, features, c);
     const step = await decoderPass(serving, embeds, 1, positions, null);
@@ -95,15 +100,22 @@ test('training log-probs equal the serving graphs run on each row alone (same de
     }
   }
   await Promise.all([serving.vision.release(), serving.embed.release(), serving.decoder.release()]);
-  assert.equal(compared, batch.attentionMask.reduce((s, m) => s + Number(m), 0));
+  assert.equal(
+    compared,
+    batch.attentionMask.reduce((s, m) => s + Number(m), 0),
+  );
 });
 
 test('full fine-tuning: every weight gradient matches central differences (float64, two images of two sizes, left padding)', async () => {
   const feeds = { ...batchFeeds64(batch), ...weightFeeds64() };
-  const r = await gradCheck((g) => {
-    const f = buildQwen2VLForwardOn(g, c, { trainable: { kind: 'full' }, dropout: false });
-    return { output: realPositions(g, f.logprobs), wrt: [...f.trainable.values()] };
-  }, feeds, { samplesPerInput: 3, step: 1e-5, lower: lowerErfForFloat64 });
+  const r = await gradCheck(
+    (g) => {
+      const f = buildQwen2VLForwardOn(g, c, { trainable: { kind: 'full' }, dropout: false });
+      return { output: realPositions(g, f.logprobs), wrt: [...f.trainable.values()] };
+    },
+    feeds,
+    { samplesPerInput: 3, step: 1e-5, lower: lowerErfForFloat64 },
+  );
   const tensors = qwen2VLParamTable(c).length;
   console.log(`qwen2_vl full gradient check: ${r.checked} elements over ${tensors} tensors, worst relative error ${r.maxRelError.toExponential(2)}`);
   assert.ok(r.checked >= tensors * 2, `checked ${r.checked} of ${tensors} tensors`);
@@ -112,11 +124,17 @@ test('full fine-tuning: every weight gradient matches central differences (float
 
 test('LoRA: A and B of every adapted module (text, vision, merger, patch embed, lm_head) match central differences, dropout on', async () => {
   const config = parseLoraConfig({
-    r: 2, lora_alpha: 6, lora_dropout: 0.25, init_lora_weights: false,
+    r: 2,
+    lora_alpha: 6,
+    lora_dropout: 0.25,
+    init_lora_weights: false,
     target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'qkv', 'proj', 'fc1', 'fc2', 'mlp.0', 'mlp.2', 'lm_head'],
   });
   const targets = qwen2VLLoraTargets(c, config);
-  assert.ok(targets.some((t) => t.kind === 'conv'), 'the patch embed is adapted');
+  assert.ok(
+    targets.some((t) => t.kind === 'conv'),
+    'the patch embed is adapted',
+  );
   assert.ok(targets.some((t) => t.module === 'lm_head'));
   const adapter = initLoraWeights(targets, config, 3);
   const feeds: Record<string, CheckFeed> = { ...batchFeeds64(batch), ...weightFeeds64() };
@@ -126,11 +144,15 @@ test('LoRA: A and B of every adapted module (text, vision, merger, patch embed, 
     feeds[t.bName] = { dtype: 'float64', data: Float64Array.from(adapter.get(t.bName)!), dims: s.b };
   }
   feeds[DROPOUT_SEED_INPUT] = { dtype: 'int64', data: BigInt64Array.of(12345n), dims: [] };
-  const r = await gradCheck((g) => {
-    const f = buildQwen2VLForwardOn(g, c, { trainable: { kind: 'lora', config, targets }, dropout: true });
-    assert.equal(f.trainable.size, 2 * targets.length);
-    return { output: realPositions(g, f.logprobs), wrt: [...f.trainable.values()] };
-  }, feeds, { samplesPerInput: 2, step: 1e-5, lower: lowerErfForFloat64 });
+  const r = await gradCheck(
+    (g) => {
+      const f = buildQwen2VLForwardOn(g, c, { trainable: { kind: 'lora', config, targets }, dropout: true });
+      assert.equal(f.trainable.size, 2 * targets.length);
+      return { output: realPositions(g, f.logprobs), wrt: [...f.trainable.values()] };
+    },
+    feeds,
+    { samplesPerInput: 2, step: 1e-5, lower: lowerErfForFloat64 },
+  );
   console.log(`qwen2_vl LoRA gradient check: ${r.checked} elements, worst relative error ${r.maxRelError.toExponential(2)}`);
   assert.ok(r.checked >= targets.length * 4, `checked ${r.checked}`);
   assert.ok(r.maxRelError <= 1e-4, `worst ${r.maxRelError} at ${JSON.stringify(r.worst)}`);
@@ -142,5 +164,8 @@ test('LoRA training graph: gradients only for A and B, none for the frozen base'
   const tg = buildQwen2VLTrainingGraph(c, { trainable: { kind: 'lora', config, targets }, withGrads: true });
   assert.deepEqual([...tg.outputs.grads.keys()].sort(), targets.flatMap((t) => [t.aName, t.bName]).sort());
   assert.equal(tg.dropoutSeed, false, 'lora_dropout 0 needs no seed input');
-  assert.ok(tg.graph.inputs.some((v) => v.name === 'model.layers.0.self_attn.q_proj.weight'), 'the base is fed');
+  assert.ok(
+    tg.graph.inputs.some((v) => v.name === 'model.layers.0.self_attn.q_proj.weight'),
+    'the base is fed',
+  );
 });

@@ -30,7 +30,9 @@ test('transformers.js and we: same prompt ids and grid for an image question; te
     // Image question: template, tokenizer, expansion (24 image tokens for the golden image).
     const kase = JSON.parse(await readFile(join(REFERENCE, 'golden/case.json'), 'utf8'));
     const ours = buildPromptIds(source, questionTurns(question, 1), { imageTokenId: config.tokens.imageTokenId, imageTokenCounts: [kase.num_image_tokens] });
-    const text = processor.apply_chat_template([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: question }] }] as never, { add_generation_prompt: true }) as string;
+    const text = processor.apply_chat_template([{ role: 'user', content: [{ type: 'image' }, { type: 'text', text: question }] }] as never, {
+      add_generation_prompt: true,
+    }) as string;
     const inputs = await processor(text, await RawImage.fromBlob(new Blob([await readFile(join(REFERENCE, 'golden/image.png'))])));
     assert.deepEqual(((inputs.input_ids as Tensor).tolist() as bigint[][])[0].map(Number), ours);
     assert.deepEqual(((inputs.image_grid_thw as Tensor).tolist() as bigint[][])[0].map(Number), kase.image_grid_thw[0]);
@@ -38,11 +40,19 @@ test('transformers.js and we: same prompt ids and grid for an image question; te
     // Text-only prompt: Hugging Face's rope_delta is max+1−len = 0 without padding.
     const ids = buildPromptIds(source, [{ role: 'user', content: question }], { imageTokenId: config.tokens.imageTokenId, imageTokenCounts: [] });
     const L = ids.length;
-    assert.equal(ropeIndex(ids, [], { imageTokenId: config.tokens.imageTokenId, visionStartTokenId: config.tokens.visionStartTokenId, spatialMergeSize: 2 }).ropeDelta, 0);
+    assert.equal(
+      ropeIndex(ids, [], { imageTokenId: config.tokens.imageTokenId, visionStartTokenId: config.tokens.visionStartTokenId, spatialMergeSize: 2 }).ropeDelta,
+      0,
+    );
     const model = await Qwen2VLForConditionalGeneration.from_pretrained(dir, { dtype: 'fp32', local_files_only: true });
     try {
       const getRopeIndex = (model as unknown as { get_rope_index(i: Tensor, g: null, v: null, m: Tensor): [Tensor, Tensor] }).get_rope_index.bind(model);
-      const [, delta] = getRopeIndex(new Tensor('int64', BigInt64Array.from(ids, BigInt), [1, L]), null, null, new Tensor('int64', new BigInt64Array(L).fill(1n), [1, L]));
+      const [, delta] = getRopeIndex(
+        new Tensor('int64', BigInt64Array.from(ids, BigInt), [1, L]),
+        null,
+        null,
+        new Tensor('int64', new BigInt64Array(L).fill(1n), [1, L]),
+      );
       assert.equal(Number((delta.data as BigInt64Array)[0]), 2 * L, 'transformers.js text-only rope_delta (max+1+len); if this changed, update the README');
     } finally {
       await model.dispose();

@@ -15,7 +15,10 @@ import { parseQwen2VLConfig } from '../../../../src/engine/architectures/qwen2-v
 import { readQwen2VLFolderF32 } from '../../../../src/engine/architectures/qwen2-vl/weights.ts';
 import { readSafetensors } from '../../../../src/engine/export/safetensors.ts';
 import {
-  TransformersJsExportError, checkPreprocessorConfig, flatQwen2VLConfig, writeTransformersJsFolder,
+  TransformersJsExportError,
+  checkPreprocessorConfig,
+  flatQwen2VLConfig,
+  writeTransformersJsFolder,
 } from '../../../../src/engine/architectures/qwen2-vl/transformers-js.ts';
 
 const run = promisify(execFile);
@@ -95,7 +98,16 @@ test('export:transformers-js on qwen2-vl-tiny: transformers.js generates the gol
   const out = join(root, 'qwen2-vl-tiny-tjs');
   try {
     await run(process.execPath, ['--import', 'tsx', 'scripts/export-transformers-js.ts', '--model', REFERENCE, '--out', out], { timeout: 60_000 });
-    for (const f of ['onnx/vision_encoder.onnx', 'onnx/embed_tokens.onnx', 'onnx/decoder_model_merged.onnx', 'config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer.json', 'tokenizer_config.json']) {
+    for (const f of [
+      'onnx/vision_encoder.onnx',
+      'onnx/embed_tokens.onnx',
+      'onnx/decoder_model_merged.onnx',
+      'config.json',
+      'generation_config.json',
+      'preprocessor_config.json',
+      'tokenizer.json',
+      'tokenizer_config.json',
+    ]) {
       assert.ok((await stat(join(out, f))).isFile(), `${f} written`);
     }
     const { ids, rows } = await generateGolden(out, g);
@@ -128,7 +140,17 @@ test('weights as external data (<file>_data, listed in transformers.js_config): 
 
 test('config.json: a transformers v5 layout comes out flat, with the fields transformers.js reads at the top level', async () => {
   const flat = JSON.parse(await readFile(join(REFERENCE, 'config.json'), 'utf8'));
-  const textKeys = ['hidden_size', 'num_hidden_layers', 'num_attention_heads', 'num_key_value_heads', 'intermediate_size', 'vocab_size', 'rms_norm_eps', 'max_position_embeddings', 'hidden_act'];
+  const textKeys = [
+    'hidden_size',
+    'num_hidden_layers',
+    'num_attention_heads',
+    'num_key_value_heads',
+    'intermediate_size',
+    'vocab_size',
+    'rms_norm_eps',
+    'max_position_embeddings',
+    'hidden_act',
+  ];
   const text_config: Record<string, unknown> = { model_type: 'qwen2_vl_text' };
   const v5: Record<string, unknown> = { ...flat, text_config };
   for (const k of textKeys) {
@@ -155,7 +177,10 @@ test('a processor config that does not match the vision tower is refused before 
   const c = parseQwen2VLConfig(JSON.parse(await readFile(join(REFERENCE, 'config.json'), 'utf8')));
   const pre = JSON.parse(await readFile(join(REFERENCE, 'preprocessor_config.json'), 'utf8'));
   checkPreprocessorConfig(pre, c);
-  assert.throws(() => checkPreprocessorConfig({ ...pre, merge_size: 1 }, c), (e: Error) => e instanceof TransformersJsExportError && /"merge_size" is 1.*needs 2/.test(e.message));
+  assert.throws(
+    () => checkPreprocessorConfig({ ...pre, merge_size: 1 }, c),
+    (e: Error) => e instanceof TransformersJsExportError && /"merge_size" is 1.*needs 2/.test(e.message),
+  );
   assert.throws(() => checkPreprocessorConfig({ ...pre, max_pixels: undefined }, c), /min_pixels/);
 });
 

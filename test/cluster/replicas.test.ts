@@ -121,10 +121,15 @@ describe('replicas on one database', () => {
     assert.equal(unload.status, 204, unload.text);
     await within(2000, 'model unloaded through A gone on B', () => !b.registry.has('m3'));
 
-    // The report is the database's: answers from both replicas count.
-    const report = await request(b.app).get('/admin/ab/report').set(ADMIN_AUTH);
-    assert.equal(report.status, 200);
-    const requests = (report.body.variants as { requests: number }[]).reduce((s, v) => s + v.requests, 0);
+    // The report is the database's: answers from both replicas count, once their batched response
+    // records (flushed every 200 ms, off the inference path) have landed.
+    let requests = 0;
+    await within(2000, 'every answer of both replicas in the report', async () => {
+      const report = await request(b.app).get('/admin/ab/report').set(ADMIN_AUTH);
+      assert.equal(report.status, 200);
+      requests = (report.body.variants as { requests: number }[]).reduce((s, v) => s + v.requests, 0);
+      return requests >= 6;
+    });
     assert.equal(requests, 6);
   });
 

@@ -24,7 +24,6 @@ import { ropeIndex } from '../src/engine/architectures/qwen2-vl/rope-index.ts';
 import { loadWeights } from '../src/hf/weights.ts';
 import { QWEN2_VL_2B_CONFIG as QWEN2_VL_2B } from './lib/qwen2-vl-2b.ts';
 
-
 const { values } = parseArgs({
   options: { keep: { type: 'string' }, 'no-prepack': { type: 'boolean', default: false }, steps: { type: 'string', default: '6' } },
 });

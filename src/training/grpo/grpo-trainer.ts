@@ -38,7 +38,7 @@ import {
 } from '../run-output.ts';
 import { computeAdvantages } from './advantages.ts';
 import { backwardInChunks, scoreInChunks, scoringBatch } from './chunked-scoring.ts';
-import { grpoLoss } from './loss.ts';
+import { grpoLoss, grpoLossConfigOf } from './loss.ts';
 import { openPolicySessions } from './policy-sessions.ts';
 import { buildRewardFunctions, type NamedReward } from './reward-set.ts';
 import { combineRewards, type RewardCase } from './rewards.ts';
@@ -233,14 +233,7 @@ export async function trainGrpo(cfg: GrpoConfig, hooks: GrpoHooks = {}): Promise
             terminated,
             entropy: cur.entropy,
           },
-          {
-            lossType: cfg.loss_type,
-            epsilonLow: cfg.epsilon,
-            epsilonHigh: cfg.epsilon_high ?? cfg.epsilon,
-            beta: cfg.beta,
-            maxCompletionLength: cfg.max_completion_length,
-            maskTruncatedCompletions: cfg.mask_truncated_completions,
-          },
+          grpoLossConfigOf(cfg),
         );
         const grads = await backwardInChunks(trainer, weights, batch, l.grad);
         for (const name of [...grads.keys()]) if (frozen(name)) grads.delete(name);

@@ -64,6 +64,25 @@ export interface GrpoLossConfig {
   dapoTokenNormalizer?: number;
 }
 
+/** The loss settings of a GRPO run configuration (TRL names) in the loss's own terms. */
+export function grpoLossConfigOf(cfg: {
+  loss_type: LossType;
+  epsilon: number;
+  epsilon_high?: number | null;
+  beta: number;
+  max_completion_length: number;
+  mask_truncated_completions: boolean;
+}): GrpoLossConfig {
+  return {
+    lossType: cfg.loss_type,
+    epsilonLow: cfg.epsilon,
+    epsilonHigh: cfg.epsilon_high ?? cfg.epsilon,
+    beta: cfg.beta,
+    maxCompletionLength: cfg.max_completion_length,
+    maskTruncatedCompletions: cfg.mask_truncated_completions,
+  };
+}
+
 export interface GrpoLossMetrics {
   /** Masked mean of k3; null when no logpRef was given. */
   meanKl: number | null;

@@ -8,7 +8,7 @@ import type { AdamW } from '../../engine/optim/adamw.ts';
 import { clipGradNorm } from '../../engine/optim/grad-clip.ts';
 import type { PolicyPrompt, TrainablePolicy } from '../policy.ts';
 import { computeAdvantages, type ScaleRewards } from './advantages.ts';
-import { grpoLoss, type LossType } from './loss.ts';
+import { grpoLoss, grpoLossConfigOf, type LossType } from './loss.ts';
 
 export interface GrpoStepConfig {
   num_generations: number;
@@ -100,14 +100,7 @@ export async function grpoPolicyStep<B extends { B: number; S: number; lossMask:
         terminated,
         entropy: cur.entropy,
       },
-      {
-        lossType: cfg.loss_type,
-        epsilonLow: cfg.epsilon,
-        epsilonHigh: cfg.epsilon_high ?? cfg.epsilon,
-        beta: cfg.beta,
-        maxCompletionLength: cfg.max_completion_length,
-        maskTruncatedCompletions: cfg.mask_truncated_completions,
-      },
+      grpoLossConfigOf(cfg),
     );
     const { grads } = await policy.gradients(batch, l.grad, step + taken);
     gradNorm = clipGradNorm(grads, cfg.grad_clip);
